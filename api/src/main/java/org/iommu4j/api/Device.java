@@ -1,0 +1,77 @@
+package org.iommu4j.api;
+
+import java.util.Optional;
+
+/**
+ * A device on one of the host's buses, as a backend sees it: its identity and the DMA limits the kernel's DMA
+ * API honours. The kernel owns devices; a backend never creates one. A device stays the same object from
+ * hot-add to hot-remove; after removal {@link #isPresent()} is false and the kernel refuses new work for it.
+ */
+public interface Device {
+
+    /** @return the device's name on its bus: {@code 0000:06:0d.0} for PCI, for example {@code fsl-dma.0} for platform */
+    String name();
+
+    /** @return the bus the device sits on */
+    BusType bus();
+
+    /** @return the PCI address, present exactly when {@link #bus()} is PCI */
+    Optional<PciAddress> pciAddress();
+
+    /** @return PCI vendor id (0 for platform devices) */
+    int vendorId();
+
+    /** @return PCI device id (0 for platform devices) */
+    int deviceId();
+
+    /** @return PCI class code, 24 bits (0 for platform devices) */
+    int classCode();
+
+    /**
+     * The highest bus address the device can put on the bus for streaming DMA, as a mask: {@code 0xffffffff}
+     * for a 32-bit device. The kernel's {@code dma_mask}.
+     *
+     * @return the streaming DMA mask
+     */
+    long dmaMask();
+
+    /** @return the mask for coherent allocations, the kernel's {@code coherent_dma_mask} */
+    long coherentDmaMask();
+
+    /**
+     * A limit the bus imposes on top of the mask ({@code bus_dma_limit}), or 0 when there is none.
+     *
+     * @return the highest reachable bus address, or 0
+     */
+    long busDmaLimit();
+
+    /**
+     * Low address bits the device needs preserved between the original buffer and its bounce buffer
+     * ({@code dma_get_min_align_mask}); 0 when it needs none.
+     *
+     * @return the minimum alignment mask
+     */
+    long minAlignMask();
+
+    /**
+     * The boundary no single DMA segment may cross ({@code dma_get_seg_boundary}): a segment's first and last
+     * byte agree in every bit above this mask. Usually {@code 0xffffffff}.
+     *
+     * @return the segment boundary mask
+     */
+    long segmentBoundaryMask();
+
+    /**
+     * The highest bus address the device can reach, {@code min(dmaMask, busDmaLimit)} with a limit of 0
+     * meaning none: the kernel's {@code dma_capable} test is {@code addr + size - 1 <= reachLimit()}.
+     *
+     * @return the highest reachable bus address
+     */
+    default long reachLimit() {
+        long limit = busDmaLimit();
+        return limit == 0 ? dmaMask() : Math.min(dmaMask(), limit);
+    }
+
+    /** @return false once the device has been hot-removed */
+    boolean isPresent();
+}

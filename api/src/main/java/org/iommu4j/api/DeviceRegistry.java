@@ -34,12 +34,13 @@ public interface DeviceRegistry {
     Optional<String> driverOf(Device device);
 
     /**
-     * Binds a driver to a device, as writing its name to {@code /sys/bus/pci/drivers/<driver>/bind} does.
+     * Binds a driver to a device, as writing the device's name to {@code /sys/bus/pci/drivers/<driver>/bind}
+     * does: the driver's {@link DeviceDriver#probe} runs and may refuse.
      *
      * @param device a present device
-     * @param driver the driver's name
+     * @param driver the name of a registered driver
      * @throws IommuException {@link Errno#EBUSY} if another driver is bound, {@link Errno#ENODEV} if the
-     *     device is gone
+     *     device is gone or no driver has that name, or the driver's own refusal
      */
     void bindDriver(Device device, String driver);
 
@@ -49,6 +50,21 @@ public interface DeviceRegistry {
      * @param device a device
      */
     void unbindDriver(Device device);
+
+    /**
+     * Registers a driver; devices are bound to it only when asked, never automatically.
+     *
+     * @param driver the driver
+     * @throws IommuException {@link Errno#EEXIST} if a driver of that name is registered for the bus
+     */
+    void registerDriver(DeviceDriver driver);
+
+    /**
+     * Unbinds the driver from every device it has and unregisters it.
+     *
+     * @param driver a registered driver
+     */
+    void unregisterDriver(DeviceDriver driver);
 
     /**
      * Subscribes to bus events. The listener is called for later events only.

@@ -9,6 +9,8 @@ public enum Errno {
     EPERM(1, "Operation not permitted"),
     /** No such file or directory: an unknown symbol, module or node. */
     ENOENT(2, "No such file or directory"),
+    /** No such process: the process has exited. */
+    ESRCH(3, "No such process"),
     /** Input/output error. */
     EIO(5, "Input/output error"),
     /** No such device or address. */

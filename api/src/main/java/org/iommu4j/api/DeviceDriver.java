@@ -1,0 +1,32 @@
+package org.iommu4j.api;
+
+/**
+ * A driver on a bus, the kernel's {@code struct device_driver}: binding a device to it by name runs
+ * {@link #probe}, which may refuse. A backend registers one when it must decide which devices it takes, as
+ * xen-pciback's stub does with its slot list.
+ */
+public interface DeviceDriver {
+
+    /** @return the driver's name, as in {@code /sys/bus/pci/drivers/<name>} */
+    String name();
+
+    /** @return the bus it drives */
+    BusType bus();
+
+    /**
+     * A device is being bound. Return normally to take it.
+     *
+     * @param device the device
+     * @throws IommuException to refuse, usually {@link Errno#ENODEV} ("not mine") or {@link Errno#EINVAL}; the
+     *     device then stays unbound
+     */
+    void probe(Device device);
+
+    /**
+     * The device is being unbound (or removed). Release whatever {@link #probe} set up.
+     *
+     * @param device a device this driver took
+     */
+    default void remove(Device device) {
+    }
+}

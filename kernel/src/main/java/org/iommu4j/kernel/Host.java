@@ -1,0 +1,293 @@
+package org.iommu4j.kernel;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.LongSupplier;
+import org.iommu4j.api.Capability;
+import org.iommu4j.api.LogLevel;
+import org.iommu4j.api.PhysicalMemory;
+import org.iommu4j.kernel.bus.Buses;
+import org.iommu4j.kernel.bus.PciDevice;
+import org.iommu4j.kernel.bus.PciDeviceSpec;
+import org.iommu4j.kernel.bus.PlatformDeviceSpec;
+import org.iommu4j.kernel.dma.DeviceDma;
+import org.iommu4j.kernel.dma.DirectDmaOps;
+import org.iommu4j.kernel.dma.DmaApi;
+import org.iommu4j.kernel.iommu.Iommu;
+import org.iommu4j.kernel.log.KernelLogBuffer;
+import org.iommu4j.kernel.mem.BuddyAllocator;
+import org.iommu4j.kernel.mem.SparseMemory;
+import org.iommu4j.kernel.module.ModuleTable;
+import org.iommu4j.kernel.module.SymbolRegistry;
+import org.iommu4j.kernel.params.CommandLine;
+import org.iommu4j.kernel.proc.UserProcess;
+import org.iommu4j.kernel.sysfs.Sysfs;
+import org.iommu4j.kernel.taint.TaintState;
+import org.iommu4j.kernel.vfio.VfioIommuDrivers;
+
+/**
+ * One simulated machine and the kernel running on it: physical memory and its page allocator, the PCI and
+ * platform buses, the iommu core, the DMA API, taint, the log, the command line, modules and processes. Every
+ * piece of state belongs to a host; any number of hosts live side by side in one JVM.
+ *
+ * <p>Slow-path changes (devices, drivers, groups, modules) take the host's configuration lock, one per host;
+ * the DMA paths do not.
+ */
+public final class Host {
+    /** The default memory size: 1 GiB. */
+    public static final long DEFAULT_MEMORY = 1L << 30;
+
+    private final ReentrantLock configLock = new ReentrantLock();
+    private final LongSupplier clock;
+    private final int cpus;
+    private final AtomicInteger nextCpu = new AtomicInteger();
+    private final ThreadLocal<Integer> cpuOfThread;
+    private final AtomicInteger nextPid = new AtomicInteger(1000);
+    private final SparseMemory memory;
+    private final BuddyAllocator pageAllocator;
+    private final KernelLogBuffer log;
+    private final TaintState taint;
+    private final CommandLine commandLine;
+    private final DeviceDma deviceDma;
+    private final Buses buses;
+    private final Iommu iommu;
+    private final DmaApi dma;
+    private final VfioIommuDrivers vfioDrivers = new VfioIommuDrivers();
+    private final SymbolRegistry symbols = new SymbolRegistry();
+    private final ModuleTable modules;
+    private final Sysfs sysfs;
+
+    private Host(Builder b) {
+        long boot = System.nanoTime();
+        this.clock = b.clock != null ? b.clock : () -> System.nanoTime() - boot;
+        this.cpus = b.cpus;
+        this.cpuOfThread = ThreadLocal.withInitial(() -> nextCpu.getAndIncrement() % cpus);
+        this.memory = new SparseMemory(b.memory);
+        this.pageAllocator = new BuddyAllocator(b.memory >>> PhysicalMemory.PAGE_SHIFT);
+        this.log = new KernelLogBuffer(b.logCapacity, clock);
+        this.taint = new TaintState(log, clock);
+        this.commandLine = CommandLine.parse(b.commandLine);
+        this.deviceDma = new DeviceDma(memory, log);
+        this.buses = new Buses(configLock, deviceDma);
+        this.iommu = new Iommu(configLock, buses, log);
+        this.dma = new DmaApi(configLock, buses, new DirectDmaOps(memory, pageAllocator, log));
+        this.modules = new ModuleTable(this, configLock);
+        this.sysfs = new Sysfs(buses, iommu, taint);
+        log.log(LogLevel.NOTICE, "Linux version 6.12.0-iommu4j (iommu4j simulated kernel)");
+        log.log(LogLevel.NOTICE, "Kernel command line: " + commandLine);
+        log.log(LogLevel.INFO, "Memory: " + (b.memory >>> 10) + "K available, " + cpus + " CPUs");
+        for (PciDeviceSpec spec : b.pciDevices) {
+            buses.addPci(spec);
+        }
+        for (PlatformDeviceSpec spec : b.platformDevices) {
+            buses.addPlatform(spec);
+        }
+    }
+
+    /** @return a builder for a host with 1 GiB, 2 CPUs, no devices and an empty command line */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** @return the host's physical memory */
+    public SparseMemory memory() {
+        return memory;
+    }
+
+    /** @return the page allocator */
+    public BuddyAllocator pageAllocator() {
+        return pageAllocator;
+    }
+
+    /** @return the kernel log */
+    public KernelLogBuffer log() {
+        return log;
+    }
+
+    /** @return the taint */
+    public TaintState taint() {
+        return taint;
+    }
+
+    /** @return the kernel command line */
+    public CommandLine commandLine() {
+        return commandLine;
+    }
+
+    /** @return the buses and devices */
+    public Buses buses() {
+        return buses;
+    }
+
+    /**
+     * @param address {@code DDDD:BB:DD.F}
+     * @return the PCI device there
+     * @throws org.iommu4j.api.IommuException {@link org.iommu4j.api.Errno#ENODEV} if none is
+     */
+    public PciDevice pci(String address) {
+        return buses.pci(address);
+    }
+
+    /** @return the iommu core */
+    public Iommu iommu() {
+        return iommu;
+    }
+
+    /** @return the DMA API */
+    public DmaApi dma() {
+        return dma;
+    }
+
+    /** @return the engine devices' DMA goes through, with its fault count */
+    public DeviceDma deviceDma() {
+        return deviceDma;
+    }
+
+    /** @return the VFIO core's iommu driver list */
+    public VfioIommuDrivers vfioDrivers() {
+        return vfioDrivers;
+    }
+
+    /** @return symbols exported between modules */
+    public SymbolRegistry symbols() {
+        return symbols;
+    }
+
+    /** @return the loaded modules */
+    public ModuleTable modules() {
+        return modules;
+    }
+
+    /** @return the sysfs and procfs view */
+    public Sysfs sysfs() {
+        return sysfs;
+    }
+
+    /** @return the configuration lock; kernel subsystems share it for slow-path changes */
+    public ReentrantLock configLock() {
+        return configLock;
+    }
+
+    /** @return CPUs */
+    public int cpuCount() {
+        return cpus;
+    }
+
+    /** @return the calling thread's CPU, assigned round robin on first use */
+    public int currentCpu() {
+        return cpuOfThread.get();
+    }
+
+    /** @return nanoseconds since boot */
+    public long uptimeNanos() {
+        return clock.getAsLong();
+    }
+
+    /**
+     * Starts a user process with explicit credentials.
+     *
+     * @param comm its command name
+     * @param uid its user id
+     * @param capabilities its effective capabilities
+     * @return the process
+     */
+    public UserProcess spawn(String comm, int uid, Set<Capability> capabilities) {
+        return new UserProcess(nextPid.getAndIncrement(), comm, uid, capabilities, memory, pageAllocator);
+    }
+
+    /** Builds a {@link Host}. */
+    public static final class Builder {
+        private long memory = DEFAULT_MEMORY;
+        private int cpus = 2;
+        private String commandLine = "";
+        private int logCapacity = 4096;
+        private LongSupplier clock;
+        private final List<PciDeviceSpec> pciDevices = new ArrayList<>();
+        private final List<PlatformDeviceSpec> platformDevices = new ArrayList<>();
+
+        private Builder() {
+        }
+
+        /**
+         * @param bytes memory size, a multiple of 4 KiB from 16 MiB to 1 TiB
+         * @return this
+         * @throws IllegalArgumentException naming the size and the valid range
+         */
+        public Builder memory(long bytes) {
+            if (bytes < (16L << 20) || bytes > (1L << 40) || (bytes & PhysicalMemory.PAGE_OFFSET_MASK) != 0) {
+                throw new IllegalArgumentException("memory size " + bytes + " is invalid: expected a multiple of"
+                        + " 4 KiB from 16 MiB to 1 TiB");
+            }
+            this.memory = bytes;
+            return this;
+        }
+
+        /**
+         * @param count CPUs, 1 to 256
+         * @return this
+         */
+        public Builder cpus(int count) {
+            if (count < 1 || count > 256) {
+                throw new IllegalArgumentException("CPU count " + count + " is invalid: expected 1 to 256");
+            }
+            this.cpus = count;
+            return this;
+        }
+
+        /**
+         * @param line the kernel command line, for example {@code noiommu.enable_unsafe_noiommu_mode=1}
+         * @return this
+         */
+        public Builder commandLine(String line) {
+            this.commandLine = line;
+            return this;
+        }
+
+        /**
+         * @param spec a PCI device present at boot
+         * @return this
+         */
+        public Builder pciDevice(PciDeviceSpec spec) {
+            this.pciDevices.add(spec);
+            return this;
+        }
+
+        /**
+         * @param spec a platform device present at boot
+         * @return this
+         */
+        public Builder platformDevice(PlatformDeviceSpec spec) {
+            this.platformDevices.add(spec);
+            return this;
+        }
+
+        /**
+         * @param records how many log records the ring keeps
+         * @return this
+         */
+        public Builder logCapacity(int records) {
+            this.logCapacity = records;
+            return this;
+        }
+
+        /**
+         * @param nanosSinceBoot the host's clock, for log and taint time stamps
+         * @return this
+         */
+        public Builder clock(LongSupplier nanosSinceBoot) {
+            this.clock = nanosSinceBoot;
+            return this;
+        }
+
+        /**
+         * @return the booted host
+         * @throws org.iommu4j.api.InvalidParameterException for a malformed command line
+         */
+        public Host build() {
+            return new Host(this);
+        }
+    }
+}

@@ -1,0 +1,118 @@
+package org.iommu4j.kernel.bus;
+
+import org.iommu4j.api.PciAddress;
+
+/**
+ * What a PCI device on a simulated host looks like. Defaults describe an Intel e1000 NIC with 64-bit DMA,
+ * bound to no driver.
+ *
+ * @param address where it sits
+ * @param vendorId PCI vendor id
+ * @param deviceId PCI device id
+ * @param classCode 24-bit class code
+ * @param dmaMask streaming DMA mask
+ * @param coherentDmaMask coherent DMA mask
+ * @param busDmaLimit bus limit, 0 for none
+ * @param minAlignMask low address bits a bounce buffer must preserve
+ * @param segmentBoundaryMask boundary a DMA segment must not cross
+ * @param driver a stock driver to bind at boot (a host driver that is not VFIO), or null
+ * @param bar0Size size of BAR 0 in bytes, a power of two of at least 16, or 0 for none
+ */
+public record PciDeviceSpec(PciAddress address, int vendorId, int deviceId, int classCode, long dmaMask,
+        long coherentDmaMask, long busDmaLimit, long minAlignMask, long segmentBoundaryMask, String driver,
+        int bar0Size) {
+
+    /**
+     * Checks the fields.
+     *
+     * @param address see the record description
+     * @param vendorId see the record description
+     * @param deviceId see the record description
+     * @param classCode see the record description
+     * @param dmaMask see the record description
+     * @param coherentDmaMask see the record description
+     * @param busDmaLimit see the record description
+     * @param minAlignMask see the record description
+     * @param segmentBoundaryMask see the record description
+     * @param driver see the record description
+     * @param bar0Size see the record description
+     */
+    public PciDeviceSpec {
+        if (address == null) {
+            throw new IllegalArgumentException("a PCI device needs an address (" + PciAddress.FORM + ")");
+        }
+        if ((vendorId & ~0xffff) != 0 || (deviceId & ~0xffff) != 0 || (classCode & ~0xffffff) != 0) {
+            throw new IllegalArgumentException("PCI ids of " + address + " are out of range: vendor and device"
+                    + " are 16 bits, class 24 bits");
+        }
+        if (bar0Size != 0 && (bar0Size < 16 || Integer.bitCount(bar0Size) != 1)) {
+            throw new IllegalArgumentException("BAR 0 size " + bar0Size + " of " + address
+                    + " is invalid: expected 0 or a power of two of at least 16");
+        }
+    }
+
+    /**
+     * @param address for example {@code 0000:06:0d.0}
+     * @return an e1000 at that address, 64-bit DMA, unbound
+     */
+    public static PciDeviceSpec of(String address) {
+        return new PciDeviceSpec(PciAddress.parse(address), 0x8086, 0x100e, 0x020000, -1L, -1L, 0, 0,
+                0xffffffffL, null, 0x20000);
+    }
+
+    /**
+     * @param vendor vendor id
+     * @param device device id
+     * @param pciClass class code
+     * @return a copy with these ids
+     */
+    public PciDeviceSpec withIds(int vendor, int device, int pciClass) {
+        return new PciDeviceSpec(address, vendor, device, pciClass, dmaMask, coherentDmaMask, busDmaLimit,
+                minAlignMask, segmentBoundaryMask, driver, bar0Size);
+    }
+
+    /**
+     * @param mask streaming and coherent DMA mask, for example {@code DmaMasks.bits(32)}
+     * @return a copy with that mask
+     */
+    public PciDeviceSpec withDmaMask(long mask) {
+        return new PciDeviceSpec(address, vendorId, deviceId, classCode, mask, mask, busDmaLimit, minAlignMask,
+                segmentBoundaryMask, driver, bar0Size);
+    }
+
+    /**
+     * @param mask the minimum alignment mask
+     * @return a copy with it
+     */
+    public PciDeviceSpec withMinAlignMask(long mask) {
+        return new PciDeviceSpec(address, vendorId, deviceId, classCode, dmaMask, coherentDmaMask, busDmaLimit,
+                mask, segmentBoundaryMask, driver, bar0Size);
+    }
+
+    /**
+     * @param mask the segment boundary mask
+     * @return a copy with it
+     */
+    public PciDeviceSpec withSegmentBoundaryMask(long mask) {
+        return new PciDeviceSpec(address, vendorId, deviceId, classCode, dmaMask, coherentDmaMask, busDmaLimit,
+                minAlignMask, mask, driver, bar0Size);
+    }
+
+    /**
+     * @param limit the bus DMA limit, 0 for none
+     * @return a copy with it
+     */
+    public PciDeviceSpec withBusDmaLimit(long limit) {
+        return new PciDeviceSpec(address, vendorId, deviceId, classCode, dmaMask, coherentDmaMask, limit,
+                minAlignMask, segmentBoundaryMask, driver, bar0Size);
+    }
+
+    /**
+     * @param name a host driver (for example {@code e1000}) bound at boot, or null
+     * @return a copy with it
+     */
+    public PciDeviceSpec withDriver(String name) {
+        return new PciDeviceSpec(address, vendorId, deviceId, classCode, dmaMask, coherentDmaMask, busDmaLimit,
+                minAlignMask, segmentBoundaryMask, name, bar0Size);
+    }
+}

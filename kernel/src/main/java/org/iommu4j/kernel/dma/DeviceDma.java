@@ -1,0 +1,129 @@
+package org.iommu4j.kernel.dma;
+
+import java.util.Objects;
+import java.util.concurrent.atomic.LongAdder;
+import org.iommu4j.api.Errno;
+import org.iommu4j.api.IommuDomain;
+import org.iommu4j.api.IommuException;
+import org.iommu4j.api.IommuFaultException;
+import org.iommu4j.api.IommuProt;
+import org.iommu4j.api.LogLevel;
+import org.iommu4j.api.PhysicalMemory;
+import org.iommu4j.kernel.bus.BusDevice;
+import org.iommu4j.kernel.bus.DmaPort;
+import org.iommu4j.kernel.iommu.Group;
+import org.iommu4j.kernel.log.KernelLogBuffer;
+
+/**
+ * Routes devices' DMA to memory through the translation in force: none when the device has no group or its
+ * group has no domain (bus address = physical address), else the group's current domain, page by page.
+ * An access is checked whole before a byte moves, so a fault writes nothing; it is logged, counted on the
+ * device and the host, and thrown as {@link IommuFaultException}.
+ *
+ * <p>This is the device-DMA hot path: it allocates nothing unless it faults and takes no lock. A mapping
+ * removed concurrently with an access can still cut the access short, as on hardware.
+ */
+public final class DeviceDma implements DmaPort {
+    private final PhysicalMemory memory;
+    private final KernelLogBuffer log;
+    private final LongAdder faults = new LongAdder();
+
+    /**
+     * @param memory the host's memory
+     * @param log the kernel log, where faults are reported
+     */
+    public DeviceDma(PhysicalMemory memory, KernelLogBuffer log) {
+        this.memory = memory;
+        this.log = log;
+    }
+
+    /** @return how many device accesses faulted on this host */
+    public long faultCount() {
+        return faults.sum();
+    }
+
+    @Override
+    public void write(BusDevice device, long busAddress, byte[] src, int offset, int length) {
+        Objects.checkFromIndexSize(offset, length, src.length);
+        transfer(device, busAddress, src, offset, length, true);
+    }
+
+    @Override
+    public void read(BusDevice device, long busAddress, byte[] dst, int offset, int length) {
+        Objects.checkFromIndexSize(offset, length, dst.length);
+        transfer(device, busAddress, dst, offset, length, false);
+    }
+
+    private void transfer(BusDevice device, long address, byte[] buffer, int offset, int length, boolean write) {
+        if (!device.isPresent()) {
+            throw new IommuException(Errno.ENODEV, "device " + device.name() + " has been removed");
+        }
+        if (length == 0) {
+            return;
+        }
+        long last = address + length - 1;
+        if (address < 0 || last < address || Long.compareUnsigned(last, device.dmaMask()) > 0) {
+            throw fault(device, address, write, String.format("beyond the device's DMA mask 0x%x",
+                    device.dmaMask()));
+        }
+        Group group = device.group();
+        IommuDomain domain = group == null ? null : group.currentDomain();
+        if (domain == null) {
+            if (last >= memory.size()) {
+                throw fault(device, address, write, "no memory there (memory ends at 0x"
+                        + Long.toHexString(memory.size()) + ")");
+            }
+            move(address, buffer, offset, length, write);
+            return;
+        }
+        int access = write ? IommuProt.WRITE : IommuProt.READ;
+        for (long page = PhysicalMemory.pageAlignDown(address); page <= last; page += PhysicalMemory.PAGE_SIZE) {
+            long at = Math.max(page, address);
+            long phys = domain.translate(at, access);
+            if (phys < 0) {
+                throw fault(device, at, write, phys == IommuDomain.FAULT_PERMISSION
+                        ? "mapping does not allow " + (write ? "writes" : "reads") : "not mapped");
+            }
+            long chunkEnd = Math.min(last, page + PhysicalMemory.PAGE_OFFSET_MASK);
+            if (phys + (chunkEnd - at) >= memory.size()) {
+                throw fault(device, at, write, "translates to 0x" + Long.toHexString(phys) + ", outside memory");
+            }
+        }
+        long runBus = address;
+        long runPhys = domain.translate(address, access);
+        long runLength = 0;
+        for (long at = address; at <= last; ) {
+            long chunkEnd = Math.min(last, PhysicalMemory.pageAlignDown(at) + PhysicalMemory.PAGE_OFFSET_MASK);
+            long phys = at == address ? runPhys : domain.translate(at, access);
+            if (phys < 0) {
+                throw fault(device, at, write, "unmapped during the access");
+            }
+            if (phys != runPhys + runLength) {
+                move(runPhys, buffer, offset + (int) (runBus - address), (int) runLength, write);
+                runBus = at;
+                runPhys = phys;
+                runLength = 0;
+            }
+            runLength += chunkEnd - at + 1;
+            at = chunkEnd + 1;
+        }
+        move(runPhys, buffer, offset + (int) (runBus - address), (int) runLength, write);
+    }
+
+    private void move(long phys, byte[] buffer, int offset, int length, boolean write) {
+        if (write) {
+            memory.write(phys, buffer, offset, length);
+        } else {
+            memory.read(phys, buffer, offset, length);
+        }
+    }
+
+    private IommuFaultException fault(BusDevice device, long address, boolean write, String reason) {
+        device.countFault();
+        faults.increment();
+        String message = String.format("iommu fault: DMA %s at bus address 0x%x: %s", write ? "write" : "read",
+                address, reason);
+        log.log(LogLevel.ERR, device.logPrefix() + ": " + message);
+        return new IommuFaultException(device.name(), address, write, device.name() + ": " + message);
+    }
+}

@@ -1,0 +1,263 @@
+package org.iommu4j.kernel.dma;
+
+import java.util.concurrent.locks.ReentrantLock;
+import org.iommu4j.api.CoherentBuffer;
+import org.iommu4j.api.Device;
+import org.iommu4j.api.DmaDirection;
+import org.iommu4j.api.DmaOps;
+import org.iommu4j.api.DmaOpsRegistry;
+import org.iommu4j.api.Errno;
+import org.iommu4j.api.IommuException;
+import org.iommu4j.kernel.bus.BusDevice;
+import org.iommu4j.kernel.bus.Buses;
+import org.iommu4j.kernel.module.ModuleRef;
+
+/**
+ * The DMA API kernel drivers call ({@code dma_map_single} and friends): it checks the arguments, picks the
+ * device's ops (its own, else the default a backend installed, else dma-direct) and counts live mappings
+ * against the module that provides them. Map, unmap and sync read two volatile fields and take no lock.
+ */
+public final class DmaApi {
+    private final ReentrantLock lock;
+    private final Buses buses;
+    private final DmaOpsBinding direct;
+    private volatile DmaOpsBinding defaultOps;
+
+    /**
+     * @param lock the host's configuration lock
+     * @param buses the host's buses
+     * @param direct the kernel's dma-direct
+     */
+    public DmaApi(ReentrantLock lock, Buses buses, DirectDmaOps direct) {
+        this.lock = lock;
+        this.buses = buses;
+        this.direct = new DmaOpsBinding(direct, ModuleRef.KERNEL);
+        this.defaultOps = this.direct;
+    }
+
+    /**
+     * Maps a buffer for streaming DMA.
+     *
+     * @param device the device
+     * @param phys the buffer's physical address
+     * @param size bytes, positive
+     * @param direction not {@link DmaDirection#NONE}
+     * @return the DMA address to give the device
+     * @throws IommuException {@link Errno#EINVAL} for a bad size or direction, {@link Errno#ENODEV} for a
+     *     removed device, or the backend's {@link org.iommu4j.api.DmaMappingException}
+     */
+    public long map(Device device, long phys, long size, DmaDirection direction) {
+        DmaOpsBinding b = binding(check(device, size, direction));
+        long address = b.ops().map(device, phys, size, direction);
+        b.live().increment();
+        return address;
+    }
+
+    /**
+     * Ends a streaming mapping.
+     *
+     * @param device the device
+     * @param dmaAddress what {@link #map} returned
+     * @param size the mapped size
+     * @param direction the mapped direction
+     */
+    public void unmap(Device device, long dmaAddress, long size, DmaDirection direction) {
+        DmaOpsBinding b = binding(checkArguments(device, size, direction));
+        b.ops().unmap(device, dmaAddress, size, direction);
+        b.live().decrement();
+    }
+
+    /**
+     * @param device the device
+     * @param dmaAddress inside a live mapping
+     * @param size bytes
+     * @param direction the mapping's direction
+     */
+    public void syncForCpu(Device device, long dmaAddress, long size, DmaDirection direction) {
+        binding(checkArguments(device, size, direction)).ops().syncForCpu(device, dmaAddress, size, direction);
+    }
+
+    /**
+     * @param device the device
+     * @param dmaAddress inside a live mapping
+     * @param size bytes
+     * @param direction the mapping's direction
+     */
+    public void syncForDevice(Device device, long dmaAddress, long size, DmaDirection direction) {
+        binding(checkArguments(device, size, direction)).ops().syncForDevice(device, dmaAddress, size, direction);
+    }
+
+    /**
+     * @param device the device
+     * @param size bytes, positive
+     * @return a zeroed coherent buffer the device can reach
+     */
+    public CoherentBuffer allocateCoherent(Device device, long size) {
+        DmaOpsBinding b = binding(check(device, size, DmaDirection.BIDIRECTIONAL));
+        CoherentBuffer buffer = b.ops().allocateCoherent(device, size);
+        b.live().increment();
+        return buffer;
+    }
+
+    /**
+     * @param device the device
+     * @param buffer a buffer {@link #allocateCoherent} returned for it
+     */
+    public void freeCoherent(Device device, CoherentBuffer buffer) {
+        DmaOpsBinding b = binding((BusDevice) device);
+        b.ops().freeCoherent(device, buffer);
+        b.live().decrement();
+    }
+
+    /**
+     * @param device a device
+     * @return the ops its DMA API calls go to now
+     */
+    public DmaOps opsFor(Device device) {
+        return binding((BusDevice) device).ops();
+    }
+
+    private DmaOpsBinding binding(BusDevice device) {
+        DmaOpsBinding own = device.dmaOps();
+        return own != null ? own : defaultOps;
+    }
+
+    private static BusDevice check(Device device, long size, DmaDirection direction) {
+        BusDevice d = checkArguments(device, size, direction);
+        if (!d.isPresent()) {
+            throw new IommuException(Errno.ENODEV, "device " + d.name() + " has been removed");
+        }
+        return d;
+    }
+
+    private static BusDevice checkArguments(Device device, long size, DmaDirection direction) {
+        if (direction == null || direction == DmaDirection.NONE) {
+            throw new IommuException(Errno.EINVAL, "DMA direction " + direction + " is invalid for a mapping:"
+                    + " use TO_DEVICE, FROM_DEVICE or BIDIRECTIONAL");
+        }
+        if (size <= 0) {
+            throw new IommuException(Errno.EINVAL, "DMA size " + size + " is invalid: expected at least 1 byte");
+        }
+        return (BusDevice) device;
+    }
+
+    /**
+     * @param owner a module
+     * @return live mappings and coherent buffers made through ops that module installed
+     */
+    public long liveMappings(ModuleRef owner) {
+        long n = 0;
+        DmaOpsBinding def = defaultOps;
+        if (def.owner() == owner) {
+            n += def.live().sum();
+        }
+        for (BusDevice d : buses.all()) {
+            DmaOpsBinding b = d.dmaOps();
+            if (b != null && b.owner() == owner) {
+                n += b.live().sum();
+            }
+        }
+        return n;
+    }
+
+    /**
+     * Removes every ops binding an owner installed.
+     *
+     * @param owner the module
+     * @return how many bindings were removed
+     */
+    public int removeAllOwnedBy(ModuleRef owner) {
+        lock.lock();
+        try {
+            int n = 0;
+            if (defaultOps.owner() == owner) {
+                defaultOps = direct;
+                n++;
+            }
+            for (BusDevice d : buses.all()) {
+                DmaOpsBinding b = d.dmaOps();
+                if (b != null && b.owner() == owner) {
+                    d.setDmaOps(null);
+                    n++;
+                }
+            }
+            return n;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * The api view for one module.
+     *
+     * @param owner the module
+     * @return a registry whose installations belong to {@code owner}
+     */
+    public DmaOpsRegistry view(ModuleRef owner) {
+        return new DmaOpsRegistry() {
+            @Override
+            public void setDeviceOps(Device device, DmaOps ops) {
+                lock.lock();
+                try {
+                    BusDevice d = (BusDevice) device;
+                    requireIdle(d.dmaOps(), device.name());
+                    d.setDmaOps(new DmaOpsBinding(ops, owner));
+                } finally {
+                    lock.unlock();
+                }
+            }
+
+            @Override
+            public void clearDeviceOps(Device device) {
+                lock.lock();
+                try {
+                    BusDevice d = (BusDevice) device;
+                    requireIdle(d.dmaOps(), device.name());
+                    d.setDmaOps(null);
+                } finally {
+                    lock.unlock();
+                }
+            }
+
+            @Override
+            public void setDefaultOps(DmaOps ops) {
+                lock.lock();
+                try {
+                    if (defaultOps != direct && defaultOps.owner() != owner) {
+                        throw new IommuException(Errno.EBUSY, "default DMA ops are already installed by "
+                                + defaultOps.owner().name() + ": unload it first");
+                    }
+                    requireIdle(defaultOps, "the default ops");
+                    defaultOps = new DmaOpsBinding(ops, owner);
+                } finally {
+                    lock.unlock();
+                }
+            }
+
+            @Override
+            public void clearDefaultOps(DmaOps ops) {
+                lock.lock();
+                try {
+                    if (defaultOps.ops() == ops) {
+                        requireIdle(defaultOps, "the default ops");
+                        defaultOps = direct;
+                    }
+                } finally {
+                    lock.unlock();
+                }
+            }
+
+            @Override
+            public DmaOps directOps() {
+                return direct.ops();
+            }
+        };
+    }
+
+    private void requireIdle(DmaOpsBinding binding, String what) {
+        if (binding != null && binding != direct && binding.live().sum() != 0) {
+            throw new IommuException(Errno.EBUSY, "cannot change DMA ops of " + what + " while "
+                    + binding.live().sum() + " mappings made through them are live");
+        }
+    }
+}

@@ -1,0 +1,144 @@
+package org.iommu4j.kernel.module;
+
+import org.iommu4j.api.Device;
+import org.iommu4j.api.DeviceRegistry;
+import org.iommu4j.api.DmaOpsRegistry;
+import org.iommu4j.api.IommuCore;
+import org.iommu4j.api.KernelCommandLine;
+import org.iommu4j.api.KernelLog;
+import org.iommu4j.api.KernelServices;
+import org.iommu4j.api.LogLevel;
+import org.iommu4j.api.ModuleParameters;
+import org.iommu4j.api.PageAllocator;
+import org.iommu4j.api.PhysicalMemory;
+import org.iommu4j.api.SymbolTable;
+import org.iommu4j.api.Taint;
+import org.iommu4j.api.TaintFlag;
+import org.iommu4j.api.VfioDriverRegistry;
+import org.iommu4j.kernel.Host;
+import org.iommu4j.kernel.bus.BusDevice;
+
+/**
+ * The {@link KernelServices} a host hands one module: every registration made through it belongs to that
+ * module, every taint is recorded against it, and every log line carries its name.
+ */
+public final class ModuleServices implements KernelServices {
+    private final Host host;
+    private final LoadedModule module;
+    private final DeviceRegistry devices;
+    private final IommuCore iommu;
+    private final DmaOpsRegistry dma;
+    private final VfioDriverRegistry vfio;
+    private final SymbolTable symbols;
+
+    /**
+     * @param host the host
+     * @param module the module
+     */
+    public ModuleServices(Host host, LoadedModule module) {
+        this.host = host;
+        this.module = module;
+        this.devices = host.buses().view(module);
+        this.iommu = host.iommu().view(module);
+        this.dma = host.dma().view(module);
+        this.vfio = host.vfioDrivers().view(module);
+        this.symbols = host.symbols().view(module);
+    }
+
+    @Override
+    public String moduleName() {
+        return module.name();
+    }
+
+    @Override
+    public ModuleParameters parameters() {
+        return module.parameters();
+    }
+
+    @Override
+    public KernelCommandLine commandLine() {
+        return host.commandLine();
+    }
+
+    @Override
+    public PhysicalMemory memory() {
+        return host.memory();
+    }
+
+    @Override
+    public PageAllocator pageAllocator() {
+        return host.pageAllocator();
+    }
+
+    @Override
+    public DeviceRegistry devices() {
+        return devices;
+    }
+
+    @Override
+    public IommuCore iommu() {
+        return iommu;
+    }
+
+    @Override
+    public DmaOpsRegistry dma() {
+        return dma;
+    }
+
+    @Override
+    public VfioDriverRegistry vfio() {
+        return vfio;
+    }
+
+    @Override
+    public Taint taint() {
+        return new Taint() {
+            @Override
+            public void add(TaintFlag flag, String event) {
+                module.recordTaint(flag);
+                host.taint().add(flag, module.name(), event);
+            }
+
+            @Override
+            public boolean isSet(TaintFlag flag) {
+                return host.taint().isSet(flag);
+            }
+
+            @Override
+            public long mask() {
+                return host.taint().mask();
+            }
+        };
+    }
+
+    @Override
+    public KernelLog log() {
+        return new KernelLog() {
+            @Override
+            public void log(LogLevel level, String message) {
+                String prefix = module.name() + ":";
+                host.log().log(level, message.startsWith(prefix) ? message : prefix + " " + message);
+            }
+
+            @Override
+            public void log(LogLevel level, Device device, String message) {
+                host.log().log(level, ((BusDevice) device).logPrefix() + ": " + message);
+            }
+        };
+    }
+
+    @Override
+    public SymbolTable symbols() {
+        return symbols;
+    }
+
+    @Override
+    public int cpuCount() {
+        return host.cpuCount();
+    }
+
+    @Override
+    public int currentCpu() {
+        return host.currentCpu();
+    }
+}

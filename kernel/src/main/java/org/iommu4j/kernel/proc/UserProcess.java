@@ -1,0 +1,418 @@
+package org.iommu4j.kernel.proc;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.EnumSet;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.TreeMap;
+import org.iommu4j.api.Capability;
+import org.iommu4j.api.Errno;
+import org.iommu4j.api.IommuException;
+import org.iommu4j.api.PageAllocator;
+import org.iommu4j.api.PhysicalMemory;
+import org.iommu4j.api.PinnedPages;
+import org.iommu4j.kernel.mem.BuddyAllocator;
+
+/**
+ * A user process on a simulated host: explicit credentials (uid and capabilities, never ambient), and a
+ * virtual address space whose pages come from the host's page allocator. Ordinary mappings get one page at a
+ * time from the top of memory downwards, so virtually consecutive pages are <em>not</em> physically
+ * contiguous; {@link #mmapContiguous} asks for one physical run, as a hugepage or CMA mapping would.
+ *
+ * <p>Pinning ({@link #pin}) keeps frames in place for DMA: a pinned frame outlives {@link #munmap} and is
+ * freed at its last unpin. Calls on one process are serialised; different processes never contend.
+ */
+public final class UserProcess {
+    /** Where the first mapping goes; mappings grow upwards with a guard page between them. */
+    public static final long MMAP_BASE = 0x7f00_0000_0000L;
+
+    private final int pid;
+    private final String comm;
+    private final int uid;
+    private final Set<Capability> capabilities;
+    private final PhysicalMemory memory;
+    private final BuddyAllocator pages;
+    private final TreeMap<Long, Vma> vmas = new TreeMap<>();
+    private final Map<Long, Integer> pins = new HashMap<>();
+    private final List<Vma> orphans = new ArrayList<>();
+    private final List<Runnable> exitHooks = new ArrayList<>();
+    private long nextVaddr = MMAP_BASE;
+    private long pinnedTotal;
+    private boolean alive = true;
+
+    private record Vma(long start, long[] frames, boolean contiguous) {
+        long end() {
+            return start + ((long) frames.length << PhysicalMemory.PAGE_SHIFT);
+        }
+    }
+
+    /**
+     * @param pid process id
+     * @param comm command name, as {@code comm} shows it
+     * @param uid user id
+     * @param capabilities effective capabilities
+     * @param memory the host's memory
+     * @param pages the host's page allocator
+     */
+    public UserProcess(int pid, String comm, int uid, Set<Capability> capabilities, PhysicalMemory memory,
+            BuddyAllocator pages) {
+        this.pid = pid;
+        this.comm = Objects.requireNonNull(comm);
+        this.uid = uid;
+        this.capabilities = capabilities.isEmpty() ? Set.of() : Collections.unmodifiableSet(EnumSet.copyOf(capabilities));
+        this.memory = memory;
+        this.pages = pages;
+    }
+
+    /** @return the process id */
+    public int pid() {
+        return pid;
+    }
+
+    /** @return the command name */
+    public String comm() {
+        return comm;
+    }
+
+    /** @return the user id */
+    public int uid() {
+        return uid;
+    }
+
+    /** @return the effective capabilities */
+    public Set<Capability> capabilities() {
+        return capabilities;
+    }
+
+    /**
+     * @param capability a capability
+     * @return whether the process holds it ({@code capable()})
+     */
+    public boolean capable(Capability capability) {
+        return capabilities.contains(capability);
+    }
+
+    /** @return {@code comm:pid}, as the kernel prints a process */
+    @Override
+    public String toString() {
+        return comm + ":" + pid;
+    }
+
+    /**
+     * Maps anonymous memory: zeroed pages, physically scattered.
+     *
+     * @param length bytes, rounded up to whole pages
+     * @return the first virtual address, page-aligned
+     * @throws IommuException {@link Errno#ENOMEM} when memory runs out (nothing stays allocated),
+     *     {@link Errno#EINVAL} for a length below 1
+     */
+    public synchronized long mmap(long length) {
+        int count = pageCount(length);
+        long[] frames = new long[count];
+        try {
+            for (int i = 0; i < count; i++) {
+                frames[i] = pages.allocateUserPage();
+                memory.fill(frames[i], PhysicalMemory.PAGE_SIZE, (byte) 0);
+            }
+        } catch (IommuException e) {
+            for (long f : frames) {
+                if (f != 0) {
+                    pages.freePages(f, 0);
+                }
+            }
+            throw e;
+        }
+        return insert(frames, false);
+    }
+
+    /**
+     * Maps zeroed memory that is one physically contiguous run.
+     *
+     * @param length bytes, rounded up to whole pages
+     * @return the first virtual address, page-aligned
+     * @throws IommuException {@link Errno#ENOMEM} when no run that long is free
+     */
+    public synchronized long mmapContiguous(long length) {
+        int count = pageCount(length);
+        long first = pages.allocateContiguous(count, PageAllocator.NO_LIMIT);
+        memory.fill(first, (long) count << PhysicalMemory.PAGE_SHIFT, (byte) 0);
+        long[] frames = new long[count];
+        for (int i = 0; i < count; i++) {
+            frames[i] = first + ((long) i << PhysicalMemory.PAGE_SHIFT);
+        }
+        return insert(frames, true);
+    }
+
+    private int pageCount(long length) {
+        requireAlive();
+        if (length < 1 || PhysicalMemory.pageAlignUp(length) >>> PhysicalMemory.PAGE_SHIFT > Integer.MAX_VALUE) {
+            throw new IommuException(Errno.EINVAL, "mmap length " + length + " is invalid: expected 1 byte to "
+                    + "8 TiB");
+        }
+        return (int) (PhysicalMemory.pageAlignUp(length) >>> PhysicalMemory.PAGE_SHIFT);
+    }
+
+    private long insert(long[] frames, boolean contiguous) {
+        long start = nextVaddr;
+        vmas.put(start, new Vma(start, frames, contiguous));
+        nextVaddr = start + ((long) (frames.length + 1) << PhysicalMemory.PAGE_SHIFT);
+        return start;
+    }
+
+    /**
+     * Unmaps a whole mapping. Pinned frames stay allocated until unpinned.
+     *
+     * @param vaddr the address {@link #mmap} or {@link #mmapContiguous} returned
+     * @throws IommuException {@link Errno#EINVAL} if no mapping starts there
+     */
+    public synchronized void munmap(long vaddr) {
+        Vma vma = vmas.get(vaddr);
+        if (vma == null) {
+            throw new IommuException(Errno.EINVAL, String.format(
+                    "munmap of 0x%x in %s: no mapping starts there", vaddr, this));
+        }
+        vmas.remove(vaddr);
+        release(vma);
+    }
+
+    /** Frees a mapping's frames now, or when its last pinned frame is unpinned. */
+    private void release(Vma vma) {
+        for (long f : vma.frames()) {
+            if (pins.containsKey(f)) {
+                orphans.add(vma);
+                return;
+            }
+        }
+        if (vma.contiguous()) {
+            pages.freeContiguous(vma.frames()[0], vma.frames().length);
+        } else {
+            for (long f : vma.frames()) {
+                pages.freePages(f, 0);
+            }
+        }
+    }
+
+    /**
+     * Writes user memory, as the process's own stores would.
+     *
+     * @param vaddr first virtual address
+     * @param src bytes
+     * @throws IommuException {@link Errno#EFAULT} if any byte is unmapped (nothing is written)
+     */
+    public void write(long vaddr, byte[] src) {
+        write(vaddr, src, 0, src.length);
+    }
+
+    /**
+     * @param vaddr first virtual address
+     * @param src source
+     * @param offset first index
+     * @param length bytes
+     * @see #write(long, byte[])
+     */
+    public synchronized void write(long vaddr, byte[] src, int offset, int length) {
+        Objects.checkFromIndexSize(offset, length, src.length);
+        long[] frames = frames(vaddr, length);
+        copy(vaddr, frames, src, offset, length, true);
+    }
+
+    /**
+     * Reads user memory.
+     *
+     * @param vaddr first virtual address
+     * @param length bytes
+     * @return the bytes
+     * @throws IommuException {@link Errno#EFAULT} if any byte is unmapped
+     */
+    public byte[] read(long vaddr, int length) {
+        byte[] out = new byte[length];
+        read(vaddr, out, 0, length);
+        return out;
+    }
+
+    /**
+     * @param vaddr first virtual address
+     * @param dst destination
+     * @param offset first index
+     * @param length bytes
+     * @see #read(long, int)
+     */
+    public synchronized void read(long vaddr, byte[] dst, int offset, int length) {
+        Objects.checkFromIndexSize(offset, length, dst.length);
+        long[] frames = frames(vaddr, length);
+        copy(vaddr, frames, dst, offset, length, false);
+    }
+
+    private void copy(long vaddr, long[] frames, byte[] buffer, int offset, int length, boolean write) {
+        int done = 0;
+        int page = 0;
+        while (done < length) {
+            long at = vaddr + done;
+            int inPage = (int) (at & PhysicalMemory.PAGE_OFFSET_MASK);
+            int chunk = Math.min(length - done, PhysicalMemory.PAGE_SIZE - inPage);
+            if (write) {
+                memory.write(frames[page] + inPage, buffer, offset + done, chunk);
+            } else {
+                memory.read(frames[page] + inPage, buffer, offset + done, chunk);
+            }
+            done += chunk;
+            page++;
+        }
+    }
+
+    /**
+     * The physical address behind a virtual address, as {@code /proc/<pid>/pagemap} tells it.
+     *
+     * @param vaddr a virtual address
+     * @return its physical address
+     * @throws IommuException {@link Errno#EFAULT} if unmapped
+     */
+    public synchronized long virtToPhys(long vaddr) {
+        return frames(vaddr, 1)[0] + (vaddr & PhysicalMemory.PAGE_OFFSET_MASK);
+    }
+
+    /**
+     * The frames behind every page a range touches.
+     *
+     * @param vaddr first virtual address
+     * @param length bytes, at least 1
+     * @return page-aligned physical addresses, one per page
+     * @throws IommuException {@link Errno#EFAULT} naming the first unmapped page
+     */
+    public synchronized long[] pagemap(long vaddr, long length) {
+        return frames(vaddr, length);
+    }
+
+    private long[] frames(long vaddr, long length) {
+        requireAlive();
+        if (length < 1) {
+            throw new IommuException(Errno.EINVAL, "length " + length + " is invalid: expected at least 1 byte");
+        }
+        long first = PhysicalMemory.pageAlignDown(vaddr);
+        long end = vaddr + length;
+        long count = (PhysicalMemory.pageAlignUp(end) - first) >>> PhysicalMemory.PAGE_SHIFT;
+        if (end < vaddr || count > Integer.MAX_VALUE) {
+            throw new IommuException(Errno.EFAULT, String.format("range 0x%x+0x%x wraps", vaddr, length));
+        }
+        long[] out = new long[(int) count];
+        for (int i = 0; i < out.length; i++) {
+            long page = first + ((long) i << PhysicalMemory.PAGE_SHIFT);
+            var e = vmas.floorEntry(page);
+            if (e == null || page >= e.getValue().end()) {
+                throw new IommuException(Errno.EFAULT, String.format(
+                        "address 0x%x is not mapped in %s", Math.max(page, vaddr), this));
+            }
+            out[i] = e.getValue().frames()[(int) ((page - e.getKey()) >>> PhysicalMemory.PAGE_SHIFT)];
+        }
+        return out;
+    }
+
+    /**
+     * Pins the pages of a range for DMA ({@code pin_user_pages}): each frame's pin count goes up by one.
+     *
+     * @param vaddr first virtual address
+     * @param length bytes, at least 1
+     * @return the pinned frames
+     * @throws IommuException {@link Errno#EFAULT} if any page is unmapped (nothing is pinned)
+     */
+    public synchronized PinnedPages pin(long vaddr, long length) {
+        long[] frames = frames(vaddr, length);
+        for (long f : frames) {
+            pins.merge(f, 1, Integer::sum);
+        }
+        pinnedTotal += frames.length;
+        return new PinnedPages(vaddr, length, frames);
+    }
+
+    /**
+     * Drops the pins {@link #pin} took; a frame that was unmapped meanwhile is freed at its last unpin.
+     *
+     * @param pinned what {@link #pin} returned
+     * @throws IommuException {@link Errno#EINVAL} if a frame is not pinned (nothing changes)
+     */
+    public synchronized void unpin(PinnedPages pinned) {
+        for (int i = 0; i < pinned.pageCount(); i++) {
+            if (!pins.containsKey(pinned.frame(i))) {
+                throw new IommuException(Errno.EINVAL, String.format(
+                        "unpin of frame 0x%x in %s: it is not pinned", pinned.frame(i), this));
+            }
+        }
+        boolean freedSome = false;
+        for (int i = 0; i < pinned.pageCount(); i++) {
+            long f = pinned.frame(i);
+            if (pins.merge(f, -1, Integer::sum) == 0) {
+                pins.remove(f);
+                freedSome = true;
+            }
+        }
+        pinnedTotal -= pinned.pageCount();
+        if (freedSome && !orphans.isEmpty()) {
+            List<Vma> waiting = new ArrayList<>(orphans);
+            orphans.clear();
+            waiting.forEach(this::release);
+        }
+    }
+
+    /**
+     * @param vaddr a mapped virtual address
+     * @return how many pins the page holding it has
+     */
+    public synchronized int pinCount(long vaddr) {
+        return pins.getOrDefault(frames(vaddr, 1)[0], 0);
+    }
+
+    /** @return pin references held, in pages (the kernel's {@code locked_vm} for VFIO) */
+    public synchronized long lockedPages() {
+        return pinnedTotal;
+    }
+
+    /**
+     * Runs a hook when the process exits, before its memory goes: open VFIO files close here.
+     *
+     * @param hook the hook
+     */
+    public synchronized void onExit(Runnable hook) {
+        requireAlive();
+        exitHooks.add(hook);
+    }
+
+    /** @return false after {@link #exit()} */
+    public synchronized boolean isAlive() {
+        return alive;
+    }
+
+    /**
+     * Exits: runs exit hooks (latest first), then unmaps everything.
+     */
+    public void exit() {
+        List<Runnable> hooks;
+        synchronized (this) {
+            if (!alive) {
+                return;
+            }
+            hooks = new ArrayList<>(exitHooks);
+            exitHooks.clear();
+        }
+        Collections.reverse(hooks);
+        for (Runnable h : hooks) {
+            h.run();
+        }
+        synchronized (this) {
+            for (Vma vma : new ArrayList<>(vmas.values())) {
+                vmas.remove(vma.start());
+                release(vma);
+            }
+            alive = false;
+        }
+    }
+
+    private void requireAlive() {
+        if (!alive) {
+            throw new IommuException(Errno.ESRCH, "process " + this + " has exited");
+        }
+    }
+}

@@ -1,0 +1,147 @@
+package org.iommu4j.kernel.module;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.util.Map;
+import java.util.function.Consumer;
+import org.iommu4j.api.Backend;
+import org.iommu4j.api.BackendProvider;
+import org.iommu4j.api.BounceBufferPool;
+import org.iommu4j.api.BusType;
+import org.iommu4j.api.Errno;
+import org.iommu4j.api.IommuException;
+import org.iommu4j.api.InvalidParameterException;
+import org.iommu4j.api.KernelServices;
+import org.iommu4j.api.LogLevel;
+import org.iommu4j.api.ModuleInfo;
+import org.iommu4j.api.ParameterSpec;
+import org.iommu4j.api.ParameterType;
+import org.iommu4j.api.TaintFlag;
+import org.iommu4j.kernel.Host;
+import org.iommu4j.kernel.bus.PciDeviceSpec;
+import org.iommu4j.kernel.testing.PageTableIommu;
+import org.junit.jupiter.api.Test;
+import org.mockito.Mockito;
+
+class ModuleTableTest {
+    private final Host host = Host.builder()
+            .commandLine("test-iommu.verbose=1 test_iommu.level=3")
+            .pciDevice(PciDeviceSpec.of("0000:06:0d.0"))
+            .build();
+
+    private static BackendProvider provider(String name, Consumer<KernelServices> init) {
+        ModuleInfo info = ModuleInfo.builder(name).version("1.0").description("test backend")
+                .parameter(new ParameterSpec("verbose", ParameterType.BOOL, "n", "log more", true))
+                .parameter(new ParameterSpec("level", ParameterType.INT, "1", "how hard", false))
+                .build();
+        return new BackendProvider() {
+            @Override
+            public ModuleInfo info() {
+                return info;
+            }
+
+            @Override
+            public Backend start(KernelServices kernel) {
+                init.accept(kernel);
+                return new Backend() {
+                };
+            }
+        };
+    }
+
+    @Test
+    void insertRunsInitWithParametersFromTheCommandLineAndTheCallThenRemoveTearsDown() {
+        PageTableIommu ops = new PageTableIommu();
+        LoadedModule m = host.modules().insert(provider("test-iommu", k -> {
+            k.iommu().registerOps(BusType.PCI, ops);
+            k.log().log(LogLevel.INFO, "level " + k.parameters().get("level"));
+        }), Map.of("level", "0x10"), "class path");
+
+        assertThat(m.state()).isEqualTo(ModuleState.LIVE);
+        assertThat(m.name()).isEqualTo("test_iommu");
+        assertThat(m.parameters().getBool("verbose")).isTrue();
+        assertThat(m.parameters().get("level")).isEqualTo("16");
+        assertThat(host.log().messages()).contains("test_iommu: level 16");
+        assertThat(host.pci("0000:06:0d.0").group()).isNotNull();
+
+        host.modules().remove("test-iommu");
+        assertThat(m.state()).isEqualTo(ModuleState.UNLOADED);
+        assertThat(host.modules().modules()).isEmpty();
+        assertThat(host.pci("0000:06:0d.0").group()).isNull();
+        assertThat(host.log().messages()).contains("test_iommu: left 1 registrations behind at exit; removed them");
+    }
+
+    @Test
+    void aFailingInitLeavesNothingRegistered() {
+        assertThatThrownBy(() -> host.modules().insert(provider("broken", k -> {
+            k.iommu().registerOps(BusType.PCI, new PageTableIommu());
+            throw new IommuException(Errno.ENODEV, "broken: no hardware");
+        }), Map.of(), "class path"))
+                .hasMessage("broken: no hardware");
+        assertThat(host.modules().find("broken")).isEmpty();
+        assertThat(host.iommu().groups()).isEmpty();
+        assertThat(host.iommu().ops(BusType.PCI)).isEmpty();
+    }
+
+    @Test
+    void anUnknownParameterIsRefusedByNameAndNothingLoads() {
+        assertThatThrownBy(() -> host.modules().insert(provider("test-iommu", k -> { }),
+                Map.of("speed", "9"), "class path"))
+                .isInstanceOf(InvalidParameterException.class)
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOENT);
+        assertThat(host.modules().modules()).isEmpty();
+    }
+
+    @Test
+    void aModuleInUseCannotBeRemoved() {
+        LoadedModule m = host.modules().insert(provider("test-iommu", k -> { }), Map.of(), "class path");
+        assertThat(m.tryGet()).isTrue();
+        assertThatThrownBy(() -> host.modules().remove("test_iommu"))
+                .isInstanceOf(IommuException.class)
+                .hasMessage("Module test_iommu is in use")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EAGAIN);
+        assertThat(m.state()).isEqualTo(ModuleState.LIVE);
+        m.put();
+        host.modules().remove("test_iommu");
+        assertThat(m.tryGet()).isFalse();
+        assertThatThrownBy(() -> host.modules().remove("test_iommu"))
+                .hasMessage("Module test_iommu is not currently loaded");
+    }
+
+    @Test
+    void aModuleWhoseSymbolAnotherUsesIsHeldByIt() {
+        BounceBufferPool pool = Mockito.mock(BounceBufferPool.class);
+        host.modules().insert(provider("pool", k -> k.symbols().export(BounceBufferPool.class, pool)), Map.of(),
+                "class path");
+        host.modules().insert(provider("user", k -> assertThat(k.symbols().lookup(BounceBufferPool.class))
+                .isSameAs(pool)), Map.of(), "class path");
+
+        assertThatThrownBy(() -> host.modules().remove("pool")).hasMessage("Module pool is in use by: user");
+        host.modules().remove("user");
+        host.modules().remove("pool");
+        assertThatThrownBy(() -> host.modules().insert(provider("late",
+                k -> k.symbols().lookup(BounceBufferPool.class)), Map.of(), "class path"))
+                .hasMessage("late: Unknown symbol org.iommu4j.api.BounceBufferPool (err -2)");
+    }
+
+    @Test
+    void taintThroughModuleServicesIsRecordedAgainstTheModule() {
+        LoadedModule m = host.modules().insert(provider("test-iommu", k -> {
+            k.taint().add(TaintFlag.USER, "unsafe thing");
+            k.taint().add(TaintFlag.OOT_MODULE, "out of tree");
+        }), Map.of(), "class path");
+        assertThat(m.taints()).containsExactly(TaintFlag.OOT_MODULE);
+        assertThat(m.taintLetters()).isEqualTo("O");
+        assertThat(host.taint().records()).extracting(r -> r.who() + ":" + r.flag())
+                .containsExactly("test_iommu:USER", "test_iommu:OOT_MODULE");
+    }
+
+    @Test
+    void aSecondModuleOfTheSameNameIsRefused() {
+        host.modules().insert(provider("test-iommu", k -> { }), Map.of(), "class path");
+        assertThatThrownBy(() -> host.modules().insert(provider("test_iommu", k -> { }), Map.of(), "/tmp/x.jar"))
+                .hasMessage("Module test_iommu is already loaded (from class path)")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EEXIST);
+    }
+}

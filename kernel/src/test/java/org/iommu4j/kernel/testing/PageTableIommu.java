@@ -1,0 +1,140 @@
+package org.iommu4j.kernel.testing;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Predicate;
+import org.iommu4j.api.Device;
+import org.iommu4j.api.DomainType;
+import org.iommu4j.api.Errno;
+import org.iommu4j.api.IommuDomain;
+import org.iommu4j.api.IommuException;
+import org.iommu4j.api.IommuOps;
+import org.iommu4j.api.IommuProt;
+import org.iommu4j.api.PhysicalMemory;
+
+/**
+ * A test-only translating IOMMU: one page table per domain (iova page to physical page and prot), 4 KiB
+ * pages, every device of the chosen buses in a group of its own. It is what the kernel's tests use to prove
+ * that DMA goes through a domain; it is not shipped.
+ */
+public final class PageTableIommu implements IommuOps {
+    private final Predicate<Device> manages;
+    private final List<PageTableDomain> domains = new ArrayList<>();
+
+    /** Manages every device it is asked about. */
+    public PageTableIommu() {
+        this(d -> true);
+    }
+
+    /** @param manages which devices to manage */
+    public PageTableIommu(Predicate<Device> manages) {
+        this.manages = manages;
+    }
+
+    @Override
+    public boolean probeDevice(Device device) {
+        return manages.test(device);
+    }
+
+    @Override
+    public synchronized IommuDomain allocateDomain(DomainType type) {
+        if (!type.isPaging() && type != DomainType.BLOCKED) {
+            throw new IommuException(Errno.EOPNOTSUPP, "PageTableIommu has no " + type + " domains");
+        }
+        PageTableDomain d = new PageTableDomain(type);
+        domains.add(d);
+        return d;
+    }
+
+    /** @return every domain allocated so far */
+    public synchronized List<PageTableDomain> domains() {
+        return List.copyOf(domains);
+    }
+
+    /** A page-table domain. */
+    public static final class PageTableDomain implements IommuDomain {
+        private final DomainType type;
+        private final ConcurrentHashMap<Long, long[]> table = new ConcurrentHashMap<>();
+        private final Set<Device> attached = ConcurrentHashMap.newKeySet();
+        private volatile boolean freed;
+
+        PageTableDomain(DomainType type) {
+            this.type = type;
+        }
+
+        @Override
+        public DomainType type() {
+            return type;
+        }
+
+        @Override
+        public void attachDevice(Device device) {
+            attached.add(device);
+        }
+
+        @Override
+        public void detachDevice(Device device) {
+            attached.remove(device);
+        }
+
+        /** @return devices attached now */
+        public Set<Device> attached() {
+            return Set.copyOf(attached);
+        }
+
+        /** @return whether {@link #free()} was called */
+        public boolean isFreed() {
+            return freed;
+        }
+
+        @Override
+        public synchronized void map(long iova, long paddr, long size, int prot) {
+            if (type == DomainType.BLOCKED) {
+                throw new IommuException(Errno.EOPNOTSUPP, "blocked domains map nothing");
+            }
+            for (long off = 0; off < size; off += PhysicalMemory.PAGE_SIZE) {
+                if (table.containsKey((iova + off) >>> PhysicalMemory.PAGE_SHIFT)) {
+                    throw new IommuException(Errno.EEXIST, String.format("iova 0x%x is already mapped", iova + off));
+                }
+            }
+            for (long off = 0; off < size; off += PhysicalMemory.PAGE_SIZE) {
+                table.put((iova + off) >>> PhysicalMemory.PAGE_SHIFT, new long[] {paddr + off, prot});
+            }
+        }
+
+        @Override
+        public synchronized long unmap(long iova, long size) {
+            long n = 0;
+            for (long off = 0; off < size; off += PhysicalMemory.PAGE_SIZE) {
+                if (table.remove((iova + off) >>> PhysicalMemory.PAGE_SHIFT) != null) {
+                    n += PhysicalMemory.PAGE_SIZE;
+                }
+            }
+            return n;
+        }
+
+        @Override
+        public long translate(long iova, int access) {
+            long[] e = table.get(iova >>> PhysicalMemory.PAGE_SHIFT);
+            if (e == null) {
+                return FAULT_NOT_MAPPED;
+            }
+            if ((access & ~(int) e[1] & (IommuProt.READ | IommuProt.WRITE)) != 0) {
+                return FAULT_PERMISSION;
+            }
+            return e[0] + (iova & PhysicalMemory.PAGE_OFFSET_MASK);
+        }
+
+        /** @return mapped pages */
+        public int mappedPages() {
+            return table.size();
+        }
+
+        @Override
+        public void free() {
+            freed = true;
+        }
+    }
+}

@@ -33,7 +33,6 @@ class DependencyRuleTest {
     static void importClasses() {
         production = new ClassFileImporter()
                 .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
-                .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_JARS)
                 .importPackages("org.iommu4j");
         assertThat(production.containPackage("org.iommu4j.api")).isTrue();
         assertThat(production.containPackage("org.iommu4j.kernel")).isTrue();

@@ -17,6 +17,8 @@ public enum Errno {
     ENXIO(6, "No such device or address"),
     /** Exec format error: a module that cannot be loaded as it is built. */
     ENOEXEC(8, "Exec format error"),
+    /** Bad file descriptor: a file that was closed. */
+    EBADF(9, "Bad file descriptor"),
     /** Resource temporarily unavailable; the kernel's EWOULDBLOCK for a module in use. */
     EAGAIN(11, "Resource temporarily unavailable"),
     /** Cannot allocate memory. */

@@ -59,6 +59,7 @@ public final class Host {
     private final SymbolRegistry symbols = new SymbolRegistry();
     private final ModuleTable modules;
     private final Sysfs sysfs;
+    private final org.iommu4j.kernel.vfio.Vfio vfio;
 
     private Host(Builder b) {
         long boot = System.nanoTime();
@@ -76,6 +77,7 @@ public final class Host {
         this.dma = new DmaApi(configLock, buses, new DirectDmaOps(memory, pageAllocator, log));
         this.modules = new ModuleTable(this, configLock);
         this.sysfs = new Sysfs(buses, iommu, taint);
+        this.vfio = new org.iommu4j.kernel.vfio.Vfio(this);
         log.log(LogLevel.NOTICE, "Linux version 6.12.0-iommu4j (iommu4j simulated kernel)");
         log.log(LogLevel.NOTICE, "Kernel command line: " + commandLine);
         log.log(LogLevel.INFO, "Memory: " + (b.memory >>> 10) + "K available, " + cpus + " CPUs");
@@ -149,6 +151,11 @@ public final class Host {
     /** @return the VFIO core's iommu driver list */
     public VfioIommuDrivers vfioDrivers() {
         return vfioDrivers;
+    }
+
+    /** @return the VFIO core: binding devices, groups, containers */
+    public org.iommu4j.kernel.vfio.Vfio vfio() {
+        return vfio;
     }
 
     /** @return symbols exported between modules */

@@ -253,8 +253,15 @@ public final class Buses {
                 throw new IommuException(Errno.EBUSY, "device " + device.name() + " is already bound to "
                         + device.driver() + ": unbind it first");
             }
-            driver.probe(device);
+            // as the kernel's really_probe: the device names its driver while probe runs, so probe's log
+            // lines carry the driver's prefix; a refusal takes it back
             device.setDriver(driverName);
+            try {
+                driver.probe(device);
+            } catch (RuntimeException e) {
+                device.setDriver(null);
+                throw e;
+            }
             for (Owned<BusListener> l : listeners) {
                 l.value().driverBound(device, driverName);
             }

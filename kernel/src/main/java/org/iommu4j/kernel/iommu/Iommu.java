@@ -41,6 +41,7 @@ public final class Iommu implements BusListener {
     private final BitSet usedIds = new BitSet();
     private final Map<Integer, Group> allocated = new java.util.HashMap<>();
     private final Map<Integer, Group> groups = new TreeMap<>();
+    private final List<GroupListener> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
 
     private record Registration(IommuOps ops, ModuleRef owner) {
     }
@@ -55,6 +56,13 @@ public final class Iommu implements BusListener {
         this.buses = buses;
         this.log = log;
         buses.addCoreListener(this);
+    }
+
+    /**
+     * @param listener told whenever a device leaves its group
+     */
+    public void addGroupListener(GroupListener listener) {
+        listeners.add(listener);
     }
 
     /**
@@ -281,6 +289,9 @@ public final class Iommu implements BusListener {
             }
             if (group.ops() != null) {
                 group.ops().releaseDevice(device);
+            }
+            for (GroupListener l : listeners) {
+                l.deviceLeftGroup(device, group);
             }
         } finally {
             lock.unlock();

@@ -14,6 +14,8 @@ import org.iommu4j.kernel.module.ModuleRef;
  */
 public final class VfioIommuDrivers {
     private final List<Registered> drivers = new CopyOnWriteArrayList<>();
+    private final List<java.util.function.Consumer<VfioIommuDriver>> unregisterListeners =
+            new CopyOnWriteArrayList<>();
 
     /**
      * A driver and its module.
@@ -42,8 +44,21 @@ public final class VfioIommuDrivers {
     /**
      * @param driver a registered driver; nothing happens for an unknown one
      */
-    public synchronized void unregister(VfioIommuDriver driver) {
-        drivers.removeIf(r -> r.driver() == driver);
+    public void unregister(VfioIommuDriver driver) {
+        boolean removed;
+        synchronized (this) {
+            removed = drivers.removeIf(r -> r.driver() == driver);
+        }
+        if (removed) {
+            unregisterListeners.forEach(l -> l.accept(driver));
+        }
+    }
+
+    /**
+     * @param listener told after a driver is unregistered, so the VFIO core can drop what the driver provided
+     */
+    public void addUnregisterListener(java.util.function.Consumer<VfioIommuDriver> listener) {
+        unregisterListeners.add(listener);
     }
 
     /** @return the registered drivers, oldest first */
@@ -55,10 +70,28 @@ public final class VfioIommuDrivers {
      * @param owner a module
      * @return how many of its drivers were unregistered
      */
-    public synchronized int removeAllOwnedBy(ModuleRef owner) {
-        int before = drivers.size();
-        drivers.removeIf(r -> r.owner() == owner);
-        return before - drivers.size();
+    public int removeAllOwnedBy(ModuleRef owner) {
+        int n = 0;
+        for (Registered r : drivers) {
+            if (r.owner() == owner) {
+                unregister(r.driver());
+                n++;
+            }
+        }
+        return n;
+    }
+
+    /**
+     * @param driver a driver
+     * @return the module that registered it, or {@link ModuleRef#KERNEL} if it is not registered
+     */
+    public ModuleRef ownerOf(VfioIommuDriver driver) {
+        for (Registered r : drivers) {
+            if (r.driver() == driver) {
+                return r.owner();
+            }
+        }
+        return ModuleRef.KERNEL;
     }
 
     /**

@@ -22,6 +22,8 @@ import org.iommu4j.api.PhysicalMemory;
 public final class PageTableIommu implements IommuOps {
     private final Predicate<Device> manages;
     private final List<PageTableDomain> domains = new ArrayList<>();
+    private final java.util.Map<String, org.iommu4j.api.IommuGroup> slotGroups = new java.util.HashMap<>();
+    private boolean groupBySlot;
 
     /** Manages every device it is asked about. */
     public PageTableIommu() {
@@ -33,9 +35,33 @@ public final class PageTableIommu implements IommuOps {
         this.manages = manages;
     }
 
+    /**
+     * Puts every function of a PCI slot in one group, as an IOMMU that cannot tell them apart would.
+     *
+     * @return this
+     */
+    public PageTableIommu groupingFunctionsOfASlot() {
+        groupBySlot = true;
+        return this;
+    }
+
     @Override
     public boolean probeDevice(Device device) {
         return manages.test(device);
+    }
+
+    @Override
+    public synchronized org.iommu4j.api.IommuGroup deviceGroup(Device device, org.iommu4j.api.IommuCore groups) {
+        if (!groupBySlot) {
+            return groups.allocateGroup(null, true);
+        }
+        String slot = device.name().substring(0, device.name().lastIndexOf('.'));
+        org.iommu4j.api.IommuGroup g = slotGroups.get(slot);
+        if (g == null || g.devices().isEmpty()) {
+            g = groups.allocateGroup(null, true);
+            slotGroups.put(slot, g);
+        }
+        return g;
     }
 
     @Override

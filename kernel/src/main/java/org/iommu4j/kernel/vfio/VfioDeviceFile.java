@@ -1,0 +1,133 @@
+package org.iommu4j.kernel.vfio;
+
+import java.util.concurrent.atomic.AtomicLong;
+import org.iommu4j.api.Errno;
+import org.iommu4j.api.IommuException;
+import org.iommu4j.kernel.bus.BusDevice;
+import org.iommu4j.kernel.bus.PciConfigSpace;
+import org.iommu4j.kernel.bus.PciDevice;
+import org.iommu4j.kernel.proc.UserProcess;
+
+/**
+ * An open VFIO device, what {@code VFIO_GROUP_GET_DEVICE_FD} returns. Configuration space is virtualised as
+ * vfio-pci does it: reads pass through; writes reach only the fields a user may change (the command
+ * register's I/O, memory, bus-master, parity, SERR and INTx-disable bits, cache line size, latency timer,
+ * BARs, expansion ROM and interrupt line); the rest is dropped silently and counted.
+ */
+public final class VfioDeviceFile implements AutoCloseable {
+    private static final byte[] USER_WRITABLE = userWritableMask();
+
+    private final Vfio vfio;
+    private final VfioGroupFile groupFile;
+    private final BusDevice device;
+    private final AtomicLong filtered = new AtomicLong();
+    private volatile String revoked;
+    private volatile boolean closed;
+
+    VfioDeviceFile(Vfio vfio, VfioGroupFile groupFile, BusDevice device) {
+        this.vfio = vfio;
+        this.groupFile = groupFile;
+        this.device = device;
+    }
+
+    private static byte[] userWritableMask() {
+        byte[] m = new byte[PciConfigSpace.SIZE];
+        m[PciConfigSpace.COMMAND] = (byte) 0x47;
+        m[PciConfigSpace.COMMAND + 1] = (byte) 0x05;
+        m[PciConfigSpace.CACHE_LINE_SIZE] = (byte) 0xff;
+        m[PciConfigSpace.LATENCY_TIMER] = (byte) 0xff;
+        for (int i = PciConfigSpace.BAR0; i < PciConfigSpace.BAR0 + 24; i++) {
+            m[i] = (byte) 0xff;
+        }
+        for (int i = 0x30; i < 0x34; i++) {
+            m[i] = (byte) 0xff;
+        }
+        m[PciConfigSpace.INTERRUPT_LINE] = (byte) 0xff;
+        return m;
+    }
+
+    /** @return the device */
+    public BusDevice device() {
+        return device;
+    }
+
+    /** @return the device's name */
+    public String name() {
+        return device.name();
+    }
+
+    /**
+     * Reads configuration space ({@code pread} on the config region).
+     *
+     * @param caller who asks
+     * @param offset byte offset
+     * @param size 1, 2 or 4
+     * @return the value
+     * @throws IommuException {@link Errno#ENODEV} once the device is removed or unbound, {@link Errno#EPERM}
+     *     without the group's capability, {@link Errno#EINVAL} for a bad access
+     */
+    public int configRead(UserProcess caller, int offset, int size) {
+        return config(caller).read(offset, size);
+    }
+
+    /**
+     * Writes configuration space; fields a user must not change keep their value.
+     *
+     * @param caller who asks
+     * @param offset byte offset
+     * @param size 1, 2 or 4
+     * @param value the value
+     */
+    public void configWrite(UserProcess caller, int offset, int size, int value) {
+        PciConfigSpace config = config(caller);
+        synchronized (config) {
+            int current = config.read(offset, size);
+            int allowed = 0;
+            for (int i = 0; i < size; i++) {
+                allowed |= (USER_WRITABLE[offset + i] & 0xff) << (8 * i);
+            }
+            int merged = (current & ~allowed) | (value & allowed);
+            if (((value ^ current) & ~allowed & (size == 4 ? -1 : (1 << (8 * size)) - 1)) != 0) {
+                filtered.incrementAndGet();
+            }
+            config.write(offset, size, merged);
+        }
+    }
+
+    /** @return how many writes had bits dropped because the user may not change them */
+    public long filteredWrites() {
+        return filtered.get();
+    }
+
+    private PciConfigSpace config(UserProcess caller) {
+        requireUsable();
+        VfioAccess.checkGroup(caller, groupFile.group(), VfioAccess.Step.DEVICE_ACCESS);
+        if (!(device instanceof PciDevice pci)) {
+            throw new IommuException(Errno.EINVAL, device.name() + " is a platform device: it has no PCI"
+                    + " configuration space");
+        }
+        return pci.config();
+    }
+
+    private void requireUsable() {
+        if (revoked != null) {
+            throw new IommuException(Errno.ENODEV, "device " + device.name() + " " + revoked);
+        }
+        if (closed) {
+            throw new IommuException(Errno.EBADF, "device " + device.name() + " is closed");
+        }
+    }
+
+    void revoke(String why) {
+        revoked = why;
+    }
+
+    /** Closes the device. Closing twice does nothing. */
+    @Override
+    public void close() {
+        if (!closed) {
+            closed = true;
+            groupFile.deviceClosed(this);
+        }
+    }
+}

@@ -1,0 +1,118 @@
+package org.iommu4j.backend.noiommu;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import org.iommu4j.api.Device;
+import org.iommu4j.api.Errno;
+import org.iommu4j.api.IommuException;
+import org.iommu4j.api.IommuGroup;
+import org.iommu4j.api.KernelServices;
+import org.iommu4j.api.PhysicalMemory;
+import org.iommu4j.api.PinnedPages;
+import org.iommu4j.api.Vfio;
+import org.iommu4j.api.VfioDmaMapping;
+import org.iommu4j.api.VfioIommu;
+import org.iommu4j.api.VfioIommuDriver;
+
+/**
+ * The {@code vfio-noiommu} iommu driver. With the opt-in off it offers nothing and makes no groups. With it
+ * on, a device bound to VFIO that has no group gets a fake one ({@code vfio-noiommu}, node
+ * {@code /dev/vfio/noiommu-N}; the VFIO core taints and logs), and a map is the seed thread's validated no-op:
+ * the pinned memory must be one physical run, the iova must be its physical address, and every byte must be
+ * within reach of every device in the container. Nothing is translated, so a device can reach all of memory.
+ */
+final class NoiommuVfioDriver implements VfioIommuDriver {
+    private final KernelServices kernel;
+
+    NoiommuVfioDriver(KernelServices kernel) {
+        this.kernel = kernel;
+    }
+
+    private boolean enabled() {
+        return kernel.parameters().getBool(NoiommuProvider.ENABLE);
+    }
+
+    @Override
+    public String name() {
+        return "vfio-noiommu";
+    }
+
+    @Override
+    public int checkExtension(int extension) {
+        return extension == Vfio.NOIOMMU_IOMMU && enabled() ? 1 : 0;
+    }
+
+    @Override
+    public boolean isolating() {
+        return false;
+    }
+
+    @Override
+    public Optional<IommuGroup> provideGroup(Device device) {
+        return enabled() ? Optional.of(kernel.iommu().allocateGroup("vfio-noiommu", false)) : Optional.empty();
+    }
+
+    @Override
+    public VfioIommu open(int type) {
+        if (type != Vfio.NOIOMMU_IOMMU) {
+            throw new IommuException(Errno.EINVAL, name() + " offers only " + Vfio.typeName(Vfio.NOIOMMU_IOMMU)
+                    + ", not " + Vfio.typeName(type));
+        }
+        return new Container();
+    }
+
+    /** One container: remembers its groups only to know which devices' masks a map must respect. */
+    private final class Container implements VfioIommu {
+        private final List<IommuGroup> groups = new ArrayList<>();
+
+        @Override
+        public void attachGroup(IommuGroup group) {
+            groups.add(group);
+        }
+
+        @Override
+        public void detachGroup(IommuGroup group) {
+            groups.remove(group);
+        }
+
+        @Override
+        public long map(long iova, PinnedPages pages, int prot) {
+            if (kernel.parameters().getBool(NoiommuProvider.KERNEL_FAITHFUL)) {
+                throw new IommuException(Errno.ENOTTY, "VFIO_IOMMU_MAP_DMA: " + name() + " does not map: there is"
+                        + " no IOMMU; program the physical addresses of your pinned buffer (pagemap) into the device");
+            }
+            int gap = pages.firstDiscontinuity();
+            if (gap > 0) {
+                throw new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_MAP_DMA: memory at vaddr 0x%x is"
+                        + " not physically contiguous: page %d (vaddr 0x%x) is at phys 0x%x, not 0x%x; no-IOMMU"
+                        + " mode needs one physical run", pages.vaddr(), gap,
+                        pages.vaddr() + ((long) gap << PhysicalMemory.PAGE_SHIFT), pages.frame(gap),
+                        pages.frame(gap - 1) + PhysicalMemory.PAGE_SIZE));
+            }
+            long phys = pages.physAt(0);
+            if (iova != Vfio.ANY_IOVA && iova != phys) {
+                throw new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_MAP_DMA: iova 0x%x is not the"
+                        + " physical address 0x%x of vaddr 0x%x (page 0): without an IOMMU, iova == phys", iova,
+                        phys, pages.vaddr()));
+            }
+            for (IommuGroup g : groups) {
+                for (Device d : g.devices()) {
+                    long limit = d.reachLimit();
+                    if (Long.compareUnsigned(phys + pages.length() - 1, limit) > 0) {
+                        long firstPage = Long.compareUnsigned(phys, limit) > 0 ? 0
+                                : ((limit + 1 - phys) >>> PhysicalMemory.PAGE_SHIFT);
+                        throw new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_MAP_DMA: page %d (phys"
+                                + " 0x%x) is beyond the DMA mask 0x%x of %s", firstPage,
+                                phys + (firstPage << PhysicalMemory.PAGE_SHIFT), limit, d.name()));
+                    }
+                }
+            }
+            return phys;
+        }
+
+        @Override
+        public void unmap(VfioDmaMapping mapping) {
+        }
+    }
+}

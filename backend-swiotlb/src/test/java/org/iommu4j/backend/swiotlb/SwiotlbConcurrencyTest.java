@@ -1,0 +1,101 @@
+package org.iommu4j.backend.swiotlb;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.constraints.IntRange;
+import net.jqwik.api.constraints.Size;
+import org.iommu4j.api.DmaDirection;
+import org.iommu4j.api.IommuException;
+import org.iommu4j.kernel.Host;
+import org.iommu4j.kernel.bus.PciDevice;
+import org.iommu4j.kernel.bus.PciDeviceSpec;
+
+class SwiotlbConcurrencyTest {
+
+    @org.junit.jupiter.params.ParameterizedTest(name = "{0} area(s)")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"1", "2"})
+    void twoThreadsMillionMapUnmapPairsNoSlotTwiceNoneLost(String nareas) throws Exception {
+        Host host = Host.builder().cpus(2).pciDevice(PciDeviceSpec.of("0000:06:0d.0")).build();
+        SwiotlbPool pool = new SwiotlbFixture(host, Map.of("nslabs", "1024", "nareas", nareas)).pool();
+        assertThat(pool.nareas()).isEqualTo(Integer.parseInt(nareas));
+        PciDevice dev = host.pci("0000:06:0d.0");
+        int pairsPerThread = 500_000;
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        AtomicLong clashes = new AtomicLong();
+        List<Thread> threads = new ArrayList<>();
+        for (int t = 0; t < 2; t++) {
+            long orig = 0x1000_0000L * (t + 1);
+            byte tag = (byte) (0x40 + t);
+            host.memory().fill(orig, 4096, tag);
+            threads.add(new Thread(() -> {
+                byte[] seen = new byte[64];
+                try {
+                    for (int i = 0; i < pairsPerThread; i++) {
+                        long tlb = pool.map(dev, orig, 64 + (i & 3) * 1024, 64 + (i & 3) * 1024, 0,
+                                DmaDirection.TO_DEVICE);
+                        host.memory().read(tlb, seen, 0, 64);
+                        for (byte b : seen) {
+                            if (b != tag) {
+                                clashes.incrementAndGet();
+                                break;
+                            }
+                        }
+                        pool.unmap(dev, tlb, 64 + (i & 3) * 1024, DmaDirection.TO_DEVICE);
+                    }
+                } catch (Throwable e) {
+                    failure.compareAndSet(null, e);
+                }
+            }));
+        }
+        threads.forEach(Thread::start);
+        for (Thread t : threads) {
+            t.join();
+        }
+        assertThat(failure.get()).isNull();
+        assertThat(clashes.get()).isZero();
+        assertThat(pool.stats().usedSlots()).isZero();
+        assertThat(pool.stats().highWaterSlots()).isBetween(1L, 8L);
+        // every slot is free again: the whole pool maps in segment-sized pieces
+        List<Long> all = new ArrayList<>();
+        for (int i = 0; i < 1024 / 128; i++) {
+            all.add(pool.map(dev, 0x100000, 262144, 262144, 0, DmaDirection.TO_DEVICE));
+        }
+        assertThat(all).doesNotHaveDuplicates();
+        assertThat(pool.stats().usedSlots()).isEqualTo(1024);
+    }
+
+    @Property(tries = 50)
+    void usedSlotsAlwaysMatchTheLiveMappingsAndBounceBuffersNeverOverlap(
+            @ForAll @Size(max = 60) List<@IntRange(min = 1, max = 70_000) Integer> sizes,
+            @ForAll @Size(max = 60) List<@IntRange(max = 100) Integer> unmapPicks) {
+        Host host = Host.builder().pciDevice(PciDeviceSpec.of("0000:06:0d.0")).build();
+        SwiotlbPool pool = new SwiotlbFixture(host, Map.of("nslabs", "1024", "nareas", "1")).pool();
+        PciDevice dev = host.pci("0000:06:0d.0");
+        List<long[]> live = new ArrayList<>();
+        for (int i = 0; i < sizes.size(); i++) {
+            try {
+                long tlb = pool.map(dev, 0x200000, sizes.get(i), sizes.get(i), 0, DmaDirection.TO_DEVICE);
+                live.add(new long[] {tlb, sizes.get(i)});
+            } catch (IommuException full) {
+                assertThat(full.getMessage()).startsWith("swiotlb buffer is full");
+            }
+            if (i < unmapPicks.size() && !live.isEmpty() && unmapPicks.get(i) % 3 == 0) {
+                long[] m = live.remove(unmapPicks.get(i) % live.size());
+                pool.unmap(dev, m[0], m[1], DmaDirection.TO_DEVICE);
+            }
+            long slots = live.stream().mapToLong(m -> (m[1] + 2047) / 2048).sum();
+            assertThat(pool.stats().usedSlots()).isEqualTo(slots);
+            live.sort((a, b) -> Long.compare(a[0], b[0]));
+            for (int k = 1; k < live.size(); k++) {
+                assertThat(live.get(k)[0]).isGreaterThanOrEqualTo(live.get(k - 1)[0] + live.get(k - 1)[1]);
+            }
+        }
+    }
+}

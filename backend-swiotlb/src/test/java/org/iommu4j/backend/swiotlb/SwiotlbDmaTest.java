@@ -1,0 +1,183 @@
+package org.iommu4j.backend.swiotlb;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.util.Arrays;
+import java.util.Map;
+import org.iommu4j.api.DmaDirection;
+import org.iommu4j.api.DmaMappingException;
+import org.iommu4j.api.Errno;
+import org.iommu4j.api.IommuException;
+import org.iommu4j.kernel.Host;
+import org.iommu4j.kernel.bus.DmaMasks;
+import org.iommu4j.kernel.bus.PciDevice;
+import org.iommu4j.kernel.bus.PciDeviceSpec;
+import org.junit.jupiter.api.Nested;
+import org.junit.jupiter.api.Test;
+
+/** The DMA API through swiotlb, with a 32-bit device and buffers above 4 GiB on an 8 GiB host. */
+class SwiotlbDmaTest {
+    private static final long HIGH = 6L << 30;
+    private final Host host = Host.builder().memory(8L << 30)
+            .pciDevice(PciDeviceSpec.of("0000:06:0d.0").withDmaMask(DmaMasks.bits(32)))
+            .pciDevice(PciDeviceSpec.of("0000:07:00.0"))
+            .build();
+    private final PciDevice narrow = host.pci("0000:06:0d.0");
+    private final PciDevice wide = host.pci("0000:07:00.0");
+
+    private static byte[] pattern(int n, int seed) {
+        byte[] b = new byte[n];
+        for (int i = 0; i < n; i++) {
+            b[i] = (byte) (i * 13 + seed);
+        }
+        return b;
+    }
+
+    private byte[] read(long phys, int n) {
+        byte[] b = new byte[n];
+        host.memory().read(phys, b, 0, n);
+        return b;
+    }
+
+    @Nested
+    class Default {
+        private final SwiotlbFixture swiotlb = new SwiotlbFixture(host, Map.of());
+
+        @Test
+        void aReachableBufferIsMappedDirectly() {
+            assertThat(host.dma().map(narrow, 0x1000_0000L, 4096, DmaDirection.TO_DEVICE)).isEqualTo(0x1000_0000L);
+            assertThat(host.dma().map(wide, HIGH, 4096, DmaDirection.TO_DEVICE)).isEqualTo(HIGH);
+            assertThat(swiotlb.pool().stats().usedSlots()).isZero();
+        }
+
+        @Test
+        void toDeviceIsCopiedAtMapSoTheNarrowDeviceReadsTheRightBytes() {
+            byte[] data = pattern(5000, 1);
+            host.memory().write(HIGH + 100, data, 0, data.length);
+            long dma = host.dma().map(narrow, HIGH + 100, data.length, DmaDirection.TO_DEVICE);
+
+            assertThat(dma).isLessThan(1L << 32);
+            assertThat(swiotlb.pool().contains(dma)).isTrue();
+            assertThat(narrow.dmaRead(dma, data.length)).isEqualTo(data);
+            assertThat(swiotlb.pool().stats().bytesToDevice()).isEqualTo(5000);
+
+            narrow.dmaWrite(dma, new byte[16]); // the device scribbles on a TO_DEVICE buffer: never copied back
+            host.dma().unmap(narrow, dma, data.length, DmaDirection.TO_DEVICE);
+            assertThat(read(HIGH + 100, data.length)).isEqualTo(data);
+            assertThat(swiotlb.pool().stats().usedSlots()).isZero();
+        }
+
+        @Test
+        void fromDeviceReachesTheOriginalOnSyncForCpuAndOnUnmap() {
+            byte[] original = pattern(3000, 2);
+            host.memory().write(HIGH, original, 0, original.length);
+            long dma = host.dma().map(narrow, HIGH, 3000, DmaDirection.FROM_DEVICE);
+            // even FROM_DEVICE copies at map, so a partial device write cannot expose stale pool data
+            assertThat(narrow.dmaRead(dma, 3000)).isEqualTo(original);
+
+            byte[] first = pattern(1000, 3);
+            narrow.dmaWrite(dma, first);
+            assertThat(read(HIGH, 1000)).isEqualTo(Arrays.copyOf(original, 1000));
+            host.dma().syncForCpu(narrow, dma, 3000, DmaDirection.FROM_DEVICE);
+            assertThat(read(HIGH, 1000)).isEqualTo(first);
+
+            byte[] second = pattern(3000, 4);
+            narrow.dmaWrite(dma, second);
+            host.dma().unmap(narrow, dma, 3000, DmaDirection.FROM_DEVICE);
+            assertThat(read(HIGH, 3000)).isEqualTo(second);
+        }
+
+        @Test
+        void bidirectionalGoesBothWaysOnEachSync() {
+            host.memory().write(HIGH, pattern(2048, 5), 0, 2048);
+            long dma = host.dma().map(narrow, HIGH, 2048, DmaDirection.BIDIRECTIONAL);
+            byte[] cpuWrote = pattern(2048, 6);
+            host.memory().write(HIGH, cpuWrote, 0, 2048);
+            assertThat(narrow.dmaRead(dma, 2048)).isEqualTo(pattern(2048, 5));
+            host.dma().syncForDevice(narrow, dma, 2048, DmaDirection.BIDIRECTIONAL);
+            assertThat(narrow.dmaRead(dma, 2048)).isEqualTo(cpuWrote);
+
+            byte[] deviceWrote = pattern(2048, 7);
+            narrow.dmaWrite(dma, deviceWrote);
+            host.dma().syncForCpu(narrow, dma, 2048, DmaDirection.BIDIRECTIONAL);
+            assertThat(read(HIGH, 2048)).isEqualTo(deviceWrote);
+            host.dma().unmap(narrow, dma, 2048, DmaDirection.BIDIRECTIONAL);
+        }
+
+        @Test
+        void syncForDeviceCopiesOutOnlyForToDeviceAndBidirectional() {
+            long dma = host.dma().map(narrow, HIGH, 2048, DmaDirection.FROM_DEVICE);
+            host.memory().write(HIGH, pattern(2048, 8), 0, 2048);
+            host.dma().syncForDevice(narrow, dma, 2048, DmaDirection.FROM_DEVICE);
+            assertThat(narrow.dmaRead(dma, 2048)).containsOnly(0);
+
+            long out = host.dma().map(narrow, HIGH + 8192, 2048, DmaDirection.TO_DEVICE);
+            narrow.dmaWrite(out, pattern(2048, 9));
+            host.dma().syncForCpu(narrow, out, 2048, DmaDirection.TO_DEVICE);
+            assertThat(read(HIGH + 8192, 2048)).containsOnly(0);
+            assertThat(swiotlb.attribute("bounced_bytes_from_device")).isEqualTo("0");
+        }
+
+        @Test
+        void coherentMemoryComesFromWhereTheDeviceReaches() {
+            var buffer = host.dma().allocateCoherent(narrow, 8192);
+            assertThat(buffer.dmaAddress() + buffer.size()).isLessThanOrEqualTo(1L << 32);
+            host.dma().freeCoherent(narrow, buffer);
+        }
+
+        @Test
+        void aMappingStillLiveKeepsTheModuleLoaded() {
+            long dma = host.dma().map(narrow, HIGH, 100, DmaDirection.TO_DEVICE);
+            assertThatThrownBy(() -> host.modules().remove("swiotlb")).hasMessage("Module swiotlb is in use");
+            host.dma().unmap(narrow, dma, 100, DmaDirection.TO_DEVICE);
+            long free = host.pageAllocator().freePageCount();
+            host.modules().remove("swiotlb");
+            assertThat(host.pageAllocator().freePageCount()).isEqualTo(free + (64L << 20) / 4096);
+            assertThat(host.dma().map(wide, HIGH, 100, DmaDirection.TO_DEVICE)).isEqualTo(HIGH);
+        }
+    }
+
+    @Test
+    void forceBouncesEvenWhatTheDeviceCouldReach() {
+        Host forced = Host.builder().commandLine("swiotlb=16384,force")
+                .pciDevice(PciDeviceSpec.of("0000:07:00.0")).build();
+        SwiotlbFixture swiotlb = new SwiotlbFixture(forced, Map.of());
+        assertThat(swiotlb.pool().nslabs()).isEqualTo(16384);
+        long dma = forced.dma().map(forced.pci("0000:07:00.0"), 0x2000_0000L, 64, DmaDirection.TO_DEVICE);
+        assertThat(swiotlb.pool().contains(dma)).isTrue();
+    }
+
+    @Test
+    void noforceLeavesNoPoolAndUnreachableBuffersAreRefusedAsDmaDirectRefusesThem() {
+        Host host2 = Host.builder().memory(8L << 30).commandLine("swiotlb=noforce")
+                .pciDevice(PciDeviceSpec.of("0000:06:0d.0").withDmaMask(DmaMasks.bits(32))).build();
+        new SwiotlbFixture(host2, Map.of());
+        assertThatThrownBy(() -> host2.dma().map(host2.pci("0000:06:0d.0"), HIGH, 4096, DmaDirection.TO_DEVICE))
+                .isInstanceOf(DmaMappingException.class)
+                .hasMessage("DMA addr 0x0000000180000000+4096 overflow (mask ffffffff, bus limit 0).")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EIO);
+    }
+
+    @Test
+    void aBadSwiotlbWordFailsTheLoadNamingTheValidForms() {
+        Host bad = Host.builder().commandLine("swiotlb=lots").build();
+        assertThatThrownBy(() -> new SwiotlbFixture(bad, Map.of()))
+                .isInstanceOf(IommuException.class)
+                .hasMessage("invalid kernel parameter swiotlb=lots: expected swiotlb=<nslabs>[,<nareas>][,force|noforce],"
+                        + " swiotlb=force or swiotlb=noforce");
+        assertThat(bad.modules().modules()).isEmpty();
+        assertThat(bad.pageAllocator().freePageCount()).isEqualTo(bad.pageAllocator().totalPages());
+    }
+
+    @Test
+    void slabsAreRoundedToSegmentsAndAreasToPowersOfTwo() {
+        Host h = Host.builder().cpus(3).commandLine("swiotlb=1000,3").build();
+        SwiotlbFixture swiotlb = new SwiotlbFixture(h, Map.of());
+        assertThat(swiotlb.pool().nareas()).isEqualTo(4);
+        assertThat(swiotlb.pool().nslabs()).isEqualTo(1024);
+        SwiotlbFixture viaParams = new SwiotlbFixture(Host.builder().build(), Map.of("nslabs", "200", "nareas", "8"));
+        assertThat(viaParams.pool().nslabs()).isEqualTo(256);
+        assertThat(viaParams.pool().nareas()).isEqualTo(2);
+    }
+}

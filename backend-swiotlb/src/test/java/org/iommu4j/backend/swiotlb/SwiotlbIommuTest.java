@@ -1,0 +1,169 @@
+package org.iommu4j.backend.swiotlb;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.util.Map;
+import java.util.Set;
+import org.iommu4j.api.Capability;
+import org.iommu4j.api.Errno;
+import org.iommu4j.api.IommuException;
+import org.iommu4j.api.IommuProt;
+import org.iommu4j.api.TaintFlag;
+import org.iommu4j.api.Vfio;
+import org.iommu4j.api.VfioDmaMapping;
+import org.iommu4j.kernel.Host;
+import org.iommu4j.kernel.bus.DmaMasks;
+import org.iommu4j.kernel.bus.PciDevice;
+import org.iommu4j.kernel.bus.PciDeviceSpec;
+import org.iommu4j.kernel.proc.UserProcess;
+import org.iommu4j.kernel.vfio.VfioContainer;
+import org.iommu4j.kernel.vfio.VfioGroupFile;
+import org.junit.jupiter.api.Test;
+
+/** The SWIOTLB-IOMMU: devices assigned by B:D.F, VFIO on top, bouncing where it must. */
+class SwiotlbIommuTest {
+    private static final String NIC = "0000:06:0d.0";
+    private final Host host = Host.builder().memory(8L << 30)
+            .commandLine("swiotlb.hide=(0000:06:0d.0)(07:00.*)")
+            .pciDevice(PciDeviceSpec.of(NIC).withDmaMask(DmaMasks.bits(32)))
+            .pciDevice(PciDeviceSpec.of("0000:07:00.0"))
+            .pciDevice(PciDeviceSpec.of("0000:07:00.1"))
+            .pciDevice(PciDeviceSpec.of("0000:08:00.0"))
+            .build();
+    private final UserProcess root = host.spawn("hct_test", 0, Set.of(Capability.CAP_SYS_RAWIO));
+
+    private SwiotlbFixture load(boolean enable) {
+        return new SwiotlbFixture(host, Map.of(SwiotlbProvider.ENABLE_IOMMU, enable ? "1" : "0"));
+    }
+
+    private VfioContainer openOn(String device) {
+        host.vfio().bind(device);
+        VfioContainer c = host.vfio().openContainer(root);
+        VfioGroupFile g = host.vfio().openGroup(root, host.pci(device).group().id());
+        g.setContainer(root, c);
+        c.setIommu(root, Vfio.SWIOTLB_IOMMU);
+        g.getDevice(root, device);
+        return c;
+    }
+
+    @Test
+    void hiddenDevicesGetUnisolatedGroupsOnlyWithTheOptIn() {
+        SwiotlbFixture swiotlb = load(false);
+        assertThat(host.iommu().groups()).isEmpty();
+        assertThat(swiotlb.attribute("slots")).isEqualTo("0000:06:0d.0\n0000:07:00.*\n");
+
+        swiotlb.module.parameters().set(SwiotlbProvider.ENABLE_IOMMU, "1");
+        assertThat(host.iommu().groups()).extracting(g -> g.busDevices().get(0).name())
+                .containsExactly(NIC, "0000:07:00.0", "0000:07:00.1");
+        assertThat(host.iommu().groups()).allMatch(g -> !g.isolated());
+        assertThat(host.sysfs().read("/sys/kernel/iommu_groups/0/name")).hasValue("vfio-swiotlb");
+        assertThat(host.pci("0000:08:00.0").group()).isNull();
+        assertThat(host.log().messages()).contains("swiotlb: UNSAFE SWIOTLB-IOMMU enabled: assigned devices get VFIO"
+                + " groups with no isolation, and the kernel will be tainted");
+
+        swiotlb.module.parameters().set(SwiotlbProvider.ENABLE_IOMMU, "0");
+        assertThat(host.iommu().groups()).isEmpty();
+    }
+
+    @Test
+    void newSlotAndRemoveSlotAssignAndReleaseDevicesAtRunTime() {
+        SwiotlbFixture swiotlb = load(true);
+        swiotlb.write("new_slot", "0000:08:00.0");
+        assertThat(host.pci("0000:08:00.0").group()).isNotNull();
+        assertThat(swiotlb.attribute("slots")).endsWith("0000:08:00.0\n");
+        swiotlb.write("remove_slot", "0000:08:00.0");
+        assertThat(host.pci("0000:08:00.0").group()).isNull();
+        assertThatThrownBy(() -> swiotlb.write("remove_slot", "0000:08:00.0"))
+                .hasMessage("slot 0000:08:00.0 is not assigned; assigned: [0000:06:0d.0, 0000:07:00.*]");
+        assertThatThrownBy(() -> swiotlb.write("new_slot", "08:00"))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+    }
+
+    @Test
+    void aBadHideListFailsTheLoadWithPcibacksMessage() {
+        Host bad = Host.builder().commandLine("swiotlb.hide=(0000:06:0d.0)(junk)").build();
+        assertThatThrownBy(() -> new SwiotlbFixture(bad, Map.of()))
+                .hasMessage("Error parsing pci_devs_to_hide at \"(junk)\"");
+        assertThat(bad.pageAllocator().freePageCount()).isEqualTo(bad.pageAllocator().totalPages());
+    }
+
+    @Test
+    void aContiguousReachableBufferIsMappedDirectlyAndMovesAPacketBothWays() {
+        load(true);
+        VfioContainer c = openOn(NIC);
+        long va = root.mmapContiguous(2 * 4096);
+        VfioDmaMapping m = c.mapDma(root, va, 2 * 4096, Vfio.ANY_IOVA, IommuProt.READ | IommuProt.WRITE);
+        assertThat(m.iova()).isEqualTo(root.virtToPhys(va));
+
+        PciDevice nic = host.pci(NIC);
+        nic.dmaWrite(m.iova() + 10, "rx packet".getBytes());
+        assertThat(root.read(va + 10, 9)).asString().isEqualTo("rx packet");
+        root.write(va + 4096, "tx packet".getBytes());
+        assertThat(nic.dmaRead(m.iova() + 4096, 9)).asString().isEqualTo("tx packet");
+        assertThat(host.taint().isSet(TaintFlag.USER)).isTrue();
+        assertThat(host.log().messages()).contains(
+                "vfio-pci 0000:06:0d.0: Adding kernel taint for vfio-swiotlb group on device");
+    }
+
+    @Test
+    void aScatteredBufferIsBouncedAndOnlyTheSyncsMoveTheBytes() {
+        SwiotlbFixture swiotlb = load(true);
+        VfioContainer c = openOn(NIC);
+        long va = root.mmap(3 * 4096); // scattered, and above 4 GiB on this host: out of the NIC's reach twice over
+        assertThatThrownBy(() -> c.mapDma(root, va, 3 * 4096, 0x10000, IommuProt.READ | IommuProt.WRITE))
+                .hasMessage(String.format("VFIO_IOMMU_MAP_DMA: vaddr 0x%x+0x3000 must be bounced (not physically"
+                        + " contiguous), so the driver chooses its device address: pass Vfio.ANY_IOVA", va));
+        VfioDmaMapping m = c.mapDma(root, va, 3 * 4096, Vfio.ANY_IOVA, IommuProt.READ | IommuProt.WRITE);
+        assertThat(swiotlb.pool().contains(m.iova())).isTrue();
+        assertThat(host.log().messages()).contains(String.format("swiotlb: vfio: bounced vaddr 0x%x+0x3000 through"
+                + " 0x%x (not physically contiguous); sync it around every DMA", va, m.iova()));
+
+        PciDevice nic = host.pci(NIC);
+        byte[] rx = new byte[6000];
+        java.util.Arrays.fill(rx, (byte) 0x77);
+        nic.dmaWrite(m.iova() + 1000, rx);
+        assertThat(root.read(va + 1000, 10)).containsOnly(0);
+        c.syncForCpu(root, m.iova() + 1000, 6000);
+        assertThat(root.read(va + 1000, 6000)).isEqualTo(rx);
+
+        root.write(va + 9000, "tx".getBytes());
+        assertThat(nic.dmaRead(m.iova() + 9000, 2)).containsOnly(0);
+        c.syncForDevice(root, m.iova() + 9000, 2);
+        assertThat(nic.dmaRead(m.iova() + 9000, 2)).asString().isEqualTo("tx");
+
+        nic.dmaWrite(m.iova(), "last".getBytes());
+        assertThat(c.unmapDma(root, m.iova(), 3 * 4096)).isEqualTo(3 * 4096);
+        assertThat(root.read(va, 4)).asString().isEqualTo("last");
+        assertThat(swiotlb.pool().stats().usedSlots()).isZero();
+        assertThat(root.lockedPages()).isZero();
+        assertThat(Long.parseLong(swiotlb.attribute("bounced_bytes_from_device"))).isEqualTo(6000 + 3 * 4096);
+    }
+
+    @Test
+    void withoutRawioOrWithoutTheOptInVfioIsRefused() {
+        load(false);
+        assertThatThrownBy(() -> host.vfio().bind(NIC)).extracting(e -> ((IommuException) e).errno())
+                .isEqualTo(Errno.EINVAL);
+        Host other = Host.builder().commandLine("swiotlb.hide=(0000:06:0d.0)")
+                .pciDevice(PciDeviceSpec.of(NIC)).build();
+        new SwiotlbFixture(other, Map.of(SwiotlbProvider.ENABLE_IOMMU, "1"));
+        other.vfio().bind(NIC);
+        UserProcess user = other.spawn("user", 1000, Set.of());
+        assertThatThrownBy(() -> other.vfio().openGroup(user, "/dev/vfio/noiommu-0"))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EPERM);
+    }
+
+    @Test
+    void unassigningADeviceVfioHoldsIsRefusedAndNothingChanges() {
+        SwiotlbFixture swiotlb = load(true);
+        openOn(NIC);
+        assertThatThrownBy(() -> swiotlb.write("remove_slot", NIC))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EBUSY);
+        assertThat(swiotlb.attribute("slots")).startsWith("0000:06:0d.0\n");
+        assertThat(host.pci(NIC).group()).isNotNull();
+        assertThatThrownBy(() -> swiotlb.module.parameters().set(SwiotlbProvider.ENABLE_IOMMU, "0"))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EBUSY);
+        assertThat(host.pci(NIC).group()).isNotNull();
+    }
+}

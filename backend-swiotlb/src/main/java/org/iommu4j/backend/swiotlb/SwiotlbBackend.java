@@ -9,6 +9,7 @@ import org.iommu4j.api.KernelServices;
 import org.iommu4j.api.LogLevel;
 import org.iommu4j.api.ModuleAttribute;
 import org.iommu4j.api.PageAllocator;
+import org.iommu4j.api.PciSlotList;
 import org.iommu4j.api.PciSlotPattern;
 import org.iommu4j.api.PhysicalMemory;
 
@@ -22,7 +23,7 @@ final class SwiotlbBackend implements Backend {
     private final SwiotlbConfig config;
     private final SwiotlbPool pool;
     private final SwiotlbDmaOps dma;
-    private final AssignedSlots slots;
+    private final PciSlotList slots;
     private final SwiotlbIommuOps iommuOps;
     private final SwiotlbVfioDriver vfio;
     private volatile boolean iommuEnabled;
@@ -30,7 +31,7 @@ final class SwiotlbBackend implements Backend {
     SwiotlbBackend(KernelServices kernel) {
         this.kernel = kernel;
         this.config = SwiotlbConfig.from(kernel);
-        this.slots = new AssignedSlots(kernel.parameters().get("hide"));
+        this.slots = new PciSlotList(kernel.parameters().get("hide"));
         if (config.disabled()) {
             pool = null;
             kernel.log().log(LogLevel.INFO, "swiotlb=noforce: no bounce pool; unreachable buffers are refused");
@@ -155,7 +156,7 @@ final class SwiotlbBackend implements Backend {
                         () -> Long.toString(pool == null ? 0 : pool.stats().bytesToDevice())),
                 ModuleAttribute.readOnly("bounced_bytes_from_device",
                         () -> Long.toString(pool == null ? 0 : pool.stats().bytesFromDevice())),
-                ModuleAttribute.readOnly("slots", slots::show),
+                ModuleAttribute.readOnly("slots", slots::toString),
                 new ModuleAttribute("new_slot", () -> "", text -> {
                     PciSlotPattern slot = PciSlotPattern.parse(text.strip());
                     changeSlots(() -> slots.add(slot), slot);

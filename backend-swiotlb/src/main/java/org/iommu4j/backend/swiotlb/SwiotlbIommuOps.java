@@ -9,6 +9,7 @@ import org.iommu4j.api.IommuDomain;
 import org.iommu4j.api.IommuException;
 import org.iommu4j.api.IommuGroup;
 import org.iommu4j.api.IommuOps;
+import org.iommu4j.api.PciSlotList;
 
 /**
  * The SWIOTLB-IOMMU's {@code iommu_ops}: there is no hardware, so it claims exactly the assigned devices
@@ -17,10 +18,10 @@ import org.iommu4j.api.IommuOps;
  * {@link SwiotlbVfioDriver}.
  */
 final class SwiotlbIommuOps implements IommuOps {
-    private final AssignedSlots slots;
+    private final PciSlotList slots;
     private final BooleanSupplier enabled;
 
-    SwiotlbIommuOps(AssignedSlots slots, BooleanSupplier enabled) {
+    SwiotlbIommuOps(PciSlotList slots, BooleanSupplier enabled) {
         this.slots = slots;
         this.enabled = enabled;
     }

@@ -75,7 +75,7 @@ class SwiotlbIommuTest {
         swiotlb.write("remove_slot", "0000:08:00.0");
         assertThat(host.pci("0000:08:00.0").group()).isNull();
         assertThatThrownBy(() -> swiotlb.write("remove_slot", "0000:08:00.0"))
-                .hasMessage("slot 0000:08:00.0 is not assigned; assigned: [0000:06:0d.0, 0000:07:00.*]");
+                .hasMessage("slot 0000:08:00.0 is not on the list; listed: [0000:06:0d.0, 0000:07:00.*]");
         assertThatThrownBy(() -> swiotlb.write("new_slot", "08:00"))
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
     }

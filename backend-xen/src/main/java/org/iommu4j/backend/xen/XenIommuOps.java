@@ -1,0 +1,164 @@
+package org.iommu4j.backend.xen;
+
+import java.util.concurrent.ConcurrentHashMap;
+import org.iommu4j.api.Device;
+import org.iommu4j.api.DomainType;
+import org.iommu4j.api.Errno;
+import org.iommu4j.api.IommuDomain;
+import org.iommu4j.api.IommuException;
+import org.iommu4j.api.IommuOps;
+import org.iommu4j.api.IommuProt;
+import org.iommu4j.api.PciAddress;
+import org.iommu4j.api.PciSlotList;
+import org.iommu4j.api.PhysicalMemory;
+
+/**
+ * The guest's IOMMU driver. There is an IOMMU, but Xen owns it: a device assigned to the guest (on pciback's
+ * slot list) gets a group of its own, isolated, whose default domain is the hypervisor's context for the
+ * guest — the device reaches exactly the guest's machine frames, wherever they are. A VFIO container gets
+ * an unmanaged domain whose every mapping is a hypercall Xen validates against frame ownership.
+ */
+final class XenIommuOps implements IommuOps {
+    private final XenHypervisor hypervisor;
+    private final XenDomain guest;
+    private final PciSlotList slots;
+
+    XenIommuOps(XenHypervisor hypervisor, XenDomain guest, PciSlotList slots) {
+        this.hypervisor = hypervisor;
+        this.guest = guest;
+        this.slots = slots;
+    }
+
+    @Override
+    public boolean probeDevice(Device device) {
+        if (!slots.covers(device)) {
+            return false;
+        }
+        hypervisor.assignDevice(guest, device.pciAddress().orElseThrow());
+        return true;
+    }
+
+    @Override
+    public void releaseDevice(Device device) {
+        device.pciAddress().ifPresent(hypervisor::deassignDevice);
+    }
+
+    @Override
+    public IommuDomain allocateDomain(DomainType type) {
+        switch (type) {
+            case DMA:
+                return new GuestContext();
+            case UNMANAGED:
+                return new HypercallDomain();
+            default:
+                throw new IommuException(Errno.EOPNOTSUPP, "xen: no " + type.sysfsName() + " domains: the hypervisor"
+                        + " decides what a device reaches");
+        }
+    }
+
+    /** Machine address to the guest's physical address, if the guest owns the frame. */
+    private long guestPhys(long mfn, long offset) {
+        if (hypervisor.ownerOf(mfn) != guest.domid()) {
+            return IommuDomain.FAULT_NOT_MAPPED;
+        }
+        return (hypervisor.pfnOf(mfn) << PhysicalMemory.PAGE_SHIFT) + offset;
+    }
+
+    private void requireAssigned(Device device) {
+        PciAddress a = device.pciAddress().orElse(null);
+        if (a == null || hypervisor.assignment(a).filter(d -> d == guest).isEmpty()) {
+            throw new IommuException(Errno.EPERM, "xen: " + device.name() + " is not assigned to " + guest);
+        }
+    }
+
+    /** The hypervisor's context for the guest's devices: every frame the guest owns, nothing else. */
+    private final class GuestContext implements IommuDomain {
+        @Override
+        public DomainType type() {
+            return DomainType.DMA;
+        }
+
+        @Override
+        public void attachDevice(Device device) {
+            requireAssigned(device);
+        }
+
+        @Override
+        public void detachDevice(Device device) {
+        }
+
+        @Override
+        public void map(long iova, long paddr, long size, int prot) {
+            throw new IommuException(Errno.EOPNOTSUPP, "xen: the guest's DMA context maps all of the guest's memory;"
+                    + " it takes no mappings");
+        }
+
+        @Override
+        public long unmap(long iova, long size) {
+            return 0;
+        }
+
+        @Override
+        public long translate(long iova, int access) {
+            return guestPhys(iova >>> PhysicalMemory.PAGE_SHIFT, iova & PhysicalMemory.PAGE_OFFSET_MASK);
+        }
+    }
+
+    /** A VFIO container's domain: iova to machine frame, each mapping validated by the hypervisor. */
+    private final class HypercallDomain implements IommuDomain {
+        private final ConcurrentHashMap<Long, long[]> table = new ConcurrentHashMap<>();
+
+        @Override
+        public DomainType type() {
+            return DomainType.UNMANAGED;
+        }
+
+        @Override
+        public void attachDevice(Device device) {
+            requireAssigned(device);
+        }
+
+        @Override
+        public void detachDevice(Device device) {
+        }
+
+        @Override
+        public synchronized void map(long iova, long paddr, long size, int prot) {
+            long pages = size >>> PhysicalMemory.PAGE_SHIFT;
+            long[] mfns = new long[(int) pages];
+            for (int i = 0; i < pages; i++) {
+                if (table.containsKey((iova >>> PhysicalMemory.PAGE_SHIFT) + i)) {
+                    throw new IommuException(Errno.EEXIST, String.format("xen: iova 0x%x is already mapped",
+                            iova + ((long) i << PhysicalMemory.PAGE_SHIFT)));
+                }
+                mfns[i] = hypervisor.validateMapping(guest, (paddr >>> PhysicalMemory.PAGE_SHIFT) + i);
+            }
+            for (int i = 0; i < pages; i++) {
+                table.put((iova >>> PhysicalMemory.PAGE_SHIFT) + i, new long[] {mfns[i], prot});
+            }
+        }
+
+        @Override
+        public synchronized long unmap(long iova, long size) {
+            long n = 0;
+            for (long off = 0; off < size; off += PhysicalMemory.PAGE_SIZE) {
+                if (table.remove((iova + off) >>> PhysicalMemory.PAGE_SHIFT) != null) {
+                    n += PhysicalMemory.PAGE_SIZE;
+                }
+            }
+            return n;
+        }
+
+        @Override
+        public long translate(long iova, int access) {
+            long[] e = table.get(iova >>> PhysicalMemory.PAGE_SHIFT);
+            if (e == null) {
+                return FAULT_NOT_MAPPED;
+            }
+            if ((access & ~(int) e[1] & (IommuProt.READ | IommuProt.WRITE)) != 0) {
+                return FAULT_PERMISSION;
+            }
+            return guestPhys(e[0], iova & PhysicalMemory.PAGE_OFFSET_MASK);
+        }
+    }
+}

@@ -2,6 +2,8 @@ package org.iommu4j.kernel.module;
 
 /** A module's life, as the kernel's {@code enum module_state} plus the two ends a user sees. */
 public enum ModuleState {
+    /** Not yet in the table: the state a listener sees a module come from when it is inserted. */
+    UNFORMED,
     /** Being set up: parameters parsed, init not yet done. */
     COMING,
     /** Initialised and running. */

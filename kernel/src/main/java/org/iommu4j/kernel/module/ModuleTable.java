@@ -6,6 +6,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.stream.Collectors;
 import org.iommu4j.api.Backend;
 import org.iommu4j.api.BackendProvider;
@@ -14,6 +16,7 @@ import org.iommu4j.api.IommuException;
 import org.iommu4j.api.InvalidParameterException;
 import org.iommu4j.api.LogLevel;
 import org.iommu4j.api.ModuleInfo;
+import org.iommu4j.api.TaintFlag;
 import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.params.ModuleParameterSet;
 
@@ -27,6 +30,12 @@ public final class ModuleTable {
     private final Host host;
     private final ReentrantLock lock;
     private final Map<String, LoadedModule> modules = new LinkedHashMap<>();
+    private final List<ModuleListener> listeners = new CopyOnWriteArrayList<>();
+    private boolean unsignedNoticed;
+
+    /** Licenses the kernel counts as GPL-compatible ({@code license_is_gpl_compatible}). */
+    private static final Set<String> GPL_COMPATIBLE = Set.of("GPL", "GPL v2", "GPL and additional rights",
+            "Dual BSD/GPL", "Dual MIT/GPL", "Dual MPL/GPL");
 
     /**
      * @param host the host
@@ -38,18 +47,34 @@ public final class ModuleTable {
     }
 
     /**
-     * Inserts a module and runs its init.
+     * Inserts a module found on the class path; see {@link #insert(BackendProvider, Map, LoadFacts)}.
+     *
+     * @param provider the module
+     * @param parameters values given with the load
+     * @param origin where it came from, for messages
+     * @return the LIVE module
+     */
+    public LoadedModule insert(BackendProvider provider, Map<String, String> parameters, String origin) {
+        return insert(provider, parameters, new LoadFacts(origin, true));
+    }
+
+    /**
+     * Inserts a module and runs its init, as {@code load_module} does: the signature is checked (an unsigned
+     * module is refused under {@code module.sig_enforce=1}), the kernel is tainted for what the module is
+     * (out-of-tree, not GPL-compatible, unsigned) with the kernel's messages, its parameters are parsed from
+     * the load call and the command line, and its init runs. Taint stays even if init fails.
      *
      * @param provider the module
      * @param parameters values given with the load, overriding {@code <module>.<param>} words of the
      *     command line
-     * @param origin where it came from, for messages
+     * @param facts where it came from and whether it is signed
      * @return the LIVE module
-     * @throws IommuException {@link Errno#EEXIST} if a module of that name is loaded; the
+     * @throws IommuException {@link Errno#EEXIST} if a module of that name is loaded;
+     *     {@link Errno#EKEYREJECTED} "Loading of x is rejected" for an unsigned module under enforcement; the
      *     {@link InvalidParameterException} of a bad parameter; or the init's failure, after everything the
      *     init registered was removed
      */
-    public LoadedModule insert(BackendProvider provider, Map<String, String> parameters, String origin) {
+    public LoadedModule insert(BackendProvider provider, Map<String, String> parameters, LoadFacts facts) {
         lock.lock();
         try {
             ModuleInfo info = provider.info();
@@ -59,6 +84,12 @@ public final class ModuleTable {
                 throw new IommuException(Errno.EEXIST, "Module " + name + " is already loaded (from "
                         + existing.origin() + ")");
             }
+            if (!facts.signed() && host.commandLine().get("module.sig_enforce").map(v -> !v.equals("0")
+                    && !v.equalsIgnoreCase("n")).orElse(false)) {
+                host.log().log(LogLevel.ERR, "Loading of " + name + " is rejected");
+                throw new IommuException(Errno.EKEYREJECTED, "Loading of " + name + " is rejected: it is not signed"
+                        + " by a trusted key and module.sig_enforce=1");
+            }
             ModuleParameterSet params;
             try {
                 params = new ModuleParameterSet(name, info.parameters(),
@@ -67,18 +98,20 @@ public final class ModuleTable {
                 host.log().log(LogLevel.ERR, e.getMessage());
                 throw e;
             }
-            LoadedModule module = new LoadedModule(info, params, origin);
+            LoadedModule module = new LoadedModule(info, params, facts.origin());
+            taintFor(module, facts);
             modules.put(name, module);
+            fire(module, ModuleState.UNFORMED, ModuleState.COMING);
             try {
                 Backend backend = provider.start(new ModuleServices(host, module));
                 if (backend == null) {
                     throw new IommuException(Errno.EINVAL, name + ": init returned no backend");
                 }
                 module.setBackend(backend);
-                module.setState(ModuleState.LIVE);
+                setState(module, ModuleState.LIVE);
                 return module;
             } catch (RuntimeException e) {
-                module.setState(ModuleState.FAILED);
+                setState(module, ModuleState.FAILED);
                 removeRegistrations(module, false);
                 modules.remove(name);
                 if (e instanceof IommuException) {
@@ -88,6 +121,61 @@ public final class ModuleTable {
             }
         } finally {
             lock.unlock();
+        }
+    }
+
+    /** The taint {@code load_module} adds for what a module is, in the order a kernel prints it. */
+    private void taintFor(LoadedModule module, LoadFacts facts) {
+        String name = module.name();
+        ModuleInfo info = module.info();
+        if (!info.inTree()) {
+            if (!host.taint().isSet(TaintFlag.OOT_MODULE)) {
+                host.log().log(LogLevel.WARNING, name + ": loading out-of-tree module taints kernel.");
+            }
+            taint(module, TaintFlag.OOT_MODULE, "out-of-tree module loaded from " + facts.origin());
+        }
+        if (!GPL_COMPATIBLE.contains(info.license())) {
+            host.log().log(LogLevel.WARNING, name + ": module license '" + info.license() + "' taints kernel.");
+            taint(module, TaintFlag.PROPRIETARY_MODULE, "module license '" + info.license() + "'");
+        }
+        if (!facts.signed()) {
+            if (!unsignedNoticed) {
+                unsignedNoticed = true;
+                host.log().log(LogLevel.NOTICE, name + ": module verification failed: signature and/or required"
+                        + " key missing - tainting kernel");
+            }
+            taint(module, TaintFlag.UNSIGNED_MODULE, "unsigned module loaded from " + facts.origin());
+        }
+    }
+
+    private void taint(LoadedModule module, TaintFlag flag, String event) {
+        module.recordTaint(flag);
+        host.taint().add(flag, module.name(), event);
+    }
+
+    /**
+     * @param listener told of every module state change from now on
+     */
+    public void addListener(ModuleListener listener) {
+        listeners.add(listener);
+    }
+
+    /**
+     * @param listener a listener to drop
+     */
+    public void removeListener(ModuleListener listener) {
+        listeners.remove(listener);
+    }
+
+    private void setState(LoadedModule module, ModuleState to) {
+        ModuleState from = module.state();
+        module.setState(to);
+        fire(module, from, to);
+    }
+
+    private void fire(LoadedModule module, ModuleState from, ModuleState to) {
+        for (ModuleListener l : listeners) {
+            l.stateChanged(module, from, to);
         }
     }
 
@@ -110,12 +198,12 @@ public final class ModuleTable {
             if (module.references() > 0 || host.dma().liveMappings(module) > 0) {
                 throw new IommuException(Errno.EAGAIN, "Module " + module.name() + " is in use");
             }
-            module.setState(ModuleState.GOING);
+            setState(module, ModuleState.GOING);
             try {
                 module.backend().stop();
             } finally {
                 removeRegistrations(module, true);
-                module.setState(ModuleState.UNLOADED);
+                setState(module, ModuleState.UNLOADED);
                 modules.remove(module.name());
                 for (LoadedModule m : modules.values()) {
                     m.removeHolder(module);

@@ -74,6 +74,8 @@ class ModuleTableTest {
 
     @Test
     void aFailingInitLeavesNothingRegistered() {
+        java.util.List<String> states = new java.util.ArrayList<>();
+        host.modules().addListener((m, from, to) -> states.add(from + "->" + to));
         assertThatThrownBy(() -> host.modules().insert(provider("broken", k -> {
             k.iommu().registerOps(BusType.PCI, new PageTableIommu());
             throw new IommuException(Errno.ENODEV, "broken: no hardware");
@@ -82,6 +84,7 @@ class ModuleTableTest {
         assertThat(host.modules().find("broken")).isEmpty();
         assertThat(host.iommu().groups()).isEmpty();
         assertThat(host.iommu().ops(BusType.PCI)).isEmpty();
+        assertThat(states).containsExactly("UNFORMED->COMING", "COMING->FAILED");
     }
 
     @Test

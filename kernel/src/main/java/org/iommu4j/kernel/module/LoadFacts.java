@@ -1,0 +1,15 @@
+package org.iommu4j.kernel.module;
+
+/**
+ * What the loader knows about a module's file that its metadata does not say.
+ *
+ * @param origin where it came from, for messages ({@code class path} or a jar's path)
+ * @param signed whether its signature checked out against a trusted key (in-tree modules count as signed)
+ */
+public record LoadFacts(String origin, boolean signed) {
+
+    /** @return facts for a module built with iommu4j and found on the class path */
+    public static LoadFacts inTree() {
+        return new LoadFacts("class path", true);
+    }
+}

@@ -1,0 +1,141 @@
+package org.iommu4j.loader;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.lang.ref.WeakReference;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.iommu4j.api.Errno;
+import org.iommu4j.api.IommuException;
+import org.iommu4j.api.TaintFlag;
+import org.iommu4j.kernel.Host;
+import org.iommu4j.kernel.bus.PciDeviceSpec;
+import org.iommu4j.kernel.module.LoadedModule;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Plugins built as real jars in a temporary directory, loaded from a plugin directory. */
+class OutOfTreeBackendsTest {
+    private static final Path EXAMPLE = Path.of("..", "examples", "oot-backend", "src", "main", "java");
+
+    @TempDir
+    Path work;
+
+    private Path plugins() throws Exception {
+        return Files.createDirectories(work.resolve("plugins"));
+    }
+
+    private BackendLoader loader(Path plugins) {
+        return new BackendLoader(LoaderConfig.classPathOnly().withPluginDirectories(plugins));
+    }
+
+    private Path exampleJar(Path plugins) {
+        return new PluginJars(work).jar().sourceTree(EXAMPLE)
+                .services("org.iommu4j.examples.fslnone.FslNoneProvider")
+                .manifest(BackendLoader.NAME_ATTRIBUTE, "fsl-none").manifest("Iommu4j-Api-Version", "1.0")
+                .writeTo(plugins.resolve("fsl-none").resolve("fsl-none.jar"));
+    }
+
+    @Test
+    void theExampleBackendLoadsFromThePluginDirectoryAndTaintsAsAnUnsignedOutOfTreeModule() throws Exception {
+        Path plugins = plugins();
+        exampleJar(plugins);
+        BackendLoader loader = loader(plugins);
+        Host host = Host.builder().pciDevice(PciDeviceSpec.of("0000:06:0d.0")).build();
+
+        assertThat(loader.find("fsl_none")).hasValueSatisfying(c -> {
+            assertThat(c.inTree()).isFalse();
+            assertThat(c.origin()).isEqualTo(plugins.resolve("fsl-none").toString());
+        });
+        LoadedModule m = loader.load(host, "fsl_none", Map.of());
+
+        assertThat(m.taintLetters()).isEqualTo("OE");
+        assertThat(host.taint().taintedString()).isEqualTo("Tainted: G           OE      ");
+        assertThat(host.log().messages()).containsSubsequence(
+                "fsl_none: loading out-of-tree module taints kernel.",
+                "fsl_none: module verification failed: signature and/or required key missing - tainting kernel",
+                "pci 0000:06:0d.0: Adding to iommu group 0");
+        assertThat(host.sysfs().read("/sys/kernel/iommu_groups/0/name")).hasValue("fsl-none");
+        assertThat(loader.modinfo("fsl-none")).contains("intree:         N").contains("signed:         N");
+        loader.unload(host, "fsl-none");
+        assertThat(host.taint().isSet(TaintFlag.OOT_MODULE)).isTrue();
+    }
+
+    @Test
+    void aPluginSeesTheApiButNotTheApplicationAndRunsWithItsOwnContextLoader() throws Exception {
+        Path plugins = plugins();
+        new PluginJars(work).jar()
+                .source("probe.Provider", PluginJars.provider("probe", "probe", "GPL", List.of(),
+                        "try { Class.forName(\"org.iommu4j.kernel.Host\", false, getClass().getClassLoader());"
+                        + " kernel.log().log(LogLevel.INFO, \"saw the application\"); }"
+                        + " catch (ClassNotFoundException e) { kernel.log().log(LogLevel.INFO, \"cannot see \""
+                        + " + e.getMessage()); }"
+                        + " kernel.log().log(LogLevel.INFO, \"context loader is mine: \""
+                        + " + (Thread.currentThread().getContextClassLoader() == getClass().getClassLoader()));"))
+                .services("probe.Provider")
+                .writeTo(plugins.resolve("probe.jar"));
+        Host host = Host.builder().build();
+        loader(plugins).load(host, "probe", Map.of());
+        assertThat(host.log().messages()).contains("probe: cannot see org.iommu4j.kernel.Host",
+                "probe: context loader is mine: true");
+    }
+
+    @Test
+    void aProprietaryLicenseTaintsPWithTheKernelsLinesInTheKernelsOrder() throws Exception {
+        Path plugins = plugins();
+        new PluginJars(work).jar()
+                .source("wl.Provider", PluginJars.provider("wl", "wl", "MIXED/Proprietary", List.of(), ""))
+                .services("wl.Provider").writeTo(plugins.resolve("wl.jar"));
+        Host host = Host.builder().build();
+        LoadedModule m = loader(plugins).load(host, "wl", Map.of());
+        assertThat(host.log().messages()).containsSubsequence(
+                "wl: loading out-of-tree module taints kernel.",
+                "wl: module license 'MIXED/Proprietary' taints kernel.",
+                "Disabling lock debugging due to kernel taint",
+                "wl: module verification failed: signature and/or required key missing - tainting kernel");
+        assertThat(m.taintLetters()).isEqualTo("POE");
+        assertThat(host.taint().taintedString()).isEqualTo("Tainted: P           OE      ");
+        assertThat(host.taint().records()).extracting(r -> r.who()).containsOnly("wl");
+    }
+
+    @Test
+    void underSignatureEnforcementAnUnsignedPluginIsRefusedAndNothingIsTainted() throws Exception {
+        Path plugins = plugins();
+        exampleJar(plugins);
+        Host host = Host.builder().commandLine("module.sig_enforce=1").build();
+        assertThatThrownBy(() -> loader(plugins).load(host, "fsl-none", Map.of()))
+                .isInstanceOf(IommuException.class)
+                .hasMessage("Loading of fsl_none is rejected: it is not signed by a trusted key and module.sig_enforce=1")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EKEYREJECTED);
+        assertThat(host.log().messages()).contains("Loading of fsl_none is rejected");
+        assertThat(host.taint().taintedString()).isEqualTo("Not tainted");
+        assertThat(host.modules().modules()).isEmpty();
+    }
+
+    @Test
+    void anUnloadedPluginsClassLoaderIsCollected() throws Exception {
+        Path plugins = plugins();
+        exampleJar(plugins);
+        BackendLoader loader = loader(plugins);
+        Host host = Host.builder().pciDevice(PciDeviceSpec.of("0000:06:0d.0")).build();
+        WeakReference<ClassLoader> pluginLoader = loadAndUnload(loader, host);
+
+        for (int i = 0; i < 50 && pluginLoader.get() != null; i++) {
+            System.gc();
+            Thread.sleep(20);
+        }
+        assertThat(pluginLoader.get()).isNull();
+        assertThat(loader.find("fsl-none")).isPresent(); // found afresh by the next scan
+    }
+
+    private static WeakReference<ClassLoader> loadAndUnload(BackendLoader loader, Host host) {
+        LoadedModule m = loader.load(host, "fsl-none", Map.of());
+        WeakReference<ClassLoader> ref = new WeakReference<>(m.backend().getClass().getClassLoader());
+        assertThat(ref.get()).isInstanceOf(PluginClassLoader.class);
+        loader.unload(host, "fsl-none");
+        return ref;
+    }
+}

@@ -85,6 +85,18 @@ public record ModuleInfo(String name, String version, String description, String
     }
 
     /**
+     * The kernel's {@code license_is_gpl_compatible}: GPL, GPL v2, GPL and additional rights, Dual BSD/GPL,
+     * Dual MIT/GPL and Dual MPL/GPL. Any other license taints the kernel with
+     * {@link TaintFlag#PROPRIETARY_MODULE} when the module loads.
+     *
+     * @return whether {@link #license()} is one of them
+     */
+    public boolean licenseIsGplCompatible() {
+        return List.of("GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL", "Dual MIT/GPL", "Dual MPL/GPL")
+                .contains(license);
+    }
+
+    /**
      * @param parameter a parameter name
      * @return its declaration, if the module has one
      */

@@ -14,8 +14,9 @@ public interface PageAllocator {
     long NO_LIMIT = Long.MAX_VALUE;
 
     /**
-     * Allocates 2^{@code order} physically contiguous pages, aligned to their size, below {@code limit}, at
-     * the lowest free address (so a test can predict and provoke fragmentation).
+     * Allocates 2^{@code order} physically contiguous pages, aligned to their size, below {@code limit}: from
+     * the smallest free block that fits, lowest address first within its order, as a buddy allocator does (so a
+     * test can predict and provoke fragmentation).
      *
      * @param order 0 to {@link #MAX_ORDER}
      * @param limit the allocation must end at or below this address ({@code 1L << 32} for a 32-bit device), or
@@ -51,7 +52,7 @@ public interface PageAllocator {
      *
      * @param phys the address it returned
      * @param pages the count it was asked for
-     * @throws IommuException {@link Errno#EINVAL} if those pages are not all allocated
+     * @throws IommuException {@link Errno#EINVAL} unless exactly that run is a live contiguous allocation
      */
     void freeContiguous(long phys, long pages);
 

@@ -39,6 +39,8 @@ import org.iommu4j.kernel.vfio.VfioIommuDrivers;
 public final class Host {
     /** The default memory size: 1 GiB. */
     public static final long DEFAULT_MEMORY = 1L << 30;
+    /** Low memory the firmware keeps, as on a PC: the allocator never hands out the first 1 MiB. */
+    public static final long FIRMWARE_RESERVED = 1L << 20;
 
     private final ReentrantLock configLock = new ReentrantLock();
     private final LongSupplier clock;
@@ -68,6 +70,7 @@ public final class Host {
         this.cpuOfThread = ThreadLocal.withInitial(() -> nextCpu.getAndIncrement() % cpus);
         this.memory = new SparseMemory(b.memory);
         this.pageAllocator = new BuddyAllocator(b.memory >>> PhysicalMemory.PAGE_SHIFT);
+        pageAllocator.allocateContiguous(FIRMWARE_RESERVED >>> PhysicalMemory.PAGE_SHIFT, FIRMWARE_RESERVED);
         this.log = new KernelLogBuffer(b.logCapacity, clock);
         this.taint = new TaintState(log, clock);
         this.commandLine = CommandLine.parse(b.commandLine);
@@ -80,7 +83,8 @@ public final class Host {
         this.vfio = new org.iommu4j.kernel.vfio.Vfio(this);
         log.log(LogLevel.NOTICE, "Linux version 6.12.0-iommu4j (iommu4j simulated kernel)");
         log.log(LogLevel.NOTICE, "Kernel command line: " + commandLine);
-        log.log(LogLevel.INFO, "Memory: " + (b.memory >>> 10) + "K available, " + cpus + " CPUs");
+        log.log(LogLevel.INFO, "Memory: " + ((b.memory - FIRMWARE_RESERVED) >>> 10) + "K available ("
+                + (FIRMWARE_RESERVED >>> 10) + "K reserved by firmware), " + cpus + " CPUs");
         for (PciDeviceSpec spec : b.pciDevices) {
             buses.addPci(spec);
         }

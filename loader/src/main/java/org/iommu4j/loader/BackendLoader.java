@@ -144,7 +144,7 @@ public final class BackendLoader implements AutoCloseable {
         line(sb, "intree", info.inTree() ? "Y" : "N");
         line(sb, "depends", String.join(",", info.depends()));
         line(sb, "api", info.apiVersions().toString());
-        line(sb, "signed", c.inTree() || f.plugin() != null && f.plugin().signed ? "Y" : "N");
+        line(sb, "signed", c.signed() ? "Y" : "N");
         for (ParameterSpec p : info.parameters()) {
             line(sb, "parm", p.modinfoLine());
         }
@@ -359,7 +359,8 @@ public final class BackendLoader implements AutoCloseable {
                 String refusal = info.apiVersions().contains(ApiVersion.CURRENT) ? null
                         : incompatible(info.name(), info.apiVersions().min(), "accepts " + info.apiVersions());
                 out.add(new Found(new BackendCandidate(ModuleInfo.normalizeName(info.name()), p.type().getName(),
-                        origin, plugin == null, info, refusal), refusal == null ? provider : null, plugin));
+                        origin, plugin == null, plugin == null || plugin.signed, info, refusal),
+                        refusal == null ? provider : null, plugin));
             } catch (ServiceConfigurationError | RuntimeException | LinkageError e) {
                 Throwable cause = e.getCause() != null ? e.getCause() : e;
                 bad.add(new BrokenPlugin(origin, p.type().getName() + " could not be instantiated: " + cause));
@@ -397,8 +398,8 @@ public final class BackendLoader implements AutoCloseable {
                     String name = Optional.ofNullable(manifest.getValue(NAME_ATTRIBUTE))
                             .orElse(path.getFileName().toString().replaceFirst("\\.jar$", ""));
                     out.add(new Found(new BackendCandidate(ModuleInfo.normalizeName(name), "(not instantiated)",
-                            path.toString(), false, null, incompatible(name, built, "major " + built.major())), null,
-                            null));
+                            path.toString(), false, false, null, incompatible(name, built, "major " + built.major())),
+                            null, null));
                     return;
                 }
             } catch (IllegalArgumentException e) {

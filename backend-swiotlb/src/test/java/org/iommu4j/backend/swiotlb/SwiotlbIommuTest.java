@@ -83,9 +83,10 @@ class SwiotlbIommuTest {
     @Test
     void aBadHideListFailsTheLoadWithPcibacksMessage() {
         Host bad = Host.builder().commandLine("swiotlb.hide=(0000:06:0d.0)(junk)").build();
+        long free = bad.pageAllocator().freePageCount();
         assertThatThrownBy(() -> new SwiotlbFixture(bad, Map.of()))
                 .hasMessage("Error parsing pci_devs_to_hide at \"(junk)\"");
-        assertThat(bad.pageAllocator().freePageCount()).isEqualTo(bad.pageAllocator().totalPages());
+        assertThat(bad.pageAllocator().freePageCount()).isEqualTo(free);
     }
 
     @Test

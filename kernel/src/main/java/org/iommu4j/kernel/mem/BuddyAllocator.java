@@ -40,7 +40,7 @@ public final class BuddyAllocator implements PageAllocator {
     @Override
     public synchronized long allocatePages(int order, long limit) {
         checkOrder(order);
-        long pfn = take(order, limitPfn(limit));
+        long pfn = take(order, limitPfn(limit), 1L << order);
         if (pfn < 0) {
             throw new IommuException(Errno.ENOMEM, String.format(
                     "page allocation failure: order:%d, limit 0x%x: no free block (free pages: %d)", order, limit,
@@ -107,7 +107,7 @@ public final class BuddyAllocator implements PageAllocator {
         long pfn;
         if (pages <= 1L << MAX_ORDER) {
             int order = 64 - Long.numberOfLeadingZeros(pages - 1);
-            pfn = take(order, limitPfn);
+            pfn = take(order, limitPfn, pages);
             if (pfn >= 0) {
                 release(pfn + pages, (1L << order) - pages);
             }
@@ -155,11 +155,14 @@ public final class BuddyAllocator implements PageAllocator {
         return limit == NO_LIMIT ? totalPages : Math.min(totalPages, limit >>> PhysicalMemory.PAGE_SHIFT);
     }
 
-    /** Takes the lowest block of the smallest order at or above {@code order} that ends by the limit. */
-    private long take(int order, long limitPfn) {
+    /**
+     * Takes the lowest block of the smallest order at or above {@code order} whose first {@code needed} pages
+     * end by the limit; splitting keeps the low part, so only those pages have to fit.
+     */
+    private long take(int order, long limitPfn, long needed) {
         for (int o = order; o <= MAX_ORDER; o++) {
             int idx = free[o].nextSetBit(0);
-            if (idx >= 0 && ((long) (idx + 1) << o) <= limitPfn) {
+            if (idx >= 0 && ((long) idx << o) + needed <= limitPfn) {
                 free[o].clear(idx);
                 long pfn = (long) idx << o;
                 while (o > order) {

@@ -6,7 +6,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.stream.Collectors;
 import org.iommu4j.api.Backend;
@@ -32,10 +31,6 @@ public final class ModuleTable {
     private final Map<String, LoadedModule> modules = new LinkedHashMap<>();
     private final List<ModuleListener> listeners = new CopyOnWriteArrayList<>();
     private boolean unsignedNoticed;
-
-    /** Licenses the kernel counts as GPL-compatible ({@code license_is_gpl_compatible}). */
-    private static final Set<String> GPL_COMPATIBLE = Set.of("GPL", "GPL v2", "GPL and additional rights",
-            "Dual BSD/GPL", "Dual MIT/GPL", "Dual MPL/GPL");
 
     /**
      * @param host the host
@@ -134,7 +129,7 @@ public final class ModuleTable {
             }
             taint(module, TaintFlag.OOT_MODULE, "out-of-tree module loaded from " + facts.origin());
         }
-        if (!GPL_COMPATIBLE.contains(info.license())) {
+        if (!info.licenseIsGplCompatible()) {
             host.log().log(LogLevel.WARNING, name + ": module license '" + info.license() + "' taints kernel.");
             taint(module, TaintFlag.PROPRIETARY_MODULE, "module license '" + info.license() + "'");
         }

@@ -61,7 +61,7 @@ public final class VfioContainer implements AutoCloseable {
 
     /**
      * {@code VFIO_CHECK_EXTENSION}: with an iommu type set, the driver's answer; before, the first positive
-     * answer of a registered driver.
+     * answer of a registered driver that may serve the container's groups (any driver while it has none).
      *
      * @param extension an iommu type or other extension number
      * @return positive when supported
@@ -74,6 +74,9 @@ public final class VfioContainer implements AutoCloseable {
                 return driver.driver().checkExtension(extension);
             }
             for (Registered r : vfio.host().vfioDrivers().all()) {
+                if (!groups.isEmpty() && r.driver().isolating() != groups.get(0).isolated()) {
+                    continue;
+                }
                 int answer = r.driver().checkExtension(extension);
                 if (answer > 0) {
                     return answer;

@@ -64,6 +64,14 @@ class BuddyAllocatorTest {
     }
 
     @Test
+    void aLimitOnlyNeedsThePagesTakenToFitNotTheWholeBlockTheyAreSplitFrom() {
+        BuddyAllocator a = new BuddyAllocator(4);
+        assertThat(a.allocateContiguous(1, 0x1000)).isZero();
+        assertThat(a.allocatePages(0, 0x2000)).isEqualTo(0x1000);
+        assertThatThrownBy(() -> a.allocatePages(0, 0x2000)).hasMessageStartingWith("page allocation failure");
+    }
+
+    @Test
     void doubleFreesAndWrongOrdersAreRefused() {
         BuddyAllocator a = new BuddyAllocator(GIB_PAGES);
         long p = a.allocatePages(2, PageAllocator.NO_LIMIT);

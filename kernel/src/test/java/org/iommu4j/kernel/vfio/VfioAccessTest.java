@@ -91,7 +91,10 @@ class VfioAccessTest {
     void unisolatedAndIsolatedGroupsDoNotMixAndAnIsolatingDriverIsNotOffered() {
         VfioGroupFile group = host.vfio().openGroup(root, "/dev/vfio/noiommu-0");
         VfioContainer container = host.vfio().openContainer(root);
+        assertThat(container.checkExtension(Vfio.TYPE1v2_IOMMU)).isEqualTo(1);
         group.setContainer(root, container);
+        assertThat(container.checkExtension(Vfio.TYPE1v2_IOMMU)).isZero();
+        assertThat(container.checkExtension(Vfio.NOIOMMU_IOMMU)).isEqualTo(1);
         assertThatThrownBy(() -> container.setIommu(root, Vfio.TYPE1v2_IOMMU))
                 .hasMessage("VFIO_SET_IOMMU: no VFIO iommu driver offers VFIO_TYPE1v2_IOMMU(3) for unisolated"
                         + " (no-IOMMU) groups; registered: [vfio-iommu-type1, vfio-test-noiommu]")

@@ -1,0 +1,76 @@
+package org.iommu4j.cli;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import org.iommu4j.loader.BackendLoader;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** {@code iommuctl demo}: the main job. */
+@Command(name = "demo", mixinStandardHelpOptions = true,
+        description = {"On the embedded host (1 GiB, a NIC at 0000:06:0d.0), load a backend, give the NIC to VFIO,"
+                + " map a buffer, DMA a packet in and out, try one stray DMA, and say what happened.",
+                "Without --backend, run every backend found and print one comparison table."})
+final class DemoCommand implements Callable<Integer> {
+    @Mixin
+    GlobalOptions global;
+
+    @Option(names = "--backend", paramLabel = "NAME", description = "the backend to try")
+    String backend;
+
+    @Option(names = "--unsafe", description = "also run backends that give no DMA isolation (sets their"
+            + " enable_unsafe_* opt-in parameters; they taint the kernel)")
+    boolean unsafe;
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        BackendLoader loader = global.loader();
+        Demo demo = new Demo(loader, unsafe);
+        var out = spec.commandLine().getOut();
+        if (backend != null) {
+            loader.provider(backend);
+            DemoResult r = demo.run(backend);
+            if (global.json) {
+                out.println(Json.write(r));
+            } else {
+                out.println("iommu4j demo: backend " + r.backend());
+                r.narrative().forEach(line -> out.println("  " + line));
+            }
+            return r.status().equals("failed") ? 1 : 0;
+        }
+        List<DemoResult> results = new ArrayList<>();
+        for (String name : demo.runnable()) {
+            results.add(demo.run(name));
+        }
+        if (global.json) {
+            out.println(Json.write(results));
+        } else {
+            out.println("iommu4j demo on the embedded host: the NIC " + EmbeddedHost.NIC + " through each backend");
+            out.println();
+            Table table = new Table("backend", "VFIO type", "isolated", "mapping", "packet in/out", "bounced bytes",
+                    "stray DMA", "taint");
+            for (DemoResult r : results) {
+                if (r.status().equals("ok")) {
+                    table.row(r.backend(), r.vfioType(), r.isolated() ? "yes" : "no", r.mapping(),
+                            (r.packetIn() ? "ok" : "BAD") + " / " + (r.packetOut() ? "ok" : "BAD"), r.bouncedBytes(),
+                            r.strayDma(), r.taintFlags().isEmpty() ? "-" : r.taintFlags());
+                } else {
+                    table.row(r.backend(), r.status() + ": " + r.reason(), "", "", "", "", "", "");
+                }
+            }
+            out.print(table);
+            if (!unsafe && results.stream().anyMatch(r -> r.reason().equals("needs --unsafe"))) {
+                out.println();
+                out.println("Backends marked 'needs --unsafe' give devices no DMA isolation and taint the kernel;"
+                        + " 'iommuctl demo --unsafe' runs them too.");
+            }
+        }
+        return results.stream().anyMatch(r -> r.status().equals("failed")) ? 1 : 0;
+    }
+}

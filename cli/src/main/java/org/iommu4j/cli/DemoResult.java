@@ -1,0 +1,25 @@
+package org.iommu4j.cli;
+
+import java.util.List;
+
+/**
+ * What the demo saw on one backend.
+ *
+ * @param backend the backend's name
+ * @param status {@code ok}, {@code skipped} or {@code failed}
+ * @param reason why it was skipped or failed, else empty
+ * @param vfioType the iommu type the container used, or empty
+ * @param isolated whether the device's group isolates it
+ * @param mapping how the buffer was mapped: translated, iova == phys, direct or bounced
+ * @param packetIn whether the device's write reached the process intact
+ * @param packetOut whether the process's write reached the device intact
+ * @param bouncedBytes bytes the swiotlb pool copied, both ways
+ * @param strayDma what the stray DMA did: faulted, corrupted, no effect
+ * @param taint the {@code Tainted:} line
+ * @param taintFlags the letters of the flags set, in bit order; empty when untainted
+ * @param narrative the story in plain words, one line per event
+ */
+record DemoResult(String backend, String status, String reason, String vfioType, boolean isolated, String mapping,
+        boolean packetIn, boolean packetOut, long bouncedBytes, String strayDma, String taint,
+        String taintFlags, List<String> narrative) {
+}

@@ -1,0 +1,36 @@
+package org.iommu4j.cli;
+
+import org.iommu4j.kernel.Host;
+import org.iommu4j.kernel.bus.DmaMasks;
+import org.iommu4j.kernel.bus.PciDeviceSpec;
+import org.iommu4j.kernel.bus.PlatformDeviceSpec;
+
+/**
+ * The machine {@code iommuctl} runs on when nothing else is asked for: 1 GiB, 2 CPUs, a graphics device that
+ * its host driver owns, the NIC the demo assigns ({@value #NIC}), a 32-bit DMA device and a platform DMA
+ * engine.
+ */
+final class EmbeddedHost {
+    /** The device the demo hands to VFIO. */
+    static final String NIC = "0000:06:0d.0";
+
+    private EmbeddedHost() {
+    }
+
+    static Host build(String commandLine) {
+        return Host.builder()
+                .memory(Host.DEFAULT_MEMORY)
+                .cpus(2)
+                .commandLine(commandLine)
+                .pciDevice(PciDeviceSpec.of("0000:00:02.0").withIds(0x8086, 0x46a6, 0x030000).withDriver("i915"))
+                .pciDevice(PciDeviceSpec.of(NIC))
+                .pciDevice(PciDeviceSpec.of("0000:07:00.0").withIds(0x10ec, 0x8139, 0x020000)
+                        .withDmaMask(DmaMasks.bits(32)))
+                .platformDevice(PlatformDeviceSpec.of("fsl-dma.0"))
+                .build();
+    }
+
+    static String describe(Host host) {
+        return String.format("%d MiB, %d CPUs", host.memory().size() >> 20, host.cpuCount());
+    }
+}

@@ -1,0 +1,68 @@
+package org.iommu4j.cli;
+
+import java.io.PrintWriter;
+import org.iommu4j.api.IommuException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * {@code iommuctl}: load an iommu backend by name on a simulated host and watch DMA go through it. Exit codes:
+ * 0 when the operation succeeded, 1 when it failed, 2 for bad usage. Errors go to standard error on one line.
+ */
+@Command(name = "iommuctl", mixinStandardHelpOptions = true, version = "iommuctl 0.1.0 (iommu4j API 1.0)",
+        description = "Load an IOMMU/VFIO backend on a simulated host and watch DMA go through it.",
+        subcommands = {DemoCommand.class, BackendsCommand.class, ModinfoCommand.class, GroupsCommand.class,
+                TaintCommand.class, DmesgCommand.class, RunCommand.class, CommandLine.HelpCommand.class})
+public final class Iommuctl implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "a command is required: demo, backends,"
+                + " modinfo, groups, taint, dmesg or run");
+    }
+
+    /**
+     * @param out standard output
+     * @param err standard error
+     * @return a configured command line
+     */
+    static CommandLine commandLine(PrintWriter out, PrintWriter err) {
+        CommandLine cl = new CommandLine(new Iommuctl());
+        cl.setOut(out);
+        cl.setErr(err);
+        cl.setParameterExceptionHandler((e, args) -> {
+            CommandLine at = e.getCommandLine();
+            at.getErr().println("iommuctl: " + e.getMessage() + " (see '" + at.getCommandSpec().qualifiedName()
+                    + " --help')");
+            return 2;
+        });
+        cl.setExecutionExceptionHandler((e, at, parsed) -> {
+            String message = e instanceof IommuException ie ? ie.errno() + ": " + ie.getMessage() : e.getMessage();
+            at.getErr().println(at.getCommandSpec().qualifiedName() + ": " + message);
+            return 1;
+        });
+        return cl;
+    }
+
+    /**
+     * @param args the command line
+     * @param out standard output
+     * @param err standard error
+     * @return the exit code
+     */
+    static int execute(String[] args, PrintWriter out, PrintWriter err) {
+        int code = commandLine(out, err).execute(args);
+        out.flush();
+        err.flush();
+        return code;
+    }
+
+    /**
+     * @param args the command line
+     */
+    public static void main(String[] args) {
+        System.exit(execute(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+    }
+}

@@ -1,0 +1,64 @@
+package org.iommu4j.cli;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/** {@code iommuctl run SCENARIO.json}. */
+@Command(name = "run", mixinStandardHelpOptions = true,
+        description = {"Run a scenario file step by step, a line per step; stop at the first unexpected result.",
+                "See examples/scenarios/ for the format."})
+final class RunCommand implements Callable<Integer> {
+    @Mixin
+    GlobalOptions global;
+
+    @Parameters(paramLabel = "SCENARIO.json", description = "the scenario")
+    Path file;
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        var out = spec.commandLine().getOut();
+        List<String> lines = new ArrayList<>();
+        boolean terminal = System.console() != null && !global.json;
+        Scenario scenario = new Scenario(global.loader(), Scenario.read(file), line -> {
+            lines.add(line);
+            if (!global.json) {
+                out.println(line);
+                out.flush();
+            }
+        }, terminal);
+        Scenario.Outcome outcome;
+        try {
+            outcome = scenario.run();
+        } catch (Scenario.StepFailed e) {
+            if (global.json) {
+                Map<String, Object> r = new LinkedHashMap<>();
+                r.put("status", "failed");
+                r.put("steps", lines);
+                r.put("error", e.getMessage());
+                out.println(Json.write(r));
+            }
+            throw e;
+        }
+        if (global.json) {
+            Map<String, Object> r = new LinkedHashMap<>();
+            r.put("status", "ok");
+            r.put("steps", lines);
+            r.put("tainted", outcome.host().taint().taintedString());
+            out.println(Json.write(r));
+        } else {
+            out.println("scenario done: " + outcome.steps() + " steps; " + outcome.host().taint().taintedString());
+        }
+        return 0;
+    }
+}

@@ -63,6 +63,40 @@ public final class PciSlotList {
         slots.addAll(saved);
     }
 
+    /**
+     * Changes the list and asks the iommu core to probe every present PCI device the slot covers again, so that
+     * devices join or leave their groups; if the core refuses (a user holds one, {@link Errno#EBUSY}), the list
+     * is put back and the devices probed again, and the refusal is thrown.
+     *
+     * @param kernel the module's services
+     * @param slot the slot being added or removed
+     * @param change the change, for example {@code list -> list.add(slot)}
+     * @param reprobe whether devices should be probed again (false while the backend claims none)
+     */
+    public void update(KernelServices kernel, PciSlotPattern slot, java.util.function.Consumer<PciSlotList> change,
+            boolean reprobe) {
+        List<PciSlotPattern> before = snapshot();
+        change.accept(this);
+        if (!reprobe) {
+            return;
+        }
+        try {
+            reprobe(kernel, slot);
+        } catch (RuntimeException e) {
+            restore(before);
+            reprobe(kernel, slot);
+            throw e;
+        }
+    }
+
+    private static void reprobe(KernelServices kernel, PciSlotPattern slot) {
+        for (Device d : kernel.devices().devices(BusType.PCI)) {
+            if (d.pciAddress().filter(slot::matches).isPresent()) {
+                kernel.iommu().reprobe(d);
+            }
+        }
+    }
+
     /** @return one slot per line, as pciback's {@code slots} attribute shows them */
     @Override
     public String toString() {

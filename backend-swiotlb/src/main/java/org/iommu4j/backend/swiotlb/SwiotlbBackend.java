@@ -115,30 +115,6 @@ final class SwiotlbBackend implements Backend {
         }
     }
 
-    /** Applies a slot-list change and re-probes the devices it covers; undoes it if VFIO holds one of them. */
-    private void changeSlots(Runnable change, PciSlotPattern slot) {
-        List<PciSlotPattern> before = slots.snapshot();
-        change.run();
-        try {
-            reprobe(slot);
-        } catch (RuntimeException e) {
-            slots.restore(before);
-            reprobe(slot);
-            throw e;
-        }
-    }
-
-    private void reprobe(PciSlotPattern slot) {
-        if (!iommuEnabled) {
-            return;
-        }
-        for (Device d : kernel.devices().devices(BusType.PCI)) {
-            if (d.pciAddress().filter(slot::matches).isPresent()) {
-                kernel.iommu().reprobe(d);
-            }
-        }
-    }
-
     /** @return the pool, or null with swiotlb=noforce */
     SwiotlbPool pool() {
         return pool;
@@ -159,11 +135,11 @@ final class SwiotlbBackend implements Backend {
                 ModuleAttribute.readOnly("slots", slots::toString),
                 new ModuleAttribute("new_slot", () -> "", text -> {
                     PciSlotPattern slot = PciSlotPattern.parse(text.strip());
-                    changeSlots(() -> slots.add(slot), slot);
+                    slots.update(kernel, slot, list -> list.add(slot), iommuEnabled);
                 }),
                 new ModuleAttribute("remove_slot", () -> "", text -> {
                     PciSlotPattern slot = PciSlotPattern.parse(text.strip());
-                    changeSlots(() -> slots.remove(slot), slot);
+                    slots.update(kernel, slot, list -> list.remove(slot), iommuEnabled);
                 }));
     }
 

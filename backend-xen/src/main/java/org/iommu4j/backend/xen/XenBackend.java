@@ -100,26 +100,6 @@ public final class XenBackend implements Backend {
         return guest;
     }
 
-    private void changeSlots(Runnable change, PciSlotPattern slot) {
-        List<PciSlotPattern> before = slots.snapshot();
-        change.run();
-        try {
-            reprobe(slot);
-        } catch (RuntimeException e) {
-            slots.restore(before);
-            reprobe(slot);
-            throw e;
-        }
-    }
-
-    private void reprobe(PciSlotPattern slot) {
-        for (Device d : kernel.devices().devices(BusType.PCI)) {
-            if (d.pciAddress().filter(slot::matches).isPresent()) {
-                kernel.iommu().reprobe(d);
-            }
-        }
-    }
-
     private static PciSlotPattern exact(String text) {
         PciSlotPattern p = PciSlotPattern.parse(text.strip());
         if (p.slot() == PciSlotPattern.ANY || p.function() == PciSlotPattern.ANY) {
@@ -135,19 +115,19 @@ public final class XenBackend implements Backend {
                 ModuleAttribute.readOnly("slots", slots::toString),
                 new ModuleAttribute("new_slot", () -> "", text -> {
                     PciSlotPattern p = PciSlotPattern.parse(text.strip());
-                    changeSlots(() -> slots.add(p), p);
+                    slots.update(kernel, p, list -> list.add(p), true);
                 }),
                 new ModuleAttribute("remove_slot", () -> "", text -> {
                     PciSlotPattern p = PciSlotPattern.parse(text.strip());
-                    changeSlots(() -> slots.remove(p), p);
+                    slots.update(kernel, p, list -> list.remove(p), true);
                 }),
                 new ModuleAttribute("bind", () -> "", text -> {
                     PciSlotPattern p = exact(text);
-                    changeSlots(() -> slots.add(p), p);
+                    slots.update(kernel, p, list -> list.add(p), true);
                 }),
                 new ModuleAttribute("unbind", () -> "", text -> {
                     PciSlotPattern p = exact(text);
-                    changeSlots(() -> slots.remove(p), p);
+                    slots.update(kernel, p, list -> list.remove(p), true);
                 }),
                 ModuleAttribute.readOnly("machine_frames_free", () -> Long.toString(hypervisor.freeFrames())));
     }

@@ -1,13 +1,12 @@
 package org.iommu4j.backend.xen;
 
-import java.util.concurrent.ConcurrentHashMap;
 import org.iommu4j.api.Device;
 import org.iommu4j.api.DomainType;
 import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuDomain;
 import org.iommu4j.api.IommuException;
 import org.iommu4j.api.IommuOps;
-import org.iommu4j.api.IommuProt;
+import org.iommu4j.api.IoPageTable;
 import org.iommu4j.api.PciAddress;
 import org.iommu4j.api.PciSlotList;
 import org.iommu4j.api.PhysicalMemory;
@@ -106,7 +105,7 @@ final class XenIommuOps implements IommuOps {
 
     /** A VFIO container's domain: iova to machine frame, each mapping validated by the hypervisor. */
     private final class HypercallDomain implements IommuDomain {
-        private final ConcurrentHashMap<Long, long[]> table = new ConcurrentHashMap<>();
+        private final IoPageTable table = new IoPageTable();
 
         @Override
         public DomainType type() {
@@ -122,43 +121,36 @@ final class XenIommuOps implements IommuOps {
         public void detachDevice(Device device) {
         }
 
+        /** Validates every page with the hypervisor first, so that a refusal maps nothing. */
         @Override
         public synchronized void map(long iova, long paddr, long size, int prot) {
             long pages = size >>> PhysicalMemory.PAGE_SHIFT;
-            long[] mfns = new long[(int) pages];
-            for (int i = 0; i < pages; i++) {
-                if (table.containsKey((iova >>> PhysicalMemory.PAGE_SHIFT) + i)) {
-                    throw new IommuException(Errno.EEXIST, String.format("xen: iova 0x%x is already mapped",
-                            iova + ((long) i << PhysicalMemory.PAGE_SHIFT)));
-                }
-                mfns[i] = hypervisor.validateMapping(guest, (paddr >>> PhysicalMemory.PAGE_SHIFT) + i);
+            long firstGfn = paddr >>> PhysicalMemory.PAGE_SHIFT;
+            for (long i = 0; i < pages; i++) {
+                hypervisor.validateMapping(guest, firstGfn + i);
             }
-            for (int i = 0; i < pages; i++) {
-                table.put((iova >>> PhysicalMemory.PAGE_SHIFT) + i, new long[] {mfns[i], prot});
+            for (long i = 0; i < pages; i++) {
+                long at = iova + (i << PhysicalMemory.PAGE_SHIFT);
+                try {
+                    table.map(at, guest.mfn(firstGfn + i) << PhysicalMemory.PAGE_SHIFT, PhysicalMemory.PAGE_SIZE,
+                            prot);
+                } catch (IommuException e) {
+                    table.unmap(iova, i << PhysicalMemory.PAGE_SHIFT);
+                    throw e;
+                }
             }
         }
 
         @Override
-        public synchronized long unmap(long iova, long size) {
-            long n = 0;
-            for (long off = 0; off < size; off += PhysicalMemory.PAGE_SIZE) {
-                if (table.remove((iova + off) >>> PhysicalMemory.PAGE_SHIFT) != null) {
-                    n += PhysicalMemory.PAGE_SIZE;
-                }
-            }
-            return n;
+        public long unmap(long iova, long size) {
+            return table.unmap(iova, size);
         }
 
         @Override
         public long translate(long iova, int access) {
-            long[] e = table.get(iova >>> PhysicalMemory.PAGE_SHIFT);
-            if (e == null) {
-                return FAULT_NOT_MAPPED;
-            }
-            if ((access & ~(int) e[1] & (IommuProt.READ | IommuProt.WRITE)) != 0) {
-                return FAULT_PERMISSION;
-            }
-            return guestPhys(e[0], iova & PhysicalMemory.PAGE_OFFSET_MASK);
+            long maddr = table.lookup(iova, access);
+            return maddr < 0 ? maddr
+                    : guestPhys(maddr >>> PhysicalMemory.PAGE_SHIFT, maddr & PhysicalMemory.PAGE_OFFSET_MASK);
         }
     }
 }

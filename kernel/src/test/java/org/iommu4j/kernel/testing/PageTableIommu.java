@@ -11,8 +11,7 @@ import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuDomain;
 import org.iommu4j.api.IommuException;
 import org.iommu4j.api.IommuOps;
-import org.iommu4j.api.IommuProt;
-import org.iommu4j.api.PhysicalMemory;
+import org.iommu4j.api.IoPageTable;
 
 /**
  * A test-only translating IOMMU: one page table per domain (iova page to physical page and prot), 4 KiB
@@ -82,7 +81,7 @@ public final class PageTableIommu implements IommuOps {
     /** A page-table domain. */
     public static final class PageTableDomain implements IommuDomain {
         private final DomainType type;
-        private final ConcurrentHashMap<Long, long[]> table = new ConcurrentHashMap<>();
+        private final IoPageTable table = new IoPageTable();
         private final Set<Device> attached = ConcurrentHashMap.newKeySet();
         private volatile boolean freed;
 
@@ -116,46 +115,26 @@ public final class PageTableIommu implements IommuOps {
         }
 
         @Override
-        public synchronized void map(long iova, long paddr, long size, int prot) {
+        public void map(long iova, long paddr, long size, int prot) {
             if (type == DomainType.BLOCKED) {
                 throw new IommuException(Errno.EOPNOTSUPP, "blocked domains map nothing");
             }
-            for (long off = 0; off < size; off += PhysicalMemory.PAGE_SIZE) {
-                if (table.containsKey((iova + off) >>> PhysicalMemory.PAGE_SHIFT)) {
-                    throw new IommuException(Errno.EEXIST, String.format("iova 0x%x is already mapped", iova + off));
-                }
-            }
-            for (long off = 0; off < size; off += PhysicalMemory.PAGE_SIZE) {
-                table.put((iova + off) >>> PhysicalMemory.PAGE_SHIFT, new long[] {paddr + off, prot});
-            }
+            table.map(iova, paddr, size, prot);
         }
 
         @Override
-        public synchronized long unmap(long iova, long size) {
-            long n = 0;
-            for (long off = 0; off < size; off += PhysicalMemory.PAGE_SIZE) {
-                if (table.remove((iova + off) >>> PhysicalMemory.PAGE_SHIFT) != null) {
-                    n += PhysicalMemory.PAGE_SIZE;
-                }
-            }
-            return n;
+        public long unmap(long iova, long size) {
+            return table.unmap(iova, size);
         }
 
         @Override
         public long translate(long iova, int access) {
-            long[] e = table.get(iova >>> PhysicalMemory.PAGE_SHIFT);
-            if (e == null) {
-                return FAULT_NOT_MAPPED;
-            }
-            if ((access & ~(int) e[1] & (IommuProt.READ | IommuProt.WRITE)) != 0) {
-                return FAULT_PERMISSION;
-            }
-            return e[0] + (iova & PhysicalMemory.PAGE_OFFSET_MASK);
+            return table.lookup(iova, access);
         }
 
         /** @return mapped pages */
         public int mappedPages() {
-            return table.size();
+            return table.mappedPages();
         }
 
         @Override

@@ -32,7 +32,8 @@ public interface DmaOps {
      * @param size the size given to {@link #map}
      * @param direction the direction given to {@link #map}
      * @throws IommuException {@link Errno#EINVAL} for an address this backend never mapped or a size that
-     *     differs from the mapping's (nothing is changed)
+     *     differs from the mapping's, when the backend keeps state per mapping (a bounce pool does; dma-direct
+     *     keeps none and cannot tell); nothing is changed
      */
     void unmap(Device device, long dmaAddress, long size, DmaDirection direction);
 

@@ -3,7 +3,8 @@ package org.iommu4j.api;
 /**
  * The host's physical memory, byte-addressed from 0 to {@link #size()}. Memory that was never written reads
  * as zeros and costs nothing. All methods are safe to call from many threads; accesses to the same bytes from
- * different threads race as they would on hardware.
+ * different threads race as they would on hardware. An offset or length outside the Java array given is an
+ * {@link IndexOutOfBoundsException}, checked before anything else.
  */
 public interface PhysicalMemory {
 

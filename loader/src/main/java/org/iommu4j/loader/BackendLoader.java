@@ -206,7 +206,8 @@ public final class BackendLoader implements AutoCloseable {
 
     private LoadedModule insert(Host host, Found f, Map<String, String> parameters) {
         Plugin plugin = f.plugin();
-        LoadFacts facts = new LoadFacts(f.candidate().origin(), plugin == null || plugin.signed);
+        LoadFacts facts = new LoadFacts(f.candidate().origin(), plugin == null || plugin.signed,
+                plugin == null ? null : plugin.loader);
         LoadedModule m = inContext(plugin, () -> host.modules().insert(f.provider(), parameters, facts));
         if (plugin != null) {
             plugin.loads++;

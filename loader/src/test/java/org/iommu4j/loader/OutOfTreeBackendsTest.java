@@ -74,13 +74,18 @@ class OutOfTreeBackendsTest {
                         + " catch (ClassNotFoundException e) { kernel.log().log(LogLevel.INFO, \"cannot see \""
                         + " + e.getMessage()); }"
                         + " kernel.log().log(LogLevel.INFO, \"context loader is mine: \""
-                        + " + (Thread.currentThread().getContextClassLoader() == getClass().getClassLoader()));"))
+                        + " + (Thread.currentThread().getContextClassLoader() == getClass().getClassLoader()));"
+                        + " kernel.devices().addListener(new BusListener() { public void deviceAdded(Device d) {"
+                        + " kernel.log().log(LogLevel.INFO, \"told of \" + d.name() + \" with my context loader: \""
+                        + " + (Thread.currentThread().getContextClassLoader() == getClass().getClassLoader())); } });"))
                 .services("probe.Provider")
                 .writeTo(plugins.resolve("probe.jar"));
         Host host = Host.builder().build();
         loader(plugins).load(host, "probe", Map.of());
+        host.buses().addPci(PciDeviceSpec.of("0000:09:00.0")); // a later call into the plugin, from the kernel
+        assertThat(Thread.currentThread().getContextClassLoader()).isNotInstanceOf(PluginClassLoader.class);
         assertThat(host.log().messages()).contains("probe: cannot see org.iommu4j.kernel.Host",
-                "probe: context loader is mine: true");
+                "probe: context loader is mine: true", "probe: told of 0000:09:00.0 with my context loader: true");
     }
 
     @Test
@@ -133,7 +138,7 @@ class OutOfTreeBackendsTest {
 
     private static WeakReference<ClassLoader> loadAndUnload(BackendLoader loader, Host host) {
         LoadedModule m = loader.load(host, "fsl-none", Map.of());
-        WeakReference<ClassLoader> ref = new WeakReference<>(m.backend().getClass().getClassLoader());
+        WeakReference<ClassLoader> ref = new WeakReference<>(m.classLoader());
         assertThat(ref.get()).isInstanceOf(PluginClassLoader.class);
         loader.unload(host, "fsl-none");
         return ref;

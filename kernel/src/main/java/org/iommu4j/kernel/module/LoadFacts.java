@@ -5,8 +5,18 @@ package org.iommu4j.kernel.module;
  *
  * @param origin where it came from, for messages ({@code class path} or a jar's path)
  * @param signed whether its signature checked out against a trusted key (in-tree modules count as signed)
+ * @param contextLoader the class loader to make the thread's context class loader around every call into the
+ *     module (an out-of-tree plugin's), or null for none
  */
-public record LoadFacts(String origin, boolean signed) {
+public record LoadFacts(String origin, boolean signed, ClassLoader contextLoader) {
+
+    /**
+     * @param origin where it came from
+     * @param signed whether it is signed by a trusted key
+     */
+    public LoadFacts(String origin, boolean signed) {
+        this(origin, signed, null);
+    }
 
     /** @return facts for a module built with iommu4j and found on the class path */
     public static LoadFacts inTree() {

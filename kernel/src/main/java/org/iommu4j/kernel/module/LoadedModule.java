@@ -24,6 +24,7 @@ public final class LoadedModule implements ModuleRef {
     private final Set<TaintFlag> taints = EnumSet.noneOf(TaintFlag.class);
     private volatile ModuleState state = ModuleState.COMING;
     private volatile Backend backend;
+    private volatile ClassLoader classLoader;
 
     /**
      * @param info the metadata
@@ -72,6 +73,15 @@ public final class LoadedModule implements ModuleRef {
 
     void setBackend(Backend backend) {
         this.backend = backend;
+    }
+
+    /** @return the class loader the module's code came from (a plugin's own, for an out-of-tree module) */
+    public ClassLoader classLoader() {
+        return classLoader;
+    }
+
+    void setClassLoader(ClassLoader loader) {
+        this.classLoader = loader;
     }
 
     @Override

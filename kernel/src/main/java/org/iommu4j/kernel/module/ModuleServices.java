@@ -31,18 +31,44 @@ public final class ModuleServices implements KernelServices {
     private final VfioDriverRegistry vfio;
     private final SymbolTable symbols;
 
+    private final ModuleParameters parameters;
+
     /**
      * @param host the host
      * @param module the module
      */
     public ModuleServices(Host host, LoadedModule module) {
+        this(host, module, null);
+    }
+
+    /**
+     * @param host the host
+     * @param module the module
+     * @param guard sets the module's context class loader around calls into it, or null for an in-tree module
+     */
+    ModuleServices(Host host, LoadedModule module, ContextLoaderGuard guard) {
         this.host = host;
         this.module = module;
-        this.devices = host.buses().view(module);
-        this.iommu = host.iommu().view(module);
-        this.dma = host.dma().view(module);
-        this.vfio = host.vfioDrivers().view(module);
-        this.symbols = host.symbols().view(module);
+        DeviceRegistry d = host.buses().view(module);
+        IommuCore i = host.iommu().view(module);
+        DmaOpsRegistry m = host.dma().view(module);
+        VfioDriverRegistry v = host.vfioDrivers().view(module);
+        SymbolTable s = host.symbols().view(module);
+        if (guard == null) {
+            this.devices = d;
+            this.iommu = i;
+            this.dma = m;
+            this.vfio = v;
+            this.symbols = s;
+            this.parameters = module.parameters();
+        } else {
+            this.devices = GuardedServices.devices(d, guard);
+            this.iommu = GuardedServices.iommu(i, guard);
+            this.dma = GuardedServices.dma(m, guard);
+            this.vfio = GuardedServices.vfio(v, guard);
+            this.symbols = GuardedServices.symbols(s, guard);
+            this.parameters = GuardedServices.parameters(module.parameters(), guard);
+        }
     }
 
     @Override
@@ -52,7 +78,7 @@ public final class ModuleServices implements KernelServices {
 
     @Override
     public ModuleParameters parameters() {
-        return module.parameters();
+        return parameters;
     }
 
     @Override

@@ -94,15 +94,25 @@ public final class ModuleTable {
                 throw e;
             }
             LoadedModule module = new LoadedModule(info, params, facts.origin());
+            module.setClassLoader(provider.getClass().getClassLoader());
             taintFor(module, facts);
             modules.put(name, module);
             fire(module, ModuleState.UNFORMED, ModuleState.COMING);
             try {
-                Backend backend = provider.start(new ModuleServices(host, module));
-                if (backend == null) {
+                ContextLoaderGuard guard = facts.contextLoader() == null ? null
+                        : new ContextLoaderGuard(facts.contextLoader());
+                ModuleServices services = new ModuleServices(host, module, guard);
+                Backend[] started = new Backend[1];
+                Runnable init = () -> started[0] = provider.start(services);
+                if (guard == null) {
+                    init.run();
+                } else {
+                    guard.run(init);
+                }
+                if (started[0] == null) {
                     throw new IommuException(Errno.EINVAL, name + ": init returned no backend");
                 }
-                module.setBackend(backend);
+                module.setBackend(guard == null ? started[0] : guard.guard(Backend.class, started[0]));
                 setState(module, ModuleState.LIVE);
                 return module;
             } catch (RuntimeException e) {

@@ -36,6 +36,8 @@ class DependencyRuleTest {
                 .importPackages("org.iommu4j");
         assertThat(production.containPackage("org.iommu4j.api")).isTrue();
         assertThat(production.containPackage("org.iommu4j.kernel")).isTrue();
+        assertThat(production.containPackage("org.iommu4j.cli")).isTrue();
+        assertThat(production.containPackage("org.iommu4j.examples.fslnone")).isTrue();
     }
 
     @Test
@@ -47,6 +49,14 @@ class DependencyRuleTest {
 
     static Stream<String> backends() {
         return BACKENDS.stream();
+    }
+
+    @Test
+    void theExampleOutOfTreeBackendDependsOnTheApiOnly() {
+        classes().that().resideInAPackage("org.iommu4j.examples..")
+                .should().onlyDependOnClassesThat().resideInAnyPackage("java..", "org.iommu4j.api..",
+                        "org.iommu4j.examples..")
+                .check(production);
     }
 
     @ParameterizedTest

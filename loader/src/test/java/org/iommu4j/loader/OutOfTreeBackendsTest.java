@@ -121,6 +121,39 @@ class OutOfTreeBackendsTest {
     }
 
     @Test
+    void aJarSignedByATrustedKeyLoadsUnderEnforcementAndTaintsOnlyAsOutOfTree() throws Exception {
+        Path plugins = plugins();
+        Path jar = exampleJar(plugins);
+        Path keystore = work.resolve("keys.p12");
+        Path bin = Path.of(System.getProperty("java.home"), "bin");
+        run(bin.resolve("keytool").toString(), "-genkeypair", "-alias", "vendor", "-keyalg", "RSA", "-keysize", "2048",
+                "-dname", "CN=out-of-tree vendor", "-validity", "2", "-keystore", keystore.toString(),
+                "-storetype", "PKCS12", "-storepass", "changeit", "-keypass", "changeit");
+        run(bin.resolve("jarsigner").toString(), "-keystore", keystore.toString(), "-storepass", "changeit",
+                jar.toString(), "vendor");
+        java.security.KeyStore ks = java.security.KeyStore.getInstance("PKCS12");
+        try (var in = Files.newInputStream(keystore)) {
+            ks.load(in, "changeit".toCharArray());
+        }
+        BackendLoader trusting = new BackendLoader(LoaderConfig.classPathOnly().withPluginDirectories(plugins)
+                .withTrustedCertificates(List.of(ks.getCertificate("vendor"))));
+        Host host = Host.builder().commandLine("module.sig_enforce=1").build();
+
+        LoadedModule m = trusting.load(host, "fsl-none", Map.of());
+        assertThat(m.taintLetters()).isEqualTo("O");
+        assertThat(trusting.modinfo("fsl-none")).contains("signed:         Y");
+        assertThat(host.log().messages()).noneMatch(l -> l.contains("verification failed"));
+        // the same jar, but nobody trusts the key: unsigned as far as this host is concerned
+        assertThat(loader(plugins).find("fsl-none")).hasValueSatisfying(c -> assertThat(c.signed()).isFalse());
+    }
+
+    private static void run(String... command) throws Exception {
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertThat(p.waitFor()).as("%s: %s", command[0], out).isZero();
+    }
+
+    @Test
     void anUnloadedPluginsClassLoaderIsCollected() throws Exception {
         Path plugins = plugins();
         exampleJar(plugins);

@@ -16,10 +16,12 @@ import org.iommu4j.kernel.bus.PlatformDeviceSpec;
 import org.iommu4j.kernel.dma.DeviceDma;
 import org.iommu4j.kernel.dma.DirectDmaOps;
 import org.iommu4j.kernel.dma.DmaApi;
+import org.iommu4j.kernel.dma.DmaDebug;
 import org.iommu4j.kernel.iommu.Iommu;
 import org.iommu4j.kernel.log.KernelLogBuffer;
 import org.iommu4j.kernel.mem.BuddyAllocator;
 import org.iommu4j.kernel.mem.SparseMemory;
+import org.iommu4j.kernel.module.ModuleRef;
 import org.iommu4j.kernel.module.ModuleTable;
 import org.iommu4j.kernel.module.SymbolRegistry;
 import org.iommu4j.kernel.params.CommandLine;
@@ -77,7 +79,7 @@ public final class Host {
         this.deviceDma = new DeviceDma(memory, log);
         this.buses = new Buses(configLock, deviceDma);
         this.iommu = new Iommu(configLock, buses, log);
-        this.dma = new DmaApi(configLock, buses, new DirectDmaOps(memory, pageAllocator, log));
+        this.dma = new DmaApi(configLock, buses, new DirectDmaOps(memory, pageAllocator, log), dmaDebug(b));
         this.modules = new ModuleTable(this, configLock);
         this.sysfs = new Sysfs(buses, iommu, taint);
         this.vfio = new org.iommu4j.kernel.vfio.Vfio(this);
@@ -94,6 +96,24 @@ public final class Host {
     }
 
     /** @return a builder for a host with 1 GiB, 2 CPUs, no devices and an empty command line */
+    private DmaDebug dmaDebug(Builder b) {
+        if (!b.dmaApiDebug) {
+            return null;
+        }
+        if (commandLine.get("dma_debug").filter(v -> v.startsWith("off")).isPresent()) {
+            log.log(LogLevel.INFO, "DMA-API: debugging disabled on kernel command line");
+            return null;
+        }
+        int entries = DmaDebug.PREALLOC_ENTRIES;
+        String given = commandLine.get("dma_debug_entries").orElse("");
+        if (given.matches("[0-9]{1,9}")) {
+            entries = Integer.parseInt(given);
+        }
+        DmaDebug debug = new DmaDebug(log, entries);
+        buses.addListener(debug, ModuleRef.KERNEL);
+        return debug;
+    }
+
     public static Builder builder() {
         return new Builder();
     }
@@ -216,6 +236,7 @@ public final class Host {
         private String commandLine = "";
         private int logCapacity = 4096;
         private LongSupplier clock;
+        private boolean dmaApiDebug;
         private final List<PciDeviceSpec> pciDevices = new ArrayList<>();
         private final List<PlatformDeviceSpec> platformDevices = new ArrayList<>();
 
@@ -281,6 +302,20 @@ public final class Host {
          */
         public Builder logCapacity(int records) {
             this.logCapacity = records;
+            return this;
+        }
+
+        /**
+         * Builds the kernel with DMA-API debugging ({@code CONFIG_DMA_API_DEBUG=y}): every DMA API call is
+         * checked and driver bugs are reported, see {@link DmaDebug}. {@code dma_debug=off} on the command line
+         * still turns it off, and {@code dma_debug_entries=N} sets the figure it reports. Off by default, as in
+         * distribution kernels.
+         *
+         * @param enabled whether the kernel has it
+         * @return this
+         */
+        public Builder dmaApiDebug(boolean enabled) {
+            this.dmaApiDebug = enabled;
             return this;
         }
 

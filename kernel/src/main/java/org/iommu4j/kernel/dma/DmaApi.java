@@ -21,16 +21,19 @@ public final class DmaApi {
     private final ReentrantLock lock;
     private final Buses buses;
     private final DmaOpsBinding direct;
+    private final DmaDebug debug;
     private volatile DmaOpsBinding defaultOps;
 
     /**
      * @param lock the host's configuration lock
      * @param buses the host's buses
      * @param direct the kernel's dma-direct
+     * @param debug the DMA-API checker, or null when the host runs without it
      */
-    public DmaApi(ReentrantLock lock, Buses buses, DirectDmaOps direct) {
+    public DmaApi(ReentrantLock lock, Buses buses, DirectDmaOps direct, DmaDebug debug) {
         this.lock = lock;
         this.buses = buses;
+        this.debug = debug;
         this.direct = new DmaOpsBinding(direct, ModuleRef.KERNEL);
         this.defaultOps = this.direct;
     }
@@ -47,9 +50,13 @@ public final class DmaApi {
      *     removed device, or the backend's {@link org.iommu4j.api.DmaMappingException}
      */
     public long map(Device device, long phys, long size, DmaDirection direction) {
-        DmaOpsBinding b = binding(check(device, size, direction));
+        BusDevice d = check(device, size, direction);
+        DmaOpsBinding b = binding(d);
         long address = b.ops().map(device, phys, size, direction);
         b.live().increment();
+        if (debug != null) {
+            debug.mapped(d, phys, address, size, direction);
+        }
         return address;
     }
 
@@ -62,7 +69,11 @@ public final class DmaApi {
      * @param direction the mapped direction
      */
     public void unmap(Device device, long dmaAddress, long size, DmaDirection direction) {
-        DmaOpsBinding b = binding(checkArguments(device, size, direction));
+        BusDevice d = checkArguments(device, size, direction);
+        if (debug != null) {
+            debug.unmapping(d, dmaAddress, size, direction);
+        }
+        DmaOpsBinding b = binding(d);
         b.ops().unmap(device, dmaAddress, size, direction);
         b.live().decrement();
     }
@@ -74,7 +85,11 @@ public final class DmaApi {
      * @param direction the mapping's direction
      */
     public void syncForCpu(Device device, long dmaAddress, long size, DmaDirection direction) {
-        binding(checkArguments(device, size, direction)).ops().syncForCpu(device, dmaAddress, size, direction);
+        BusDevice d = checkArguments(device, size, direction);
+        if (debug != null) {
+            debug.syncing(d, dmaAddress, size, direction, true);
+        }
+        binding(d).ops().syncForCpu(device, dmaAddress, size, direction);
     }
 
     /**
@@ -84,7 +99,11 @@ public final class DmaApi {
      * @param direction the mapping's direction
      */
     public void syncForDevice(Device device, long dmaAddress, long size, DmaDirection direction) {
-        binding(checkArguments(device, size, direction)).ops().syncForDevice(device, dmaAddress, size, direction);
+        BusDevice d = checkArguments(device, size, direction);
+        if (debug != null) {
+            debug.syncing(d, dmaAddress, size, direction, false);
+        }
+        binding(d).ops().syncForDevice(device, dmaAddress, size, direction);
     }
 
     /**
@@ -93,9 +112,13 @@ public final class DmaApi {
      * @return a zeroed coherent buffer the device can reach
      */
     public CoherentBuffer allocateCoherent(Device device, long size) {
-        DmaOpsBinding b = binding(check(device, size, DmaDirection.BIDIRECTIONAL));
+        BusDevice d = check(device, size, DmaDirection.BIDIRECTIONAL);
+        DmaOpsBinding b = binding(d);
         CoherentBuffer buffer = b.ops().allocateCoherent(device, size);
         b.live().increment();
+        if (debug != null) {
+            debug.allocated(d, buffer);
+        }
         return buffer;
     }
 
@@ -104,9 +127,18 @@ public final class DmaApi {
      * @param buffer a buffer {@link #allocateCoherent} returned for it
      */
     public void freeCoherent(Device device, CoherentBuffer buffer) {
-        DmaOpsBinding b = binding((BusDevice) device);
+        BusDevice d = (BusDevice) device;
+        if (debug != null) {
+            debug.freeing(d, buffer);
+        }
+        DmaOpsBinding b = binding(d);
         b.ops().freeCoherent(device, buffer);
         b.live().decrement();
+    }
+
+    /** @return the DMA-API checker, when the host runs with it */
+    public java.util.Optional<DmaDebug> debug() {
+        return java.util.Optional.ofNullable(debug);
     }
 
     /**

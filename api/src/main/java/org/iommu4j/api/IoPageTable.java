@@ -1,59 +1,155 @@
 package org.iommu4j.api;
 
-import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
  * A page table for an {@link IommuDomain}, the kernel's io-pgtable library in miniature: iova pages to frames
  * with protection bits, 4 KiB granules. A backend whose hardware translates can keep one per domain and answer
  * {@link IommuDomain#map}, {@link IommuDomain#unmap} and {@link IommuDomain#translate} from it.
  *
- * <p>{@link #lookup} takes no lock and allocates nothing; {@link #map} and {@link #unmap} serialise on the table.
+ * <h2>Structure</h2>
+ * A radix tree of six levels, like a hardware IOMMU's. The iova is a full 64-bit unsigned address; its page
+ * number (the top 52 bits) is split into a 7-bit index into the 128-entry top table and five 9-bit indexes
+ * into tables of 512 entries. The five upper levels hold references to the tables below; the last level
+ * holds page-table entries. An entry is one {@code long}, as in hardware: the page-aligned physical address
+ * OR'ed with low flag bits (present, then the {@link IommuProt} bits), so a mapping costs 8 bytes in a leaf
+ * table and no object of its own. Each leaf table covers 2 MiB of iova space, and the tables above it
+ * 1 GiB, 512 GiB, 256 TiB, 2<sup>57</sup> bytes and, at the top, all 2<sup>64</sup>. Tables are allocated
+ * when {@link #map} first needs them and freed by {@link #unmap} when it empties them; the top table lives as
+ * long as the page table.
+ *
+ * <h2>Cost</h2>
+ * {@link #lookup} reads five table references and one entry, each with acquire semantics: a bounded number
+ * of loads whatever the iova and however many pages are mapped, no hashing, no boxing, no allocation and no
+ * lock. {@link #map} and {@link #unmap} visit the pages of their range but skip every absent table at once,
+ * so unmapping a large, sparsely mapped range is cheap. {@link #mappedPages} reads a counter.
+ *
+ * <h2>Concurrency</h2>
+ * {@link #lookup} may run from any number of threads concurrently with everything else; it sees every entry
+ * whole, either as it was before a concurrent {@link #map} or {@link #unmap} of that page or as it is after.
+ * A page that no concurrent call touches always translates the same way, even while its neighbours are
+ * mapped and unmapped and the tables around it are allocated and freed. {@link #map} and {@link #unmap}
+ * serialise on a lock private to each table, and publish their writes with release semantics: a table is
+ * fully built before it is linked in, and emptied before it is unlinked and never used again, so a lookup
+ * that still holds a freed table finds it empty and reports {@link IommuDomain#FAULT_NOT_MAPPED}, which is an
+ * answer a racing unmap permits.
  */
 public final class IoPageTable {
-    private final ConcurrentHashMap<Long, long[]> entries = new ConcurrentHashMap<>();
+    /** Index bits per level below the top. */
+    private static final int BITS = 9;
+    /** Entries in a table below the top. */
+    private static final int ENTRIES = 1 << BITS;
+    /** Mask of one level's index. */
+    private static final int INDEX_MASK = ENTRIES - 1;
+    /** Bits of the page number: 52. */
+    private static final int PAGE_NUMBER_BITS = Long.SIZE - PhysicalMemory.PAGE_SHIFT;
+    /** Levels of directories (tables of tables) above the leaves. */
+    private static final int DIRECTORY_LEVELS = 5;
+    /** How far the page number is shifted to index the top table: 45. */
+    private static final int TOP_SHIFT = DIRECTORY_LEVELS * BITS;
+    /** Entries in the top table: 128, for the 7 page-number bits the lower levels leave. */
+    private static final int TOP_ENTRIES = 1 << (PAGE_NUMBER_BITS - TOP_SHIFT);
+
+    /** Entry flag: the entry maps a page. */
+    private static final long PTE_PRESENT = 1L;
+    /** Where the {@link IommuProt} bits sit in an entry. */
+    private static final int PTE_PROT_SHIFT = 1;
+    /** Entry flags: the access bits {@link #lookup} checks. */
+    private static final long PTE_ACCESS = (long) (IommuProt.READ | IommuProt.WRITE) << PTE_PROT_SHIFT;
+
+    /** Guards every write to the tree and to {@link #mapped}; lookups do not take it. */
+    private final Object lock = new Object();
+    /** The top table, never freed. */
+    private final Table root = new Table(TOP_ENTRIES, false);
+    /** Pages mapped; written under {@link #lock}. */
+    private volatile long mapped;
+
+    /** Creates an empty page table. */
+    public IoPageTable() {
+    }
 
     /**
-     * Maps {@code size} bytes from {@code iova} to consecutive frames from {@code phys}.
+     * One table of the tree: a directory of tables one level down, or a leaf of entries. Its slots are read
+     * with acquire and written with release; {@link #live} is touched only under the page table's lock.
+     */
+    private static final class Table {
+        /** Tables one level down, or null in a leaf. */
+        final AtomicReferenceArray<Table> children;
+        /** Page-table entries, or null in a directory. */
+        final AtomicLongArray entries;
+        /** Slots that are not empty. */
+        int live;
+
+        Table(int size, boolean leaf) {
+            children = leaf ? null : new AtomicReferenceArray<>(size);
+            entries = leaf ? new AtomicLongArray(size) : null;
+        }
+    }
+
+    /**
+     * Maps {@code size} bytes from {@code iova} to consecutive frames from {@code phys}. The whole range is
+     * checked before anything changes, so a failure leaves the table as it was.
      *
      * @param iova page-aligned bus address
      * @param phys page-aligned address the entries point at
-     * @param size a positive multiple of the page size
-     * @param prot {@link IommuProt} bits
-     * @throws IommuException {@link Errno#EEXIST} naming the first page already mapped; nothing is changed
+     * @param size a positive multiple of the page size; neither {@code [iova, iova+size)} nor
+     *     {@code [phys, phys+size)} may wrap past 2<sup>64</sup>
+     * @param prot {@link IommuProt} bits; {@link #lookup} enforces {@link IommuProt#READ} and
+     *     {@link IommuProt#WRITE}, bits outside {@link IommuProt#ALL} are ignored
+     * @throws IommuException {@link Errno#EINVAL} naming a misaligned address, a bad size or a range that
+     *     wraps; {@link Errno#EEXIST} naming the first page already mapped; nothing is changed either way
      */
-    public synchronized void map(long iova, long phys, long size, int prot) {
+    public void map(long iova, long phys, long size, int prot) {
+        requireAligned("iova", iova);
+        requireAligned("phys", phys);
+        requireSize(size);
+        requireNoWrap("iova", iova, size);
+        requireNoWrap("phys", phys, size);
         long first = iova >>> PhysicalMemory.PAGE_SHIFT;
-        long pages = size >>> PhysicalMemory.PAGE_SHIFT;
-        for (long i = 0; i < pages; i++) {
-            if (entries.containsKey(first + i)) {
+        long last = first + (size >>> PhysicalMemory.PAGE_SHIFT) - 1;
+        long flags = PTE_PRESENT | (long) (prot & IommuProt.ALL) << PTE_PROT_SHIFT;
+        synchronized (lock) {
+            long taken = firstMapped(root, TOP_SHIFT, 0, first, last);
+            if (taken >= 0) {
                 throw new IommuException(Errno.EEXIST, String.format("iova 0x%x is already mapped",
-                        (first + i) << PhysicalMemory.PAGE_SHIFT));
+                        taken << PhysicalMemory.PAGE_SHIFT));
             }
-        }
-        for (long i = 0; i < pages; i++) {
-            entries.put(first + i, new long[] {phys + (i << PhysicalMemory.PAGE_SHIFT), prot});
+            // Entry of page p: (phys of first) + (p - first) pages, with the flags.
+            mapRange(root, TOP_SHIFT, 0, first, last, (phys | flags) - (first << PhysicalMemory.PAGE_SHIFT));
+            mapped += last - first + 1;
         }
     }
 
     /**
-     * Removes whatever is mapped in the range.
+     * Removes whatever is mapped in the range, freeing the tables it empties.
      *
      * @param iova page-aligned bus address
-     * @param size a positive multiple of the page size
+     * @param size a multiple of the page size that does not make the range wrap past 2<sup>64</sup>; it
+     *     should be positive, but 0 is accepted and unmaps nothing
      * @return bytes that were mapped
+     * @throws IommuException {@link Errno#EINVAL} naming a misaligned iova, a bad size or a range that wraps;
+     *     nothing is changed
      */
-    public synchronized long unmap(long iova, long size) {
-        long n = 0;
-        for (long off = 0; off < size; off += PhysicalMemory.PAGE_SIZE) {
-            if (entries.remove((iova + off) >>> PhysicalMemory.PAGE_SHIFT) != null) {
-                n += PhysicalMemory.PAGE_SIZE;
-            }
+    public long unmap(long iova, long size) {
+        requireAligned("iova", iova);
+        if (size == 0) {
+            // Not a valid range, but callers rolling back a partial map pass the pages done so far, maybe none.
+            return 0;
         }
-        return n;
+        requireSize(size);
+        requireNoWrap("iova", iova, size);
+        long first = iova >>> PhysicalMemory.PAGE_SHIFT;
+        long last = first + (size >>> PhysicalMemory.PAGE_SHIFT) - 1;
+        synchronized (lock) {
+            long pages = unmapRange(root, TOP_SHIFT, 0, first, last);
+            mapped -= pages;
+            return pages << PhysicalMemory.PAGE_SHIFT;
+        }
     }
 
     /**
-     * Looks one address up for an access.
+     * Looks one address up for an access. Lock-free and allocation-free: a fixed walk of six loads.
      *
      * @param iova a bus address
      * @param access {@link IommuProt#READ}, {@link IommuProt#WRITE}, or 0 to ask only where it points
@@ -61,18 +157,148 @@ public final class IoPageTable {
      *     {@link IommuDomain#FAULT_NOT_MAPPED} or {@link IommuDomain#FAULT_PERMISSION}
      */
     public long lookup(long iova, int access) {
-        long[] e = entries.get(iova >>> PhysicalMemory.PAGE_SHIFT);
-        if (e == null) {
+        long page = iova >>> PhysicalMemory.PAGE_SHIFT;
+        Table table = root.children.getAcquire((int) (page >>> TOP_SHIFT));
+        for (int shift = TOP_SHIFT - BITS; table != null && shift > 0; shift -= BITS) {
+            table = table.children.getAcquire((int) (page >>> shift) & INDEX_MASK);
+        }
+        if (table == null) {
             return IommuDomain.FAULT_NOT_MAPPED;
         }
-        if ((access & ~(int) e[1] & (IommuProt.READ | IommuProt.WRITE)) != 0) {
+        long pte = table.entries.getAcquire((int) page & INDEX_MASK);
+        if ((pte & PTE_PRESENT) == 0) {
+            return IommuDomain.FAULT_NOT_MAPPED;
+        }
+        long wanted = (long) access << PTE_PROT_SHIFT & PTE_ACCESS;
+        if ((wanted & ~pte) != 0) {
             return IommuDomain.FAULT_PERMISSION;
         }
-        return e[0] + (iova & PhysicalMemory.PAGE_OFFSET_MASK);
+        return (pte & ~PhysicalMemory.PAGE_OFFSET_MASK) | (iova & PhysicalMemory.PAGE_OFFSET_MASK);
     }
 
-    /** @return how many pages are mapped */
+    /** @return how many pages are mapped, saturating at {@link Integer#MAX_VALUE} */
     public int mappedPages() {
-        return entries.size();
+        return (int) Math.min(mapped, Integer.MAX_VALUE);
+    }
+
+    /**
+     * The first mapped page in {@code [lo, hi]} under a table, skipping absent tables.
+     *
+     * @param shift how far a page number is shifted to index {@code table}; 0 for a leaf
+     * @param base first page number {@code table} covers
+     * @return the page number, or -1 if none is mapped
+     */
+    private static long firstMapped(Table table, int shift, long base, long lo, long hi) {
+        int from = (int) ((lo - base) >>> shift);
+        int to = (int) ((hi - base) >>> shift);
+        if (shift == 0) {
+            for (int i = from; i <= to; i++) {
+                if (table.entries.getPlain(i) != 0) {
+                    return base + i;
+                }
+            }
+            return -1;
+        }
+        for (int i = from; i <= to; i++) {
+            Table child = table.children.getPlain(i);
+            if (child != null) {
+                long childBase = base + ((long) i << shift);
+                long found = firstMapped(child, shift - BITS, childBase, Math.max(lo, childBase),
+                        Math.min(hi, childBase + (1L << shift) - 1));
+                if (found >= 0) {
+                    return found;
+                }
+            }
+        }
+        return -1;
+    }
+
+    /**
+     * Writes the entries of {@code [lo, hi]}, which are all empty, allocating missing tables.
+     *
+     * @param pteOfPageZero the entry page 0 would get; page {@code p} gets it plus {@code p} pages
+     */
+    private static void mapRange(Table table, int shift, long base, long lo, long hi, long pteOfPageZero) {
+        int from = (int) ((lo - base) >>> shift);
+        int to = (int) ((hi - base) >>> shift);
+        if (shift == 0) {
+            for (int i = from; i <= to; i++) {
+                table.entries.setRelease(i, pteOfPageZero + ((base + i) << PhysicalMemory.PAGE_SHIFT));
+            }
+            table.live += to - from + 1;
+            return;
+        }
+        for (int i = from; i <= to; i++) {
+            Table child = table.children.getPlain(i);
+            if (child == null) {
+                child = new Table(ENTRIES, shift == BITS);
+                // Empty and fully constructed: a lookup that sees it sees empty slots.
+                table.children.setRelease(i, child);
+                table.live++;
+            }
+            long childBase = base + ((long) i << shift);
+            mapRange(child, shift - BITS, childBase, Math.max(lo, childBase),
+                    Math.min(hi, childBase + (1L << shift) - 1), pteOfPageZero);
+        }
+    }
+
+    /**
+     * Clears the entries of {@code [lo, hi]} under a table, unlinking child tables it empties.
+     *
+     * @return how many entries were present
+     */
+    private static long unmapRange(Table table, int shift, long base, long lo, long hi) {
+        int from = (int) ((lo - base) >>> shift);
+        int to = (int) ((hi - base) >>> shift);
+        long cleared = 0;
+        if (shift == 0) {
+            for (int i = from; i <= to; i++) {
+                if (table.entries.getPlain(i) != 0) {
+                    table.entries.setRelease(i, 0);
+                    cleared++;
+                }
+            }
+            table.live -= (int) cleared;
+            return cleared;
+        }
+        for (int i = from; i <= to; i++) {
+            Table child = table.children.getPlain(i);
+            if (child != null) {
+                long childBase = base + ((long) i << shift);
+                cleared += unmapRange(child, shift - BITS, childBase, Math.max(lo, childBase),
+                        Math.min(hi, childBase + (1L << shift) - 1));
+                if (child.live == 0) {
+                    // Every slot of the child is empty now and nothing will write it again.
+                    table.children.setRelease(i, null);
+                    table.live--;
+                }
+            }
+        }
+        return cleared;
+    }
+
+    private static void requireAligned(String what, long address) {
+        if ((address & PhysicalMemory.PAGE_OFFSET_MASK) != 0) {
+            throw new IommuException(Errno.EINVAL, String.format(
+                    "%s 0x%x is not page-aligned: expected a multiple of 0x%x",
+                    what, address, PhysicalMemory.PAGE_SIZE));
+        }
+    }
+
+    private static void requireSize(long size) {
+        if (size <= 0 || (size & PhysicalMemory.PAGE_OFFSET_MASK) != 0) {
+            throw new IommuException(Errno.EINVAL, String.format(
+                    "size 0x%x is invalid: expected a positive multiple of 0x%x", size, PhysicalMemory.PAGE_SIZE));
+        }
+    }
+
+    /** Requires {@code start + size <= 2^64}, unsigned; {@code size} is positive. */
+    private static void requireNoWrap(String what, long start, long size) {
+        // Bytes left up to 2^64, minus one so that it fits: ~start.
+        if (Long.compareUnsigned(size - 1, ~start) > 0) {
+            throw new IommuException(Errno.EINVAL, String.format(
+                    "%s 0x%x + size 0x%x wraps past 2^64: expected a size of at most 0x%x",
+                    what, start, size, -start));
+        }
     }
 }

@@ -135,7 +135,9 @@ final class XenIommuOps implements IommuOps {
                     table.map(at, guest.mfn(firstGfn + i) << PhysicalMemory.PAGE_SHIFT, PhysicalMemory.PAGE_SIZE,
                             prot);
                 } catch (IommuException e) {
-                    table.unmap(iova, i << PhysicalMemory.PAGE_SHIFT);
+                    if (i > 0) {
+                        table.unmap(iova, i << PhysicalMemory.PAGE_SHIFT);
+                    }
                     throw e;
                 }
             }

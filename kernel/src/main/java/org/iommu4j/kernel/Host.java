@@ -17,6 +17,7 @@ import org.iommu4j.kernel.dma.DeviceDma;
 import org.iommu4j.kernel.dma.DirectDmaOps;
 import org.iommu4j.kernel.dma.DmaApi;
 import org.iommu4j.kernel.dma.DmaDebug;
+import org.iommu4j.kernel.fault.FaultInjection;
 import org.iommu4j.kernel.iommu.Iommu;
 import org.iommu4j.kernel.log.KernelLogBuffer;
 import org.iommu4j.kernel.mem.BuddyAllocator;
@@ -51,6 +52,7 @@ public final class Host {
     private final ThreadLocal<Integer> cpuOfThread;
     private final AtomicInteger nextPid = new AtomicInteger(1000);
     private final SparseMemory memory;
+    private final FaultInjection faults;
     private final BuddyAllocator pageAllocator;
     private final KernelLogBuffer log;
     private final TaintState taint;
@@ -71,20 +73,23 @@ public final class Host {
         this.cpus = b.cpus;
         this.cpuOfThread = ThreadLocal.withInitial(() -> nextCpu.getAndIncrement() % cpus);
         this.memory = new SparseMemory(b.memory);
-        this.pageAllocator = new BuddyAllocator(b.memory >>> PhysicalMemory.PAGE_SHIFT);
-        pageAllocator.allocateContiguous(FIRMWARE_RESERVED >>> PhysicalMemory.PAGE_SHIFT, FIRMWARE_RESERVED);
         this.log = new KernelLogBuffer(b.logCapacity, clock);
+        this.faults = new FaultInjection(log, b.faultSeed);
+        this.pageAllocator = new BuddyAllocator(b.memory >>> PhysicalMemory.PAGE_SHIFT, faults.pageAlloc());
+        pageAllocator.allocateContiguous(FIRMWARE_RESERVED >>> PhysicalMemory.PAGE_SHIFT, FIRMWARE_RESERVED);
         this.taint = new TaintState(log, clock);
         this.commandLine = CommandLine.parse(b.commandLine);
         this.deviceDma = new DeviceDma(memory, log);
         this.buses = new Buses(configLock, deviceDma);
-        this.iommu = new Iommu(configLock, buses, log);
-        this.dma = new DmaApi(configLock, buses, new DirectDmaOps(memory, pageAllocator, log), dmaDebug(b));
+        this.iommu = new Iommu(configLock, buses, log, faults.pageAlloc());
+        this.dma = new DmaApi(configLock, buses, new DirectDmaOps(memory, pageAllocator, log), dmaDebug(b),
+                faults.iommu());
         this.modules = new ModuleTable(this, configLock);
         this.sysfs = new Sysfs(buses, iommu, taint);
         this.vfio = new org.iommu4j.kernel.vfio.Vfio(this);
         log.log(LogLevel.NOTICE, "Linux version 6.12.0-iommu4j (iommu4j simulated kernel)");
         log.log(LogLevel.NOTICE, "Kernel command line: " + commandLine);
+        faults.applyCommandLine(commandLine);
         log.log(LogLevel.INFO, "Memory: " + ((b.memory - FIRMWARE_RESERVED) >>> 10) + "K available ("
                 + (FIRMWARE_RESERVED >>> 10) + "K reserved by firmware), " + cpus + " CPUs");
         for (PciDeviceSpec spec : b.pciDevices) {
@@ -121,6 +126,13 @@ public final class Host {
     /** @return the host's physical memory */
     public SparseMemory memory() {
         return memory;
+    }
+
+    /**
+     * @return the fault-injection capabilities: make an allocation point fail, then check what it left
+     */
+    public FaultInjection faults() {
+        return faults;
     }
 
     /** @return the page allocator */
@@ -237,6 +249,7 @@ public final class Host {
         private int logCapacity = 4096;
         private LongSupplier clock;
         private boolean dmaApiDebug;
+        private long faultSeed;
         private final List<PciDeviceSpec> pciDevices = new ArrayList<>();
         private final List<PlatformDeviceSpec> platformDevices = new ArrayList<>();
 
@@ -316,6 +329,16 @@ public final class Host {
          */
         public Builder dmaApiDebug(boolean enabled) {
             this.dmaApiDebug = enabled;
+            return this;
+        }
+
+        /**
+         * @param seed the seed of the fault-injection attributes' random sources (default 0), so that a run
+         *     with a probability below 100 can be repeated
+         * @return this
+         */
+        public Builder faultSeed(long seed) {
+            this.faultSeed = seed;
             return this;
         }
 

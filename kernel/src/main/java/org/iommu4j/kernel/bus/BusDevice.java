@@ -21,6 +21,7 @@ public abstract sealed class BusDevice implements Device permits PciDevice, Plat
     private final long busDmaLimit;
     private final AtomicLong faults = new AtomicLong();
     private volatile long dmaMask;
+    private volatile boolean failIommu;
     private volatile long coherentDmaMask;
     private volatile boolean present = true;
     private volatile Group group;
@@ -165,6 +166,21 @@ public abstract sealed class BusDevice implements Device permits PciDevice, Plat
     /** @param binding the device's own DMA ops, or null; set by the DMA API only */
     public void setDmaOps(DmaOpsBinding binding) {
         this.dmaOps = binding;
+    }
+
+    /**
+     * The powerpc per-device {@code fail_iommu} switch: whether the host's {@code fail_iommu} fault-injection
+     * attribute may fail this device's DMA API maps and coherent allocations.
+     *
+     * @param enabled on or off (off at boot)
+     */
+    public void setFailIommu(boolean enabled) {
+        this.failIommu = enabled;
+    }
+
+    /** @return whether {@code fail_iommu} applies to this device */
+    public boolean failIommu() {
+        return failIommu;
     }
 
     /** @return the name of the bound driver, or null */

@@ -4,12 +4,14 @@ import java.util.concurrent.locks.ReentrantLock;
 import org.iommu4j.api.CoherentBuffer;
 import org.iommu4j.api.Device;
 import org.iommu4j.api.DmaDirection;
+import org.iommu4j.api.DmaMappingException;
 import org.iommu4j.api.DmaOps;
 import org.iommu4j.api.DmaOpsRegistry;
 import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuException;
 import org.iommu4j.kernel.bus.BusDevice;
 import org.iommu4j.kernel.bus.Buses;
+import org.iommu4j.kernel.fault.FaultAttr;
 import org.iommu4j.kernel.module.ModuleRef;
 
 /**
@@ -22,6 +24,7 @@ public final class DmaApi {
     private final Buses buses;
     private final DmaOpsBinding direct;
     private final DmaDebug debug;
+    private final FaultAttr failIommu;
     private volatile DmaOpsBinding defaultOps;
 
     /**
@@ -29,8 +32,10 @@ public final class DmaApi {
      * @param buses the host's buses
      * @param direct the kernel's dma-direct
      * @param debug the DMA-API checker, or null when the host runs without it
+     * @param failIommu the {@code fail_iommu} attribute, asked for devices that opted in
      */
-    public DmaApi(ReentrantLock lock, Buses buses, DirectDmaOps direct, DmaDebug debug) {
+    public DmaApi(ReentrantLock lock, Buses buses, DirectDmaOps direct, DmaDebug debug, FaultAttr failIommu) {
+        this.failIommu = failIommu;
         this.lock = lock;
         this.buses = buses;
         this.debug = debug;
@@ -51,6 +56,7 @@ public final class DmaApi {
      */
     public long map(Device device, long phys, long size, DmaDirection direction) {
         BusDevice d = check(device, size, direction);
+        injectFailure(d, size);
         DmaOpsBinding b = binding(d);
         long address = b.ops().map(device, phys, size, direction);
         b.live().increment();
@@ -113,6 +119,7 @@ public final class DmaApi {
      */
     public CoherentBuffer allocateCoherent(Device device, long size) {
         BusDevice d = check(device, size, DmaDirection.BIDIRECTIONAL);
+        injectFailure(d, size);
         DmaOpsBinding b = binding(d);
         CoherentBuffer buffer = b.ops().allocateCoherent(device, size);
         b.live().increment();
@@ -152,6 +159,13 @@ public final class DmaApi {
     private DmaOpsBinding binding(BusDevice device) {
         DmaOpsBinding own = device.dmaOps();
         return own != null ? own : defaultOps;
+    }
+
+    private void injectFailure(BusDevice device, long size) {
+        if (device.failIommu() && failIommu.shouldFail(size)) {
+            throw new DmaMappingException(Errno.ENOMEM, String.format("%s: iommu_alloc failed: no DMA address"
+                    + " space for %d bytes", device.name(), size));
+        }
     }
 
     private static BusDevice check(Device device, long size, DmaDirection direction) {

@@ -19,8 +19,10 @@ import org.iommu4j.api.IommuException;
 import org.iommu4j.api.IommuGroup;
 import org.iommu4j.api.IommuOps;
 import org.iommu4j.api.LogLevel;
+import org.iommu4j.api.PhysicalMemory;
 import org.iommu4j.kernel.bus.BusDevice;
 import org.iommu4j.kernel.bus.Buses;
+import org.iommu4j.kernel.fault.FaultAttr;
 import org.iommu4j.kernel.log.KernelLogBuffer;
 import org.iommu4j.kernel.module.ModuleRef;
 
@@ -37,6 +39,7 @@ public final class Iommu implements BusListener {
     private final ReentrantLock lock;
     private final Buses buses;
     private final KernelLogBuffer log;
+    private final FaultAttr pageAlloc;
     private final Map<BusType, Registration> ops = new EnumMap<>(BusType.class);
     private final BitSet usedIds = new BitSet();
     private final Map<Integer, Group> allocated = new java.util.HashMap<>();
@@ -50,8 +53,10 @@ public final class Iommu implements BusListener {
      * @param lock the host's configuration lock
      * @param buses the host's buses, whose devices this core probes
      * @param log the kernel log
+     * @param pageAlloc the {@code fail_page_alloc} attribute {@link #map} asks for its page-table pages
      */
-    public Iommu(ReentrantLock lock, Buses buses, KernelLogBuffer log) {
+    public Iommu(ReentrantLock lock, Buses buses, KernelLogBuffer log, FaultAttr pageAlloc) {
+        this.pageAlloc = pageAlloc;
         this.lock = lock;
         this.buses = buses;
         this.log = log;
@@ -412,7 +417,9 @@ public final class Iommu implements BusListener {
     }
 
     /**
-     * The kernel's {@code iommu_map}: checks alignment against the smallest page size, then maps.
+     * The kernel's {@code iommu_map}: checks alignment against the smallest page size, then maps. A map may
+     * need page-table pages, so it fails with {@link Errno#ENOMEM} when {@code fail_page_alloc} says so,
+     * before the driver sees it.
      *
      * @param iommuOps the driver that allocated the domain
      * @param domain a paging domain
@@ -420,13 +427,18 @@ public final class Iommu implements BusListener {
      * @param paddr first physical address
      * @param size bytes
      * @param prot {@link org.iommu4j.api.IommuProt} bits
-     * @throws IommuException {@link Errno#EINVAL} "unaligned: ..." or the driver's refusal
+     * @throws IommuException {@link Errno#EINVAL} "unaligned: ...", {@link Errno#ENOMEM}, or the driver's
+     *     refusal
      */
     public void map(IommuOps iommuOps, IommuDomain domain, long iova, long paddr, long size, int prot) {
         long minPage = Long.lowestOneBit(iommuOps.pageSizeBitmap());
         if (((iova | paddr | size) & (minPage - 1)) != 0 || size <= 0) {
             throw new IommuException(Errno.EINVAL, String.format(
                     "unaligned: iova 0x%x pa 0x%016x size 0x%x min_pagesz 0x%x", iova, paddr, size, minPage));
+        }
+        if (pageAlloc.shouldFail(PhysicalMemory.PAGE_SIZE)) {
+            throw new IommuException(Errno.ENOMEM, String.format(
+                    "iommu_map: no memory for the page tables of iova 0x%x size 0x%x", iova, size));
         }
         domain.map(iova, paddr, size, prot);
     }

@@ -7,6 +7,7 @@ import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuException;
 import org.iommu4j.api.PageAllocator;
 import org.iommu4j.api.PhysicalMemory;
+import org.iommu4j.kernel.fault.FaultAttr;
 
 /**
  * A binary buddy allocator over page frames, orders 0 to {@link PageAllocator#MAX_ORDER}, with one free list
@@ -21,12 +22,22 @@ public final class BuddyAllocator implements PageAllocator {
     private final BitSet[] free = new BitSet[MAX_ORDER + 1];
     private final Map<Long, Integer> blocks = new HashMap<>();
     private final Map<Long, Long> runs = new HashMap<>();
+    private final FaultAttr faults;
     private long freePages;
 
     /**
      * @param totalPages how many 4 KiB frames memory has, at least 1
      */
     public BuddyAllocator(long totalPages) {
+        this(totalPages, null);
+    }
+
+    /**
+     * @param totalPages how many 4 KiB frames memory has, at least 1
+     * @param faults the {@code fail_page_alloc} attribute every allocation asks first, or null
+     */
+    public BuddyAllocator(long totalPages, FaultAttr faults) {
+        this.faults = faults;
         if (totalPages < 1 || totalPages >= (1L << 31)) {
             throw new IllegalArgumentException("page count " + totalPages + " is invalid: expected 1 to 2^31-1");
         }
@@ -40,7 +51,7 @@ public final class BuddyAllocator implements PageAllocator {
     @Override
     public synchronized long allocatePages(int order, long limit) {
         checkOrder(order);
-        long pfn = take(order, limitPfn(limit), 1L << order);
+        long pfn = injected(PhysicalMemory.PAGE_SIZE << order) ? -1 : take(order, limitPfn(limit), 1L << order);
         if (pfn < 0) {
             throw new IommuException(Errno.ENOMEM, String.format(
                     "page allocation failure: order:%d, limit 0x%x: no free block (free pages: %d)", order, limit,
@@ -81,7 +92,7 @@ public final class BuddyAllocator implements PageAllocator {
                 }
             }
         }
-        if (bestOrder < 0) {
+        if (bestOrder < 0 || injected(PhysicalMemory.PAGE_SIZE)) {
             throw new IommuException(Errno.ENOMEM, "out of memory: no free page for a user mapping");
         }
         int o = bestOrder;
@@ -105,7 +116,9 @@ public final class BuddyAllocator implements PageAllocator {
         }
         long limitPfn = limitPfn(limit);
         long pfn;
-        if (pages <= 1L << MAX_ORDER) {
+        if (injected(pages << PhysicalMemory.PAGE_SHIFT)) {
+            pfn = -1;
+        } else if (pages <= 1L << MAX_ORDER) {
             int order = 64 - Long.numberOfLeadingZeros(pages - 1);
             pfn = take(order, limitPfn, pages);
             if (pfn >= 0) {
@@ -133,6 +146,10 @@ public final class BuddyAllocator implements PageAllocator {
         }
         runs.remove(pfn);
         release(pfn, pages);
+    }
+
+    private boolean injected(long bytes) {
+        return faults != null && faults.shouldFail(bytes);
     }
 
     @Override

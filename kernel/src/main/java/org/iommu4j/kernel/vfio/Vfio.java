@@ -127,6 +127,9 @@ public final class Vfio {
      * @return the container
      */
     public VfioContainer openContainer(UserProcess caller) {
+        if (host.faults().slab().shouldFail(512)) {
+            throw new IommuException(Errno.ENOMEM, "/dev/vfio/vfio: cannot allocate a container: out of memory");
+        }
         VfioContainer c = new VfioContainer(this, caller);
         caller.onExit(c::close);
         return c;

@@ -224,7 +224,8 @@ public final class VfioContainer implements AutoCloseable {
      * @return the mapping, with the device address to use
      * @throws IommuException {@link Errno#EINVAL} for bad arguments or no iommu type; {@link Errno#EEXIST}
      *     when the range overlaps a mapping; {@link Errno#EFAULT} for unmapped user memory; {@link Errno#EPERM}
-     *     without the driver's capability; the driver's refusal. Nothing stays pinned or mapped on failure.
+     *     without the driver's capability; {@link Errno#ENOMEM} when {@code failslab} or the page allocator
+     *     fails; the driver's refusal. Nothing stays pinned or mapped on failure.
      */
     public VfioDmaMapping mapDma(UserProcess caller, long vaddr, long size, long iova, int prot) {
         lock.lock();
@@ -243,6 +244,10 @@ public final class VfioContainer implements AutoCloseable {
             }
             if (iova != Vfio.ANY_IOVA) {
                 requireFree(iova, size);
+            }
+            if (vfio.host().faults().slab().shouldFail(128)) {
+                throw new IommuException(Errno.ENOMEM, "VFIO_IOMMU_MAP_DMA: cannot allocate the mapping's record:"
+                        + " out of memory");
             }
             PinnedPages pages = caller.pin(vaddr, size);
             long at;

@@ -172,6 +172,25 @@ class SwiotlbDmaTest {
     }
 
     @Test
+    void aPoolThePageAllocatorCannotGiveFailsTheLoadCleanlyAndALaterLoadWorks() {
+        Host h = Host.builder().commandLine("fail_page_alloc=1,100,0,1").build();
+        long free = h.pageAllocator().freePageCount();
+        long tainted = h.taint().mask();
+        assertThatThrownBy(() -> new SwiotlbFixture(h, Map.of()))
+                .isInstanceOf(IommuException.class)
+                .hasMessage("contiguous allocation of 16384 pages below 0x100000000 failed: no free run that long"
+                        + " (free pages: " + free + ")")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOMEM);
+        assertThat(h.modules().modules()).isEmpty();
+        assertThat(h.pageAllocator().freePageCount()).isEqualTo(free);
+        assertThat(h.taint().mask()).isEqualTo(tainted);
+
+        SwiotlbFixture loaded = new SwiotlbFixture(h, Map.of());
+        assertThat(loaded.pool().nslabs()).isEqualTo(32768);
+        assertThat(h.pageAllocator().freePageCount()).isEqualTo(free - 16384);
+    }
+
+    @Test
     void slabsAreRoundedToSegmentsAndAreasToPowersOfTwo() {
         Host h = Host.builder().cpus(3).commandLine("swiotlb=1000,3").build();
         SwiotlbFixture swiotlb = new SwiotlbFixture(h, Map.of());

@@ -2,7 +2,8 @@ package org.iommu4j.api;
 
 /**
  * A loaded module's parameters: the values it was given (or their defaults), in normal form, and
- * notification when one changes at run time.
+ * notification when one changes at run time. Names match as the kernel matches them: {@code -} and {@code _}
+ * are the same character.
  */
 public interface ModuleParameters {
 
@@ -22,11 +23,14 @@ public interface ModuleParameters {
     }
 
     /**
-     * @param name a declared INT, UINT or LONG parameter
-     * @return its value
+     * @param name a declared INT, UINT, LONG or ULONG parameter
+     * @return its value; a ULONG above {@link Long#MAX_VALUE} comes back as the same 64 bits, as C's
+     *     {@code unsigned long} would (read it with {@link Long#toUnsignedString(long)} or compare it with
+     *     {@link Long#compareUnsigned})
      */
     default long getLong(String name) {
-        return Long.parseLong(get(name));
+        String value = get(name);
+        return value.startsWith("-") ? Long.parseLong(value) : Long.parseUnsignedLong(value);
     }
 
     /**

@@ -1,6 +1,5 @@
 package org.iommu4j.kernel.params;
 
-import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -35,7 +34,7 @@ public final class ModuleParameterSet implements ModuleParameters {
             Map<String, String> fromCall) {
         this.module = module;
         for (ParameterSpec s : specs) {
-            this.specs.put(s.name(), s);
+            this.specs.put(key(s.name()), s);
         }
         Map<String, String> v = new LinkedHashMap<>();
         for (ParameterSpec s : specs) {
@@ -50,10 +49,15 @@ public final class ModuleParameterSet implements ModuleParameters {
         this.values = Collections.unmodifiableMap(v);
     }
 
+    /** The kernel's {@code parameq}: {@code -} and {@code _} in a parameter name are the same. */
+    private static String key(String name) {
+        return name.replace('-', '_');
+    }
+
     private ParameterSpec require(String name) {
-        ParameterSpec s = specs.get(name);
+        ParameterSpec s = specs.get(key(name));
         if (s == null) {
-            List<String> valid = new ArrayList<>(specs.keySet());
+            List<String> valid = specs.values().stream().map(ParameterSpec::name).toList();
             throw new InvalidParameterException(Errno.ENOENT, module + "." + name, module
                     + ": Unknown parameter `" + name + "'; valid parameters: "
                     + (valid.isEmpty() ? "none" : valid.toString()));
@@ -64,10 +68,7 @@ public final class ModuleParameterSet implements ModuleParameters {
     @Override
     public String get(String name) {
         String v = values.get(name);
-        if (v == null) {
-            require(name);
-        }
-        return v;
+        return v != null ? v : values.get(require(name).name());
     }
 
     /**
@@ -81,6 +82,7 @@ public final class ModuleParameterSet implements ModuleParameters {
      */
     public synchronized void set(String name, String raw) {
         ParameterSpec s = require(name);
+        name = s.name();
         if (!s.writable()) {
             throw new InvalidParameterException(Errno.EPERM, module + "." + name, "parameter " + module + "."
                     + name + " is read-only after load (sysfs mode 0444): give it on the command line or at load");

@@ -37,6 +37,26 @@ class ModuleParameterSetTest {
     }
 
     @Test
+    void dashesAndUnderscoresInANameAreTheSameAsTheKernelMatchesThem() {
+        ModuleParameterSet p = new ModuleParameterSet("noiommu", SPECS, Map.of("enable-unsafe-noiommu-mode", "1"),
+                Map.of());
+        assertThat(p.values()).containsEntry("enable_unsafe_noiommu_mode", "Y");
+        assertThat(p.getBool("enable-unsafe_noiommu-mode")).isTrue();
+        p.set("enable-unsafe-noiommu-mode", "0");
+        assertThat(p.values()).containsExactly(Map.entry("enable_unsafe_noiommu_mode", "N"),
+                Map.entry("nslabs", "32768"));
+    }
+
+    @Test
+    void anUnsignedLongAboveLongMaxComesBackAsTheSame64Bits() {
+        ModuleParameterSet p = new ModuleParameterSet("swiotlb", SPECS, Map.of(),
+                Map.of("nslabs", "0xffffffffffffffff"));
+        assertThat(p.get("nslabs")).isEqualTo("18446744073709551615");
+        assertThat(p.getLong("nslabs")).isEqualTo(-1L);
+        assertThat(Long.toUnsignedString(p.getLong("nslabs"))).isEqualTo("18446744073709551615");
+    }
+
+    @Test
     void runTimeChangesReachListenersWhoMayRefuseThem() {
         ModuleParameterSet p = new ModuleParameterSet("noiommu", SPECS, Map.of(), Map.of());
         List<String> seen = new ArrayList<>();

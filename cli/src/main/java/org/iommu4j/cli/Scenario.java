@@ -23,6 +23,7 @@ import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.bus.BusDevice;
 import org.iommu4j.kernel.bus.DmaMasks;
 import org.iommu4j.kernel.bus.PciDeviceSpec;
+import org.iommu4j.kernel.fault.FaultAttr;
 import org.iommu4j.kernel.proc.UserProcess;
 import org.iommu4j.loader.BackendLoader;
 
@@ -37,6 +38,8 @@ import org.iommu4j.loader.BackendLoader;
  *   <li>{@code cpu-write} / {@code cpu-read} {process, buffer, offset, data / expect}</li>
  *   <li>{@code device-dma} {device, buffer or address, offset, write: data | read: expect}</li>
  *   <li>{@code sync} {process, device, buffer, for: "cpu" | "device"}; {@code unmap} {process, device, buffer}</li>
+ *   <li>{@code fault} {attr ("fail_page_alloc", "failslab" or "fail_iommu"), interval, probability, space, times}:
+ *       arms the host's fault injection, so that the next steps meet an allocation failure</li>
  *   <li>{@code expect-error} {errno, step}: the inner step must fail with that errno</li>
  * </ul>
  */
@@ -264,6 +267,14 @@ final class Scenario {
                 return String.format("%s read \"%s\" at bus address 0x%x", device.name(),
                         new String(got, StandardCharsets.UTF_8), at);
             }
+            case "fault": {
+                FaultAttr attr = host.faults().attr(required(step, "attr"));
+                attr.configure(step.path("interval").asLong(1), step.path("probability").asInt(100),
+                        step.path("space").asLong(0), step.path("times").asInt(1));
+                return String.format("armed %s: interval %d, probability %d%%, space %d, times %d", attr.name(),
+                        step.path("interval").asLong(1), step.path("probability").asInt(100),
+                        step.path("space").asLong(0), step.path("times").asInt(1));
+            }
             case "expect-error": {
                 Errno errno = Errno.valueOf(required(step, "errno"));
                 try {
@@ -278,7 +289,7 @@ final class Scenario {
             }
             default:
                 throw new IllegalArgumentException("unknown step \"" + kind + "\": expected load, unload, bind, open,"
-                        + " map, unmap, sync, cpu-write, cpu-read, device-dma or expect-error");
+                        + " map, unmap, sync, cpu-write, cpu-read, device-dma, fault or expect-error");
         }
     }
 

@@ -200,7 +200,8 @@ class IommuctlTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"noiommu-packet.json", "swiotlb-bounce.json", "xen-isolation.json"})
+    @ValueSource(strings = {"noiommu-packet.json", "swiotlb-bounce.json", "xen-isolation.json",
+        "fault-injection.json"})
     void eachExampleScenarioRunsToTheEnd(String name) throws Exception {
         Run r = iommuctl("run", SCENARIOS.resolve(name).toString());
         assertThat(r.err()).isEmpty();

@@ -29,7 +29,8 @@ import org.iommu4j.loader.BackendLoader;
 
 /**
  * A scenario file run step by step: a host (memory, CPUs, kernel command line, devices), backends with
- * parameters, processes with capabilities, then steps. Each step prints one line; the first unexpected
+ * parameters, processes with capabilities (and optionally {@code memlock}, their RLIMIT_MEMLOCK in bytes or
+ * "unlimited"), then steps. Each step prints one line; the first unexpected
  * result stops the run with its step number. Steps:
  * <ul>
  *   <li>{@code load} {backend, params}; {@code unload} {backend}; {@code bind} {device}</li>
@@ -90,7 +91,12 @@ final class Scenario {
             Set<Capability> caps = EnumSet.noneOf(Capability.class);
             p.path("capabilities").forEach(c -> caps.add(Capability.valueOf(c.asText())));
             String name = required(p, "name");
-            processes.put(name, host.spawn(name, p.path("uid").asInt(0), caps));
+            UserProcess process = host.spawn(name, p.path("uid").asInt(0), caps);
+            if (p.has("memlock")) {
+                String limit = p.get("memlock").asText();
+                process.setMemlockLimit(limit.equals("unlimited") ? UserProcess.RLIM_INFINITY : Long.decode(limit));
+            }
+            processes.put(name, process);
         }
         for (JsonNode b : root.path("backends")) {
             loader.load(host, required(b, "name"), params(b.path("params")));

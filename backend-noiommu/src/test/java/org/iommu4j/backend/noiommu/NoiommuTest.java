@@ -178,7 +178,7 @@ class NoiommuTest {
             Host big = Host.builder().memory(8L << 30)
                     .pciDevice(PciDeviceSpec.of("0000:07:00.0").withDmaMask(DmaMasks.bits(32))).build();
             big.modules().insert(new NoiommuProvider(), Map.of(NoiommuProvider.ENABLE, "1"), "class path");
-            UserProcess p = big.spawn("hct_test", 0, Set.of(Capability.CAP_SYS_RAWIO));
+            UserProcess p = big.spawn("hct_test", 0, Set.of(Capability.CAP_SYS_RAWIO, Capability.CAP_IPC_LOCK));
             big.vfio().bind("0000:07:00.0");
             VfioContainer c = big.vfio().openContainer(p);
             VfioGroupFile g = big.vfio().openGroup(p, "/dev/vfio/noiommu-0");

@@ -29,6 +29,10 @@ import org.iommu4j.kernel.mem.BuddyAllocator;
 public final class UserProcess {
     /** Where the first mapping goes; mappings grow upwards with a guard page between them. */
     public static final long MMAP_BASE = 0x7f00_0000_0000L;
+    /** The kernel's default {@code RLIMIT_MEMLOCK} ({@code MLOCK_LIMIT}, 8 MiB since Linux 5.16). */
+    public static final long DEFAULT_MEMLOCK_LIMIT = 8L << 20;
+    /** {@code RLIM_INFINITY}: no limit. */
+    public static final long RLIM_INFINITY = -1L;
 
     private final int pid;
     private final String comm;
@@ -42,6 +46,7 @@ public final class UserProcess {
     private final List<Runnable> exitHooks = new ArrayList<>();
     private long nextVaddr = MMAP_BASE;
     private long pinnedTotal;
+    private volatile long memlockLimit = DEFAULT_MEMLOCK_LIMIT;
     private boolean alive = true;
 
     private record Vma(long start, long[] frames, boolean contiguous) {
@@ -94,6 +99,26 @@ public final class UserProcess {
      */
     public boolean capable(Capability capability) {
         return capabilities.contains(capability);
+    }
+
+    /**
+     * {@code setrlimit(RLIMIT_MEMLOCK)}: how much memory the process may keep locked, which VFIO's pinning is
+     * charged against unless the process has {@link Capability#CAP_IPC_LOCK}.
+     *
+     * @param bytes the limit, or {@link #RLIM_INFINITY}
+     * @throws IllegalArgumentException for a negative limit other than {@link #RLIM_INFINITY}
+     */
+    public void setMemlockLimit(long bytes) {
+        if (bytes < 0 && bytes != RLIM_INFINITY) {
+            throw new IllegalArgumentException("RLIMIT_MEMLOCK " + bytes + " is invalid: expected 0 or more bytes,"
+                    + " or RLIM_INFINITY (-1)");
+        }
+        this.memlockLimit = bytes;
+    }
+
+    /** @return {@code RLIMIT_MEMLOCK} in bytes, or {@link #RLIM_INFINITY} */
+    public long memlockLimit() {
+        return memlockLimit;
     }
 
     /** @return {@code comm:pid}, as the kernel prints a process */

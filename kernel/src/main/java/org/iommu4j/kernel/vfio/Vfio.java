@@ -41,7 +41,12 @@ public final class Vfio {
     public static final String PLATFORM_DRIVER = "vfio-platform";
     private static final Pattern NODE = Pattern.compile("/dev/vfio/(noiommu-)?(\\d+)");
 
+    /** The kernel parameter that bounds the mappings of one container. */
+    public static final String DMA_ENTRY_LIMIT_PARAMETER = "vfio_iommu_type1.dma_entry_limit";
+    /** Its default, {@code U16_MAX}. */
+    public static final int DEFAULT_DMA_ENTRY_LIMIT = 65535;
     private final Host host;
+    private final int dmaEntryLimit;
     private final ReentrantLock lock;
     private final Map<Integer, VfioGroup> groups = new TreeMap<>();
     private final Type1IommuDriver type1;
@@ -53,6 +58,7 @@ public final class Vfio {
      */
     public Vfio(Host host) {
         this.host = host;
+        this.dmaEntryLimit = dmaEntryLimit(host);
         this.lock = host.configLock();
         this.type1 = new Type1IommuDriver(host.iommu());
         host.buses().registerDriver(new VfioDriver(PCI_DRIVER, BusType.PCI), ModuleRef.KERNEL);
@@ -71,6 +77,28 @@ public final class Vfio {
     /** @return the host */
     Host host() {
         return host;
+    }
+
+    /** {@code vfio_iommu_type1.dma_entry_limit} from the command line; a bad value keeps the default. */
+    private static int dmaEntryLimit(Host host) {
+        String raw = host.commandLine().get(DMA_ENTRY_LIMIT_PARAMETER).orElse("");
+        if (raw.matches("[0-9]{1,10}") && Long.parseLong(raw) <= Integer.MAX_VALUE) {
+            return Integer.parseInt(raw);
+        }
+        if (!raw.isEmpty()) {
+            host.log().log(LogLevel.WARNING, "vfio_iommu_type1: invalid value '" + raw + "' for "
+                    + DMA_ENTRY_LIMIT_PARAMETER + ": expected 0 to " + Integer.MAX_VALUE + "; using "
+                    + DEFAULT_DMA_ENTRY_LIMIT);
+        }
+        return DEFAULT_DMA_ENTRY_LIMIT;
+    }
+
+    /**
+     * @return how many DMA mappings one container may hold ({@code vfio_iommu_type1.dma_entry_limit}, 65535
+     *     unless the command line says otherwise); a map past it fails with {@link Errno#ENOSPC}
+     */
+    public int dmaEntryLimit() {
+        return dmaEntryLimit;
     }
 
     /** @return the kernel's type-1 iommu driver */

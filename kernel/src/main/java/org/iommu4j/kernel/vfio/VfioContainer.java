@@ -7,9 +7,11 @@ import java.util.Optional;
 import java.util.OptionalInt;
 import java.util.TreeMap;
 import java.util.concurrent.locks.ReentrantLock;
+import org.iommu4j.api.Capability;
 import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuException;
 import org.iommu4j.api.IommuProt;
+import org.iommu4j.api.LogLevel;
 import org.iommu4j.api.PhysicalMemory;
 import org.iommu4j.api.PinnedPages;
 import org.iommu4j.api.Vfio;
@@ -245,11 +247,16 @@ public final class VfioContainer implements AutoCloseable {
             if (iova != Vfio.ANY_IOVA) {
                 requireFree(iova, size);
             }
+            if (mappings.size() >= vfio.dmaEntryLimit()) {
+                throw new IommuException(Errno.ENOSPC, "VFIO_IOMMU_MAP_DMA: the container holds "
+                        + mappings.size() + " mappings, the most vfio_iommu_type1.dma_entry_limit allows;"
+                        + " unmap some or raise the limit");
+            }
             if (vfio.host().faults().slab().shouldFail(128)) {
                 throw new IommuException(Errno.ENOMEM, "VFIO_IOMMU_MAP_DMA: cannot allocate the mapping's record:"
                         + " out of memory");
             }
-            PinnedPages pages = caller.pin(vaddr, size);
+            PinnedPages pages = pinWithinLimit(caller, vaddr, size);
             long at;
             try {
                 at = iommu.map(iova, pages, prot);
@@ -271,6 +278,27 @@ public final class VfioContainer implements AutoCloseable {
             return mapping;
         } finally {
             lock.unlock();
+        }
+    }
+
+    /**
+     * The type1 driver's {@code vfio_pin_pages_remote}: pins the range and charges it to the caller's locked
+     * memory, refusing when that would pass {@code RLIMIT_MEMLOCK} and the caller lacks CAP_IPC_LOCK.
+     */
+    private PinnedPages pinWithinLimit(UserProcess caller, long vaddr, long size) {
+        synchronized (caller) {
+            long limit = caller.memlockLimit();
+            long asked = size >>> PhysicalMemory.PAGE_SHIFT;
+            if (limit != UserProcess.RLIM_INFINITY && !caller.capable(Capability.CAP_IPC_LOCK)
+                    && caller.lockedPages() + asked > limit >>> PhysicalMemory.PAGE_SHIFT) {
+                String kernel = "vfio_pin_pages_remote: RLIMIT_MEMLOCK (" + (limit >>> PhysicalMemory.PAGE_SHIFT
+                        << PhysicalMemory.PAGE_SHIFT) + ") exceeded";
+                vfio.host().log().log(LogLevel.WARNING, kernel);
+                throw new IommuException(Errno.ENOMEM, "VFIO_IOMMU_MAP_DMA: " + kernel + ": " + caller + " has "
+                        + caller.lockedPages() + " pages locked and asks " + asked + " more; raise its RLIMIT_MEMLOCK"
+                        + " or give it CAP_IPC_LOCK");
+            }
+            return caller.pin(vaddr, size);
         }
     }
 

@@ -149,6 +149,29 @@ class SwiotlbDmaTest {
     }
 
     @Test
+    void withDmaApiDebugAWrongSizeUnmapIsReportedAndRefusedAndTheRightOneLaterIsClean() {
+        Host debugged = Host.builder().dmaApiDebug(true).commandLine("swiotlb=16384,force")
+                .pciDevice(PciDeviceSpec.of("0000:07:00.0").withDriver("ahci")).build();
+        SwiotlbFixture swiotlb = new SwiotlbFixture(debugged, Map.of());
+        PciDevice disk = debugged.pci("0000:07:00.0");
+        org.iommu4j.kernel.dma.DmaDebug debug = debugged.dma().debug().orElseThrow();
+        long dma = debugged.dma().map(disk, 0x2000_0000L, 6000, DmaDirection.FROM_DEVICE);
+
+        assertThatThrownBy(() -> debugged.dma().unmap(disk, dma, 8000, DmaDirection.FROM_DEVICE))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+        assertThat(debug.reports()).containsExactly(String.format("DMA-API: ahci 0000:07:00.0: device driver frees"
+                + " DMA memory with different size [device address=0x%016x] [map size=6000 bytes]"
+                + " [unmap size=8000 bytes]", dma));
+        assertThat(debug.activeEntries()).isEqualTo(1);
+        assertThat(swiotlb.pool().stats().usedSlots()).isEqualTo(3);
+
+        debugged.dma().unmap(disk, dma, 6000, DmaDirection.FROM_DEVICE);
+        assertThat(debug.errorCount()).isEqualTo(1);
+        assertThat(debug.activeEntries()).isZero();
+        assertThat(swiotlb.pool().stats().usedSlots()).isZero();
+    }
+
+    @Test
     void noforceLeavesNoPoolAndUnreachableBuffersAreRefusedAsDmaDirectRefusesThem() {
         Host host2 = Host.builder().memory(8L << 30).commandLine("swiotlb=noforce")
                 .pciDevice(PciDeviceSpec.of("0000:06:0d.0").withDmaMask(DmaMasks.bits(32))).build();

@@ -76,12 +76,13 @@ public final class DmaApi {
      */
     public void unmap(Device device, long dmaAddress, long size, DmaDirection direction) {
         BusDevice d = checkArguments(device, size, direction);
-        if (debug != null) {
-            debug.unmapping(d, dmaAddress, size, direction);
-        }
+        DmaDebug.Entry recorded = debug == null ? null : debug.unmapping(d, dmaAddress, size, direction);
         DmaOpsBinding b = binding(d);
         b.ops().unmap(device, dmaAddress, size, direction);
         b.live().decrement();
+        if (recorded != null) {
+            debug.forget(recorded);
+        }
     }
 
     /**
@@ -135,12 +136,13 @@ public final class DmaApi {
      */
     public void freeCoherent(Device device, CoherentBuffer buffer) {
         BusDevice d = (BusDevice) device;
-        if (debug != null) {
-            debug.freeing(d, buffer);
-        }
+        DmaDebug.Entry recorded = debug == null ? null : debug.freeing(d, buffer);
         DmaOpsBinding b = binding(d);
         b.ops().freeCoherent(device, buffer);
         b.live().decrement();
+        if (recorded != null) {
+            debug.forget(recorded);
+        }
     }
 
     /** @return the DMA-API checker, when the host runs with it */

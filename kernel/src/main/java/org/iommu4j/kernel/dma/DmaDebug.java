@@ -195,13 +195,39 @@ public final class DmaDebug implements BusListener {
                 DmaDirection.BIDIRECTIONAL));
     }
 
-    void unmapping(BusDevice device, long dmaAddress, long size, DmaDirection direction) {
-        checkUnmap(device, Type.SINGLE, 0, dmaAddress, size, direction);
+    /**
+     * Checks an unmap before the backend sees it; the entry stays recorded until {@link #forget} says the
+     * backend did unmap, so that a call the backend refuses leaves the record as it leaves the mapping.
+     */
+    Entry unmapping(BusDevice device, long dmaAddress, long size, DmaDirection direction) {
+        return checkUnmap(device, Type.SINGLE, 0, dmaAddress, size, direction);
     }
 
-    void freeing(BusDevice device, CoherentBuffer buffer) {
-        checkUnmap(device, Type.COHERENT, buffer.phys(), buffer.dmaAddress(), buffer.size(),
+    /** As {@link #unmapping}, for {@code dma_free_coherent}. */
+    Entry freeing(BusDevice device, CoherentBuffer buffer) {
+        return checkUnmap(device, Type.COHERENT, buffer.phys(), buffer.dmaAddress(), buffer.size(),
                 DmaDirection.BIDIRECTIONAL);
+    }
+
+    /** Drops an entry {@link #unmapping} or {@link #freeing} found, once the backend has unmapped it. */
+    void forget(Entry entry) {
+        if (entry == null) {
+            return;
+        }
+        NavigableMap<Long, List<Entry>> map = byDevice.get(entry.device());
+        synchronized (map) {
+            List<Entry> here = map.get(entry.dmaAddress());
+            if (here == null || !here.remove(entry)) {
+                return;
+            }
+            if (here.isEmpty()) {
+                map.remove(entry.dmaAddress());
+            }
+        }
+        entries.decrementAndGet();
+        if (entry.direction() != DmaDirection.TO_DEVICE) {
+            activeCachelines.computeIfPresent(cacheline(entry), (k, n) -> n == 1 ? null : n - 1);
+        }
     }
 
     private void add(Entry entry) {
@@ -218,9 +244,9 @@ public final class DmaDebug implements BusListener {
         }
     }
 
-    private void checkUnmap(BusDevice device, Type type, long phys, long dmaAddress, long size,
+    private Entry checkUnmap(BusDevice device, Type type, long phys, long dmaAddress, long size,
             DmaDirection direction) {
-        Entry entry = removeBestFit(device, type, dmaAddress, size, direction);
+        Entry entry = bestFit(device, type, dmaAddress, size, direction);
         if (entry == null) {
             if (dmaAddress == DMA_MAPPING_ERROR) {
                 report(device, "device driver tries to free an invalid DMA memory address");
@@ -228,7 +254,7 @@ public final class DmaDebug implements BusListener {
                 report(device, String.format("device driver tries to free DMA memory it has not allocated"
                         + " [device address=0x%016x] [size=%d bytes]", dmaAddress, size));
             }
-            return;
+            return null;
         }
         if (size != entry.size()) {
             report(device, String.format("device driver frees DMA memory with different size"
@@ -249,14 +275,11 @@ public final class DmaDebug implements BusListener {
                     + " [device address=0x%016x] [size=%d bytes] [mapped with %s] [unmapped with %s]", dmaAddress,
                     size, dirName(entry.direction()), dirName(direction)));
         }
-        entries.decrementAndGet();
-        if (entry.direction() != DmaDirection.TO_DEVICE) {
-            activeCachelines.computeIfPresent(cacheline(entry), (k, n) -> n == 1 ? null : n - 1);
-        }
+        return entry;
     }
 
     /** The kernel's best fit among entries at the same device address: a perfect match, or the only one. */
-    private Entry removeBestFit(BusDevice device, Type type, long dmaAddress, long size, DmaDirection direction) {
+    private Entry bestFit(BusDevice device, Type type, long dmaAddress, long size, DmaDirection direction) {
         NavigableMap<Long, List<Entry>> map = byDevice.get(device);
         if (map == null) {
             return null;
@@ -282,10 +305,6 @@ public final class DmaDebug implements BusListener {
             }
             if (best == null || (here.size() > 1 && !isPerfect(best, type, size, direction))) {
                 return null;
-            }
-            here.remove(best);
-            if (here.isEmpty()) {
-                map.remove(dmaAddress);
             }
             return best;
         }

@@ -113,9 +113,10 @@ class OutOfTreeBackendsTest {
         Host host = Host.builder().commandLine("module.sig_enforce=1").build();
         assertThatThrownBy(() -> loader(plugins).load(host, "fsl-none", Map.of()))
                 .isInstanceOf(IommuException.class)
-                .hasMessage("Loading of fsl_none is rejected: it is not signed by a trusted key and module.sig_enforce=1")
+                .hasMessage("Loading of unsigned module is rejected: fsl_none is not signed by a trusted key and"
+                        + " module.sig_enforce=1")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EKEYREJECTED);
-        assertThat(host.log().messages()).contains("Loading of fsl_none is rejected");
+        assertThat(host.log().messages()).contains("Loading of unsigned module is rejected");
         assertThat(host.taint().taintedString()).isEqualTo("Not tainted");
         assertThat(host.modules().modules()).isEmpty();
     }

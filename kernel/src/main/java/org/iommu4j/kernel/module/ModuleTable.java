@@ -65,7 +65,7 @@ public final class ModuleTable {
      * @param facts where it came from and whether it is signed
      * @return the LIVE module
      * @throws IommuException {@link Errno#EEXIST} if a module of that name is loaded;
-     *     {@link Errno#EKEYREJECTED} "Loading of x is rejected" for an unsigned module under enforcement; the
+     *     {@link Errno#EKEYREJECTED} "Loading of unsigned module is rejected" under enforcement; the
      *     {@link InvalidParameterException} of a bad parameter; or the init's failure, after everything the
      *     init registered was removed
      */
@@ -81,10 +81,11 @@ public final class ModuleTable {
             }
             if (!facts.signed() && host.commandLine().get("module.sig_enforce").map(v -> !v.equals("0")
                     && !v.equalsIgnoreCase("n")).orElse(false)) {
-                host.log().log(LogLevel.ERR, "Loading of " + name + " is rejected");
-                throw new IommuException(Errno.EKEYREJECTED, "Loading of " + name + " is rejected: it is not signed"
-                        + " by a trusted key and module.sig_enforce=1");
+                host.log().log(LogLevel.NOTICE, "Loading of unsigned module is rejected");
+                throw new IommuException(Errno.EKEYREJECTED, "Loading of unsigned module is rejected: " + name
+                        + " is not signed by a trusted key and module.sig_enforce=1");
             }
+            List<TaintFlag> taints = taintFor(name, info, facts);
             ModuleParameterSet params;
             try {
                 params = new ModuleParameterSet(name, info.parameters(),
@@ -95,7 +96,7 @@ public final class ModuleTable {
             }
             LoadedModule module = new LoadedModule(info, params, facts.origin());
             module.setClassLoader(provider.getClass().getClassLoader());
-            taintFor(module, facts);
+            taints.forEach(module::recordTaint);
             modules.put(name, module);
             fire(module, ModuleState.UNFORMED, ModuleState.COMING);
             try {
@@ -129,19 +130,27 @@ public final class ModuleTable {
         }
     }
 
-    /** The taint {@code load_module} adds for what a module is, in the order a kernel prints it. */
-    private void taintFor(LoadedModule module, LoadFacts facts) {
-        String name = module.name();
-        ModuleInfo info = module.info();
+    /**
+     * The taint {@code load_module} adds for what a module is, in the order a kernel prints it, before its
+     * parameters are parsed: a module refused for a bad parameter has tainted the kernel all the same.
+     *
+     * @return the flags, to record on the module once it exists
+     */
+    private List<TaintFlag> taintFor(String name, ModuleInfo info, LoadFacts facts) {
+        List<TaintFlag> flags = new java.util.ArrayList<>(3);
         if (!info.inTree()) {
             if (!host.taint().isSet(TaintFlag.OOT_MODULE)) {
                 host.log().log(LogLevel.WARNING, name + ": loading out-of-tree module taints kernel.");
             }
-            taint(module, TaintFlag.OOT_MODULE, "out-of-tree module loaded from " + facts.origin());
+            host.taint().add(TaintFlag.OOT_MODULE, name, "out-of-tree module loaded from " + facts.origin());
+            flags.add(TaintFlag.OOT_MODULE);
         }
         if (!info.licenseIsGplCompatible()) {
-            host.log().log(LogLevel.WARNING, name + ": module license '" + info.license() + "' taints kernel.");
-            taint(module, TaintFlag.PROPRIETARY_MODULE, "module license '" + info.license() + "'");
+            if (!host.taint().isSet(TaintFlag.PROPRIETARY_MODULE)) {
+                host.log().log(LogLevel.WARNING, name + ": module license '" + info.license() + "' taints kernel.");
+            }
+            host.taint().add(TaintFlag.PROPRIETARY_MODULE, name, "module license '" + info.license() + "'");
+            flags.add(TaintFlag.PROPRIETARY_MODULE);
         }
         if (!facts.signed()) {
             if (!unsignedNoticed) {
@@ -149,13 +158,10 @@ public final class ModuleTable {
                 host.log().log(LogLevel.NOTICE, name + ": module verification failed: signature and/or required"
                         + " key missing - tainting kernel");
             }
-            taint(module, TaintFlag.UNSIGNED_MODULE, "unsigned module loaded from " + facts.origin());
+            host.taint().add(TaintFlag.UNSIGNED_MODULE, name, "unsigned module loaded from " + facts.origin());
+            flags.add(TaintFlag.UNSIGNED_MODULE);
         }
-    }
-
-    private void taint(LoadedModule module, TaintFlag flag, String event) {
-        module.recordTaint(flag);
-        host.taint().add(flag, module.name(), event);
+        return flags;
     }
 
     /**
@@ -178,9 +184,15 @@ public final class ModuleTable {
         fire(module, from, to);
     }
 
+    /** Tells every listener; one that throws is logged and does not stop the others or the state change. */
     private void fire(LoadedModule module, ModuleState from, ModuleState to) {
         for (ModuleListener l : listeners) {
-            l.stateChanged(module, from, to);
+            try {
+                l.stateChanged(module, from, to);
+            } catch (RuntimeException e) {
+                host.log().log(LogLevel.ERR, module.name() + ": module listener " + l.getClass().getName()
+                        + " failed on " + from + " -> " + to + ": " + e);
+            }
         }
     }
 

@@ -50,6 +50,63 @@ class ModuleTableTest {
         };
     }
 
+    private static BackendProvider outOfTree(String name, String license) {
+        ModuleInfo info = ModuleInfo.builder(name).version("1.0").description("vendor backend").license(license)
+                .inTree(false).parameter(new ParameterSpec("level", ParameterType.INT, "1", "how hard", false))
+                .build();
+        return new BackendProvider() {
+            @Override
+            public ModuleInfo info() {
+                return info;
+            }
+
+            @Override
+            public Backend start(KernelServices kernel) {
+                return new Backend() {
+                };
+            }
+        };
+    }
+
+    @Test
+    void anOutOfTreeModuleRefusedForABadParameterHasTaintedTheKernelAllTheSame() {
+        assertThatThrownBy(() -> host.modules().insert(outOfTree("wl", "MIXED/Proprietary"), Map.of("level", "hard"),
+                new LoadFacts("/opt/plugins/wl.jar", false)))
+                .isInstanceOf(InvalidParameterException.class);
+        assertThat(host.modules().modules()).isEmpty();
+        assertThat(host.taint().taintedString()).isEqualTo("Tainted: P           OE      ");
+        assertThat(host.log().messages()).containsSubsequence("wl: loading out-of-tree module taints kernel.",
+                "wl: module license 'MIXED/Proprietary' taints kernel.",
+                "wl: module verification failed: signature and/or required key missing - tainting kernel");
+    }
+
+    @Test
+    void eachTaintMessageIsPrintedOnlyWhileItsFlagIsNotSetYet() {
+        host.modules().insert(outOfTree("wl", "Proprietary"), Map.of(), new LoadFacts("/opt/wl.jar", false));
+        host.modules().insert(outOfTree("nvidia", "NVIDIA"), Map.of(), new LoadFacts("/opt/nvidia.jar", false));
+        assertThat(host.log().messages()).filteredOn(m -> m.contains("taints kernel") || m.contains("tainting"))
+                .containsExactly("wl: loading out-of-tree module taints kernel.",
+                        "wl: module license 'Proprietary' taints kernel.",
+                        "wl: module verification failed: signature and/or required key missing - tainting kernel");
+        assertThat(host.taint().records()).extracting(r -> r.who()).containsExactly("wl", "wl", "wl", "nvidia",
+                "nvidia", "nvidia");
+        assertThat(host.modules().modules()).extracting(m -> m.taints().size()).containsOnly(3);
+    }
+
+    @Test
+    void aListenerThatThrowsIsLoggedAndTheModuleStillComesUpAndGoesAway() {
+        host.modules().addListener((module, from, to) -> {
+            throw new IllegalStateException("listener bug");
+        });
+        LoadedModule m = host.modules().insert(provider("test-iommu", k -> { }), Map.of(), "class path");
+        assertThat(m.state()).isEqualTo(ModuleState.LIVE);
+        host.modules().remove("test-iommu");
+        assertThat(m.state()).isEqualTo(ModuleState.UNLOADED);
+        assertThat(host.modules().modules()).isEmpty();
+        assertThat(host.log().messages()).anyMatch(l -> l.startsWith("test_iommu: module listener ")
+                && l.endsWith("failed on COMING -> LIVE: java.lang.IllegalStateException: listener bug"));
+    }
+
     @Test
     void insertRunsInitWithParametersFromTheCommandLineAndTheCallThenRemoveTearsDown() {
         PageTableIommu ops = new PageTableIommu();

@@ -313,7 +313,10 @@ public final class VfioContainer implements AutoCloseable {
 
     /**
      * {@code VFIO_IOMMU_UNMAP_DMA}: removes every mapping inside {@code [iova, iova+size)} and unpins its
-     * pages. As type 1 v2 rules it, a range that would split a mapping is refused.
+     * pages. As type 1 v2 rules it (and every type but the original type 1), a range that would split a mapping
+     * is refused. The original {@link Vfio#TYPE1_IOMMU} keeps its v1 rules instead: a range that starts inside
+     * a mapping unmaps nothing and returns 0, and a mapping that starts inside the range is removed whole, even
+     * where it runs past the range's end (the returned size says how much went).
      *
      * @param caller who asks
      * @param iova page-aligned start
@@ -331,6 +334,12 @@ public final class VfioContainer implements AutoCloseable {
             }
             long end = iova + size;
             Map.Entry<Long, Mapping> first = mappings.lowerEntry(iova);
+            if (type == Vfio.TYPE1_IOMMU) {
+                if (first != null && first.getValue().end() > iova) {
+                    return 0;
+                }
+                return removeStartingIn(iova, end);
+            }
             if (first != null && first.getValue().end() > iova) {
                 throw split(iova, size, first.getValue());
             }
@@ -338,15 +347,19 @@ public final class VfioContainer implements AutoCloseable {
             if (last != null && last.getKey() >= iova && last.getValue().end() > end) {
                 throw split(iova, size, last.getValue());
             }
-            long unmapped = 0;
-            for (Mapping m : new ArrayList<>(mappings.subMap(iova, true, end, false).values())) {
-                remove(m);
-                unmapped += m.mapping().size();
-            }
-            return unmapped;
+            return removeStartingIn(iova, end);
         } finally {
             lock.unlock();
         }
+    }
+
+    private long removeStartingIn(long iova, long end) {
+        long unmapped = 0;
+        for (Mapping m : new ArrayList<>(mappings.subMap(iova, true, end, false).values())) {
+            remove(m);
+            unmapped += m.mapping().size();
+        }
+        return unmapped;
     }
 
     private static IommuException split(long iova, long size, Mapping m) {

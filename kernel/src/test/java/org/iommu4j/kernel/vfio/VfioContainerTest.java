@@ -70,6 +70,22 @@ class VfioContainerTest {
     }
 
     @Test
+    void theOriginalType1KeepsItsV1UnmapRules() {
+        group.setContainer(qemu, container);
+        container.setIommu(qemu, Vfio.TYPE1_IOMMU);
+        long va = qemu.mmap(6 * 4096);
+        container.mapDma(qemu, va, 2 * 4096, 0x10000, RW);
+        container.mapDma(qemu, va + 2 * 4096, 4 * 4096, 0x20000, RW);
+
+        assertThat(container.unmapDma(qemu, 0x11000, 0x20000)).isZero();
+        assertThat(container.mappings()).hasSize(2);
+        assertThat(container.unmapDma(qemu, 0x20000, 0x1000)).isEqualTo(4 * 4096);
+        assertThat(container.mappings()).extracting(VfioDmaMapping::iova).containsExactly(0x10000L);
+        assertThat(qemu.lockedPages()).isEqualTo(2);
+        assertThatThrownBy(() -> nic.dmaWrite(0x23000, new byte[] {1})).isInstanceOf(IommuFaultException.class);
+    }
+
+    @Test
     void theIommuTypeRules() {
         assertThat(container.apiVersion()).isZero();
         assertThat(container.checkExtension(Vfio.TYPE1v2_IOMMU)).isEqualTo(1);

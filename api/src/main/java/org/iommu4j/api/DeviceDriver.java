@@ -14,6 +14,17 @@ public interface DeviceDriver {
     BusType bus();
 
     /**
+     * The kernel's {@code driver_managed_dma}: whether this driver manages its devices' DMA itself, as VFIO
+     * does, instead of using the kernel's DMA API. Only such a driver may bind to a device whose iommu group
+     * user space owns; any other is refused with {@link Errno#EBUSY} before its probe runs.
+     *
+     * @return false unless the driver overrides it
+     */
+    default boolean driverManagedDma() {
+        return false;
+    }
+
+    /**
      * A device is being bound. Return normally to take it.
      *
      * @param device the device

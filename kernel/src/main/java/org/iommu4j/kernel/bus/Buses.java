@@ -253,6 +253,13 @@ public final class Buses {
                 throw new IommuException(Errno.EBUSY, "device " + device.name() + " is already bound to "
                         + device.driver() + ": unbind it first");
             }
+            // as iommu_device_use_default_domain: a kernel driver cannot take a device user space does DMA for
+            Object owner = device.group() == null ? null : device.group().dmaOwner();
+            if (owner != null && !driver.driverManagedDma()) {
+                throw new IommuException(Errno.EBUSY, "cannot bind " + driverName + " to " + device.name()
+                        + ": its iommu group " + device.group().id() + " is owned by " + owner
+                        + " for user-space DMA; release the group first");
+            }
             // as the kernel's really_probe: the device names its driver while probe runs, so probe's log
             // lines carry the driver's prefix; a refusal takes it back
             device.setDriver(driverName);

@@ -378,6 +378,11 @@ public final class Vfio {
         }
 
         @Override
+        public boolean driverManagedDma() {
+            return true;
+        }
+
+        @Override
         public void probe(Device device) {
             lock.lock();
             try {

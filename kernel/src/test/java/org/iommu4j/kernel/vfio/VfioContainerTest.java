@@ -70,6 +70,31 @@ class VfioContainerTest {
     }
 
     @Test
+    void aHostDriverCannotTakeADeviceWhoseGroupUserSpaceOwnsButVfioCan() {
+        PciDevice fn0 = host.pci("0000:07:00.0");
+        PciDevice fn1 = host.pci("0000:07:00.1");
+        host.buses().unbind(fn1);
+        host.vfio().bind(fn0.name());
+        VfioGroupFile shared = host.vfio().openGroup(qemu, fn0.group().id());
+        shared.setContainer(qemu, container);
+
+        assertThatThrownBy(() -> host.buses().bind(fn1, "e1000"))
+                .isInstanceOf(IommuException.class)
+                .hasMessage("cannot bind e1000 to 0000:07:00.1: its iommu group " + shared.id() + " is owned by "
+                        + shared.node() + " for user-space DMA; release the group first")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EBUSY);
+        assertThat(fn1.driver()).isNull();
+        assertThat(shared.status().viable()).isTrue();
+
+        host.vfio().bind(fn1.name());
+        assertThat(fn1.driver()).isEqualTo("vfio-pci");
+        host.buses().unbind(fn1);
+        shared.unsetContainer(qemu);
+        host.buses().bind(fn1, "e1000");
+        assertThat(fn1.driver()).isEqualTo("e1000");
+    }
+
+    @Test
     void theOriginalType1KeepsItsV1UnmapRules() {
         group.setContainer(qemu, container);
         container.setIommu(qemu, Vfio.TYPE1_IOMMU);

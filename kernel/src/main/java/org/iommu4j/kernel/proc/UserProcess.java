@@ -405,6 +405,21 @@ public final class UserProcess {
         exitHooks.add(hook);
     }
 
+    /**
+     * Takes back a hook {@link #onExit} registered, as closing a file before exit does; nothing happens if it
+     * is not registered (or already ran).
+     *
+     * @param hook the same object that was registered
+     */
+    public synchronized void removeExitHook(Runnable hook) {
+        exitHooks.removeIf(h -> h == hook);
+    }
+
+    /** @return how many exit hooks are registered (open files that exit would close) */
+    public synchronized int exitHookCount() {
+        return exitHooks.size();
+    }
+
     /** @return false after {@link #exit()} */
     public synchronized boolean isAlive() {
         return alive;

@@ -159,7 +159,7 @@ public final class Vfio {
             throw new IommuException(Errno.ENOMEM, "/dev/vfio/vfio: cannot allocate a container: out of memory");
         }
         VfioContainer c = new VfioContainer(this, caller);
-        caller.onExit(c::close);
+        caller.onExit(c.exitHook());
         return c;
     }
 
@@ -192,7 +192,7 @@ public final class Vfio {
             }
             VfioGroupFile f = new VfioGroupFile(this, g, caller);
             g.setOpenFile(f);
-            caller.onExit(f::close);
+            caller.onExit(f.exitHook());
             return f;
         } finally {
             lock.unlock();

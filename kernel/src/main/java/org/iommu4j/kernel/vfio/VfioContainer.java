@@ -32,6 +32,7 @@ import org.iommu4j.kernel.vfio.VfioIommuDrivers.Registered;
 public final class VfioContainer implements AutoCloseable {
     private final org.iommu4j.kernel.vfio.Vfio vfio;
     private final UserProcess opener;
+    private final Runnable exitHook = this::close;
     private final ReentrantLock lock = new ReentrantLock();
     private final List<VfioGroup> groups = new ArrayList<>();
     private final TreeMap<Long, Mapping> mappings = new TreeMap<>();
@@ -49,6 +50,11 @@ public final class VfioContainer implements AutoCloseable {
     VfioContainer(org.iommu4j.kernel.vfio.Vfio vfio, UserProcess opener) {
         this.vfio = vfio;
         this.opener = opener;
+    }
+
+    /** @return what the opener runs at exit: {@link #close}, kept so that closing first can take it back */
+    Runnable exitHook() {
+        return exitHook;
     }
 
     /** @return the process that opened it */
@@ -492,7 +498,11 @@ public final class VfioContainer implements AutoCloseable {
         }
     }
 
-    /** Closes the container: every mapping goes, every group leaves. Closing twice does nothing. */
+    /**
+     * Closes the container: every mapping goes, every group leaves, and the devices opened through those
+     * groups are revoked (their calls fail with {@link Errno#ENODEV}), since without a container nothing
+     * confines their DMA. Closing twice does nothing.
+     */
     @Override
     public void close() {
         vfio.lock().lock();
@@ -501,7 +511,11 @@ public final class VfioContainer implements AutoCloseable {
             if (closed) {
                 return;
             }
+            opener.removeExitHook(exitHook);
             for (VfioGroup g : new ArrayList<>(groups)) {
+                if (g.openFile() != null) {
+                    g.openFile().revokeDevices("its container was closed");
+                }
                 detach(g);
             }
             closed = true;

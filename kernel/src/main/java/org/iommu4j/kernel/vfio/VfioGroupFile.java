@@ -17,6 +17,7 @@ public final class VfioGroupFile implements AutoCloseable {
     private final Vfio vfio;
     private final VfioGroup group;
     private final UserProcess opener;
+    private final Runnable exitHook = this::close;
     private final List<VfioDeviceFile> devices = new CopyOnWriteArrayList<>();
     private volatile boolean closed;
 
@@ -178,8 +179,12 @@ public final class VfioGroupFile implements AutoCloseable {
     }
 
     void closeDevices() {
+        revokeDevices("lost its group");
+    }
+
+    void revokeDevices(String why) {
         for (VfioDeviceFile f : new ArrayList<>(devices)) {
-            f.revoke("lost its group");
+            f.revoke(why);
         }
         devices.clear();
     }
@@ -193,6 +198,11 @@ public final class VfioGroupFile implements AutoCloseable {
         }
     }
 
+    /** @return what the opener runs at exit: {@link #close}, kept so that closing first can take it back */
+    Runnable exitHook() {
+        return exitHook;
+    }
+
     /** Closes the file: its devices close, and the group leaves its container. Closing twice does nothing. */
     @Override
     public void close() {
@@ -201,6 +211,7 @@ public final class VfioGroupFile implements AutoCloseable {
             if (closed) {
                 return;
             }
+            opener.removeExitHook(exitHook);
             for (VfioDeviceFile f : new ArrayList<>(devices)) {
                 f.close();
             }

@@ -95,6 +95,32 @@ class VfioContainerTest {
     }
 
     @Test
+    void closingTheContainerRevokesTheDevicesOpenThroughItsGroups() {
+        ready();
+        VfioDeviceFile dev = group.getDevice(qemu, nic.name());
+        assertThat(dev.configRead(qemu, 0, 2)).isEqualTo(0x8086);
+        container.close();
+        assertThatThrownBy(() -> dev.configRead(qemu, 0, 2))
+                .isInstanceOf(IommuException.class)
+                .hasMessage("device 0000:06:0d.0 its container was closed")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENODEV);
+        assertThat(group.openDevices()).isEmpty();
+        assertThat(container.groupIds()).isEmpty();
+    }
+
+    @Test
+    void filesClosedBeforeExitTakeTheirExitHooksBack() {
+        assertThat(qemu.exitHookCount()).isEqualTo(2);
+        group.close();
+        container.close();
+        assertThat(qemu.exitHookCount()).isZero();
+        for (int i = 0; i < 100; i++) {
+            host.vfio().openContainer(qemu).close();
+        }
+        assertThat(qemu.exitHookCount()).isZero();
+    }
+
+    @Test
     void theOriginalType1KeepsItsV1UnmapRules() {
         group.setContainer(qemu, container);
         container.setIommu(qemu, Vfio.TYPE1_IOMMU);

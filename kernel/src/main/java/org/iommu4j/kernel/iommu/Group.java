@@ -23,6 +23,7 @@ public final class Group implements IommuGroup {
     private volatile IommuDomain domain;
     private volatile IommuDomain defaultDomain;
     private volatile Object owner;
+    private final IommuDomain blocked = new BlockedDomain();
 
     Group(int id, String name, boolean isolated) {
         this.id = id;
@@ -70,6 +71,11 @@ public final class Group implements IommuGroup {
         return defaultDomain;
     }
 
+    /** @return the blocking domain the group sits in while user space owns it and has no domain attached */
+    public IommuDomain blockedDomain() {
+        return blocked;
+    }
+
     /** @return the IOMMU driver behind the group, or null for a fake group */
     public IommuOps ops() {
         return ops;
@@ -86,9 +92,12 @@ public final class Group implements IommuGroup {
     }
 
     /**
+     * Records the owner; {@link Iommu#claimDmaOwner} and {@link Iommu#releaseDmaOwner} also move the group
+     * between its default and blocking domains, and are what callers should use.
+     *
      * @param owner the new DMA owner, or null to give the group back to the kernel
      */
-    public void setDmaOwner(Object owner) {
+    void setDmaOwner(Object owner) {
         this.owner = owner;
     }
 

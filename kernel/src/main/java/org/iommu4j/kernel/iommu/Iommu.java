@@ -366,17 +366,63 @@ public final class Iommu implements BusListener {
     }
 
     /**
-     * Returns a group to its default domain (or to no domain) after a user let go.
+     * Returns a group to its core domain after a user domain let go: the blocking domain while user space
+     * still owns the group, else the default domain (or no domain).
      *
      * @param group the group
      */
     public void restoreDefaultDomain(Group group) {
         lock.lock();
         try {
-            move(group, group.currentDomain(), group.defaultDomain());
+            move(group, group.currentDomain(), coreDomain(group));
         } finally {
             lock.unlock();
         }
+    }
+
+    /**
+     * The kernel's {@code iommu_group_claim_dma_owner}: user space takes over a group's DMA. A group with an
+     * IOMMU behind it moves to the blocking domain, so that its devices reach no memory until a user domain is
+     * attached; a group without one (a fake group) only records the owner.
+     *
+     * @param group the group
+     * @param owner who claims it
+     * @throws IommuException {@link Errno#EBUSY} if someone else owns it already
+     */
+    public void claimDmaOwner(Group group, Object owner) {
+        lock.lock();
+        try {
+            if (group.dmaOwner() != null && group.dmaOwner() != owner) {
+                throw new IommuException(Errno.EBUSY, "iommu group " + group.id() + " is owned by "
+                        + group.dmaOwner());
+            }
+            group.setDmaOwner(owner);
+            move(group, group.currentDomain(), coreDomain(group));
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * The kernel's {@code iommu_group_release_dma_owner}: the group goes back to its default domain.
+     *
+     * @param group the group
+     */
+    public void releaseDmaOwner(Group group) {
+        lock.lock();
+        try {
+            group.setDmaOwner(null);
+            move(group, group.currentDomain(), coreDomain(group));
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private static IommuDomain coreDomain(Group group) {
+        if (group.dmaOwner() != null && group.ops() != null && group.isolated()) {
+            return group.blockedDomain();
+        }
+        return group.defaultDomain();
     }
 
     private void move(Group group, IommuDomain from, IommuDomain to) {

@@ -457,12 +457,18 @@ public final class VfioContainer implements AutoCloseable {
                 throw new IommuException(Errno.EPERM, group.node() + " cannot join this container: groups with"
                         + " and without IOMMU isolation do not mix in one container");
             }
+            org.iommu4j.kernel.iommu.Iommu core = vfio.host().iommu();
+            core.claimDmaOwner(group.group(), group);
             if (iommu != null) {
-                iommu.attachGroup(group.group());
+                try {
+                    iommu.attachGroup(group.group());
+                } catch (RuntimeException e) {
+                    core.releaseDmaOwner(group.group());
+                    throw e;
+                }
             }
             groups.add(group);
             group.setContainer(this);
-            group.group().setDmaOwner(group);
         } finally {
             lock.unlock();
         }
@@ -492,7 +498,7 @@ public final class VfioContainer implements AutoCloseable {
                 }
             }
             group.setContainer(null);
-            group.group().setDmaOwner(null);
+            vfio.host().iommu().releaseDmaOwner(group.group());
         } finally {
             lock.unlock();
         }

@@ -23,6 +23,7 @@ public final class PageTableIommu implements IommuOps {
     private final List<PageTableDomain> domains = new ArrayList<>();
     private final java.util.Map<String, org.iommu4j.api.IommuGroup> slotGroups = new java.util.HashMap<>();
     private boolean groupBySlot;
+    private boolean passThrough;
 
     /** Manages every device it is asked about. */
     public PageTableIommu() {
@@ -42,6 +43,21 @@ public final class PageTableIommu implements IommuOps {
     public PageTableIommu groupingFunctionsOfASlot() {
         groupBySlot = true;
         return this;
+    }
+
+    /**
+     * Starts groups in an identity (pass-through) default domain, as {@code iommu.passthrough=1} does.
+     *
+     * @return this
+     */
+    public PageTableIommu passThrough() {
+        passThrough = true;
+        return this;
+    }
+
+    @Override
+    public DomainType defaultDomainType(Device device) {
+        return passThrough ? DomainType.IDENTITY : DomainType.DMA;
     }
 
     @Override

@@ -120,6 +120,44 @@ class VfioContainerTest {
         assertThat(qemu.exitHookCount()).isZero();
     }
 
+    private static byte byteAt(Host host, long phys) {
+        byte[] b = new byte[1];
+        host.memory().read(phys, b, 0, 1);
+        return b[0];
+    }
+
+    @Test
+    void aClaimedGroupBlocksDmaUntilTheUsersDomainIsAttachedAndAfterItGoes() {
+        Host passThroughHost = Host.builder().pciDevice(PciDeviceSpec.of("0000:06:0d.0")).build();
+        passThroughHost.iommu().registerOps(BusType.PCI, new PageTableIommu().passThrough(), ModuleRef.KERNEL);
+        PciDevice dev = passThroughHost.pci("0000:06:0d.0");
+        UserProcess vmm = passThroughHost.spawn("vmm", 0, Set.of(Capability.CAP_IPC_LOCK));
+        long phys = passThroughHost.pageAllocator().allocateContiguous(1, Long.MAX_VALUE);
+        dev.dmaWrite(phys, new byte[] {1});
+        assertThat(byteAt(passThroughHost, phys)).isEqualTo((byte) 1);
+
+        passThroughHost.vfio().bind(dev.name());
+        VfioContainer c = passThroughHost.vfio().openContainer(vmm);
+        VfioGroupFile g = passThroughHost.vfio().openGroup(vmm, dev.group().id());
+        g.setContainer(vmm, c);
+        assertThat(dev.group().currentDomain().type()).isEqualTo(org.iommu4j.api.DomainType.BLOCKED);
+        assertThatThrownBy(() -> dev.dmaWrite(phys, new byte[] {2})).isInstanceOf(IommuFaultException.class);
+        assertThat(byteAt(passThroughHost, phys)).isEqualTo((byte) 1);
+
+        c.setIommu(vmm, Vfio.TYPE1v2_IOMMU);
+        long va = vmm.mmap(4096);
+        c.mapDma(vmm, va, 4096, 0x1000, RW);
+        dev.dmaWrite(0x1000, new byte[] {3});
+        assertThat(vmm.read(va, 1)).containsExactly(3);
+        assertThatThrownBy(() -> dev.dmaWrite(phys, new byte[] {4})).isInstanceOf(IommuFaultException.class);
+
+        g.unsetContainer(vmm);
+        assertThat(dev.group().currentDomain()).isNull();
+        assertThat(dev.group().dmaOwner()).isNull();
+        dev.dmaWrite(phys, new byte[] {5});
+        assertThat(byteAt(passThroughHost, phys)).isEqualTo((byte) 5);
+    }
+
     @Test
     void theOriginalType1KeepsItsV1UnmapRules() {
         group.setContainer(qemu, container);

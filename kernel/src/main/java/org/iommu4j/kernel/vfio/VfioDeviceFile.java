@@ -10,17 +10,26 @@ import org.iommu4j.kernel.proc.UserProcess;
 
 /**
  * An open VFIO device, what {@code VFIO_GROUP_GET_DEVICE_FD} returns. Configuration space is virtualised as
- * vfio-pci does it: reads pass through; writes reach only the fields a user may change (the command
- * register's I/O, memory, bus-master, parity, SERR and INTx-disable bits, cache line size, latency timer,
- * BARs, expansion ROM and interrupt line); the rest is dropped silently and counted.
+ * vfio-pci does it:
+ * <ul>
+ * <li>the BARs, the expansion ROM BAR and the interrupt line live in a virtual copy taken when the device is
+ *     opened: the user reads and writes the copy, never the host's registers, and a BAR keeps the hardware's
+ *     size mask, so writing all ones and reading back sizes it as on real hardware;</li>
+ * <li>writes reach the device only for the command register's I/O, memory, bus-master, parity, SERR and
+ *     INTx-disable bits, the cache line size and the latency timer;</li>
+ * <li>anything else written is dropped silently and counted ({@link #filteredWrites}); other reads pass
+ *     through.</li>
+ * </ul>
  */
 public final class VfioDeviceFile implements AutoCloseable {
     private static final byte[] USER_WRITABLE = userWritableMask();
+    private static final int ROM_BAR = 0x30;
 
     private final Vfio vfio;
     private final VfioGroupFile groupFile;
     private final BusDevice device;
     private final AtomicLong filtered = new AtomicLong();
+    private final byte[] virt = new byte[PciConfigSpace.SIZE];
     private volatile String revoked;
     private volatile boolean closed;
 
@@ -28,6 +37,13 @@ public final class VfioDeviceFile implements AutoCloseable {
         this.vfio = vfio;
         this.groupFile = groupFile;
         this.device = device;
+        if (device instanceof PciDevice pci) {
+            for (int i = 0; i < PciConfigSpace.SIZE; i++) {
+                if (virtualised(i)) {
+                    virt[i] = (byte) pci.config().read(i, 1);
+                }
+            }
+        }
     }
 
     private static byte[] userWritableMask() {
@@ -36,14 +52,13 @@ public final class VfioDeviceFile implements AutoCloseable {
         m[PciConfigSpace.COMMAND + 1] = (byte) 0x05;
         m[PciConfigSpace.CACHE_LINE_SIZE] = (byte) 0xff;
         m[PciConfigSpace.LATENCY_TIMER] = (byte) 0xff;
-        for (int i = PciConfigSpace.BAR0; i < PciConfigSpace.BAR0 + 24; i++) {
-            m[i] = (byte) 0xff;
-        }
-        for (int i = 0x30; i < 0x34; i++) {
-            m[i] = (byte) 0xff;
-        }
-        m[PciConfigSpace.INTERRUPT_LINE] = (byte) 0xff;
         return m;
+    }
+
+    /** Bytes of the virtual copy: BAR0-5, the ROM BAR and the interrupt line. */
+    private static boolean virtualised(int offset) {
+        return offset >= PciConfigSpace.BAR0 && offset < PciConfigSpace.BAR0 + 24
+                || offset >= ROM_BAR && offset < ROM_BAR + 4 || offset == PciConfigSpace.INTERRUPT_LINE;
     }
 
     /** @return the device */
@@ -67,7 +82,16 @@ public final class VfioDeviceFile implements AutoCloseable {
      *     without the group's capability, {@link Errno#EINVAL} for a bad access
      */
     public int configRead(UserProcess caller, int offset, int size) {
-        return config(caller).read(offset, size);
+        PciConfigSpace config = config(caller);
+        synchronized (config) {
+            int value = config.read(offset, size);
+            for (int i = 0; i < size; i++) {
+                if (virtualised(offset + i)) {
+                    value = (value & ~(0xff << (8 * i))) | ((virt[offset + i] & 0xff) << (8 * i));
+                }
+            }
+            return value;
+        }
     }
 
     /**
@@ -83,14 +107,24 @@ public final class VfioDeviceFile implements AutoCloseable {
         synchronized (config) {
             int current = config.read(offset, size);
             int allowed = 0;
+            int virtual = 0;
             for (int i = 0; i < size; i++) {
-                allowed |= (USER_WRITABLE[offset + i] & 0xff) << (8 * i);
+                int at = offset + i;
+                if (virtualised(at)) {
+                    int sizeMask = at == PciConfigSpace.INTERRUPT_LINE ? 0xff : config.writableBits(at);
+                    virt[at] = (byte) ((virt[at] & ~sizeMask) | ((value >>> (8 * i)) & sizeMask));
+                    virtual |= 0xff << (8 * i);
+                } else {
+                    allowed |= (USER_WRITABLE[at] & 0xff) << (8 * i);
+                }
             }
             int merged = (current & ~allowed) | (value & allowed);
-            if (((value ^ current) & ~allowed & (size == 4 ? -1 : (1 << (8 * size)) - 1)) != 0) {
+            if (((value ^ current) & ~allowed & ~virtual & (size == 4 ? -1 : (1 << (8 * size)) - 1)) != 0) {
                 filtered.incrementAndGet();
             }
-            config.write(offset, size, merged);
+            if (allowed != 0) {
+                config.write(offset, size, merged);
+            }
         }
     }
 

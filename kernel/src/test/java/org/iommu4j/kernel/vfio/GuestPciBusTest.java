@@ -64,6 +64,26 @@ class GuestPciBusTest {
     }
 
     @Test
+    void barsRomAndInterruptLineAreAVirtualCopyThatSizesLikeHardwareAndNeverReachesTheHost() {
+        PciConfigSpace host0 = host.pci("0000:06:0d.0").config();
+        bus.configWrite(GUEST_SLOT, PciConfigSpace.BAR0, 4, 0xffff_ffff);
+        assertThat(bus.configRead(GUEST_SLOT, PciConfigSpace.BAR0, 4)).isEqualTo(0xfffe_0000); // 128 KiB BAR
+        bus.configWrite(GUEST_SLOT, PciConfigSpace.BAR0, 4, 0xfebf_1234);
+        assertThat(bus.configRead(GUEST_SLOT, PciConfigSpace.BAR0, 4)).isEqualTo(0xfebe_0000);
+        assertThat(bus.configRead(GUEST_SLOT, PciConfigSpace.BAR0 + 2, 2)).isEqualTo(0xfebe);
+        bus.configWrite(GUEST_SLOT, PciConfigSpace.BAR0 + 4, 4, 0xffff_ffff);
+        assertThat(bus.configRead(GUEST_SLOT, PciConfigSpace.BAR0 + 4, 4)).isZero(); // BAR1 is not implemented
+        bus.configWrite(GUEST_SLOT, 0x30, 4, 0xffff_ffff);
+        assertThat(bus.configRead(GUEST_SLOT, 0x30, 4)).isZero();
+        bus.configWrite(GUEST_SLOT, PciConfigSpace.INTERRUPT_LINE, 1, 11);
+
+        assertThat(bus.configRead(GUEST_SLOT, PciConfigSpace.INTERRUPT_LINE, 1)).isEqualTo(11);
+        assertThat(host0.read(PciConfigSpace.BAR0, 4)).isZero();
+        assertThat(host0.read(PciConfigSpace.INTERRUPT_LINE, 1)).isZero();
+        assertThat(nic.filteredWrites()).isZero();
+    }
+
+    @Test
     void anEmptyGuestSlotReadsAllOnesAndTakesNothing() {
         PciAddress empty = PciAddress.parse("0000:00:04.0");
         assertThat(bus.configRead(empty, 0, 4)).isEqualTo(0xffff_ffff);

@@ -11,8 +11,8 @@ import org.iommu4j.kernel.proc.UserProcess;
 /**
  * A virtual machine's PCI bus as its device model (QEMU, in the seed thread) presents it: assigned devices
  * appear at guest-chosen addresses, and the guest's configuration cycles are trapped and remapped to the host
- * device behind each, through its VFIO device file. An address with no device reads all ones, as an empty
- * slot does.
+ * device behind each, through its VFIO device file. An address with no device, or whose device was closed,
+ * revoked or removed, reads all ones and takes no writes, as an empty slot or a surprise-removed device does.
  */
 public final class GuestPciBus {
     private final UserProcess vmm;
@@ -30,18 +30,45 @@ public final class GuestPciBus {
      *
      * @param guest the address the guest will see, for example {@code 0000:00:03.0}
      * @param device an open VFIO device
-     * @throws IommuException {@link Errno#EEXIST} if the guest address is taken, {@link Errno#EINVAL} for a
-     *     device without PCI configuration space
+     * @throws IommuException {@link Errno#EEXIST} if the guest address is taken or the device already sits at
+     *     another one, {@link Errno#EINVAL} for a device without PCI configuration space, {@link Errno#EPERM}
+     *     for a device file another process opened
      */
-    public void attach(PciAddress guest, VfioDeviceFile device) {
+    public synchronized void attach(PciAddress guest, VfioDeviceFile device) {
         if (device.device().pciAddress().isEmpty()) {
             throw new IommuException(Errno.EINVAL, device.name() + " is not a PCI device");
         }
-        VfioDeviceFile previous = slots.putIfAbsent(guest, device);
+        if (device.opener() != vmm) {
+            throw new IommuException(Errno.EPERM, "device file of " + device.name() + " belongs to "
+                    + device.opener() + ", not to this bus's device model " + vmm);
+        }
+        VfioDeviceFile previous = slots.get(guest);
         if (previous != null) {
             throw new IommuException(Errno.EEXIST, "guest address " + guest + " already holds host device "
                     + previous.name());
         }
+        for (Map.Entry<PciAddress, VfioDeviceFile> e : slots.entrySet()) {
+            if (e.getValue() == device) {
+                throw new IommuException(Errno.EEXIST, "host device " + device.name() + " is already at guest"
+                        + " address " + e.getKey() + ": detach it first");
+            }
+        }
+        slots.put(guest, device);
+    }
+
+    /**
+     * Takes a device off the guest's bus (a hot-unplug); its VFIO file stays open.
+     *
+     * @param guest the guest address
+     * @return the device file that was there
+     * @throws IommuException {@link Errno#ENOENT} if the address is empty
+     */
+    public synchronized VfioDeviceFile detach(PciAddress guest) {
+        VfioDeviceFile f = slots.remove(guest);
+        if (f == null) {
+            throw new IommuException(Errno.ENOENT, "guest address " + guest + " holds no device");
+        }
+        return f;
     }
 
     /**
@@ -63,7 +90,7 @@ public final class GuestPciBus {
      */
     public int configRead(PciAddress guest, int offset, int size) {
         VfioDeviceFile f = slots.get(guest);
-        if (f == null) {
+        if (f == null || !f.usable()) {
             return size == 4 ? -1 : (1 << (8 * size)) - 1;
         }
         return f.configRead(vmm, offset, size);
@@ -80,7 +107,7 @@ public final class GuestPciBus {
      */
     public void configWrite(PciAddress guest, int offset, int size, int value) {
         VfioDeviceFile f = slots.get(guest);
-        if (f != null) {
+        if (f != null && f.usable()) {
             f.configWrite(vmm, offset, size, value);
         }
     }

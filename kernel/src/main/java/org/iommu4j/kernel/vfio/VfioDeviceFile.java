@@ -152,6 +152,16 @@ public final class VfioDeviceFile implements AutoCloseable {
         }
     }
 
+    /** @return the process that opened the device's group */
+    public UserProcess opener() {
+        return groupFile.opener();
+    }
+
+    /** @return whether calls can still succeed: not closed, not revoked, the device still present */
+    public boolean usable() {
+        return revoked == null && !closed && device.isPresent();
+    }
+
     void revoke(String why) {
         revoked = why;
     }

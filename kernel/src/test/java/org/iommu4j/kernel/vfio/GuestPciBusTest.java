@@ -84,6 +84,27 @@ class GuestPciBusTest {
     }
 
     @Test
+    void aDeviceSitsAtOneGuestAddressOfItsOwnDeviceModelAndReadsAllOnesOnceGone() {
+        PciAddress other = PciAddress.parse("0000:00:05.0");
+        assertThatThrownBy(() -> bus.attach(other, nic))
+                .hasMessage("host device 0000:06:0d.0 is already at guest address 0000:00:03.0: detach it first");
+        UserProcess intruder = host.spawn("intruder", 1000, Set.of());
+        assertThatThrownBy(() -> new GuestPciBus(intruder).attach(other, nic))
+                .hasMessage("device file of 0000:06:0d.0 belongs to qemu:1000, not to this bus's device model"
+                        + " intruder:1001");
+
+        assertThat(bus.detach(GUEST_SLOT)).isSameAs(nic);
+        assertThat(bus.configRead(GUEST_SLOT, PciConfigSpace.VENDOR_ID, 2)).isEqualTo(0xffff);
+        assertThatThrownBy(() -> bus.detach(GUEST_SLOT)).hasMessage("guest address 0000:00:03.0 holds no device");
+        bus.attach(other, nic);
+        assertThat(bus.configRead(other, PciConfigSpace.VENDOR_ID, 2)).isEqualTo(0x10ec);
+
+        host.buses().remove("0000:06:0d.0");
+        assertThat(bus.configRead(other, PciConfigSpace.VENDOR_ID, 4)).isEqualTo(0xffff_ffff);
+        bus.configWrite(other, PciConfigSpace.COMMAND, 2, 0x6);
+    }
+
+    @Test
     void anEmptyGuestSlotReadsAllOnesAndTakesNothing() {
         PciAddress empty = PciAddress.parse("0000:00:04.0");
         assertThat(bus.configRead(empty, 0, 4)).isEqualTo(0xffff_ffff);

@@ -68,8 +68,8 @@ final class Demo {
         List<String> story = new ArrayList<>();
         if (info != null && isUnsafe(info) && !unsafe) {
             story.add(backend + " gives no DMA isolation and taints the kernel: rerun with --unsafe to try it");
-            return new DemoResult(backend, "skipped", "needs --unsafe", "", false, "", false, false, 0, "", "", "",
-                    story);
+            return new DemoResult(backend, "skipped", "needs --unsafe", "", "", false, "", false, false, 0, "", "",
+                    "", story);
         }
         Host host = EmbeddedHost.build("");
         story.add("host: embedded, " + EmbeddedHost.describe(host) + ", devices " + host.buses().all().stream()
@@ -93,8 +93,8 @@ final class Demo {
             return exercise(host, backend, story);
         } catch (IommuException e) {
             story.add("FAILED: " + e.getMessage());
-            return new DemoResult(backend, "failed", e.errno() + ": " + e.getMessage(), "", false, "", false, false,
-                    bounced(host), "", host.taint().taintedString(), flags(host), story);
+            return new DemoResult(backend, "failed", e.errno() + ": " + e.getMessage(), "", groupNode(host), false,
+                    "", false, false, bounced(host), "", host.taint().taintedString(), flags(host), story);
         }
     }
 
@@ -154,8 +154,14 @@ final class Demo {
                     default -> "wrote nothing there";
                 }));
         story.add(host.taint().taintedString() + whoTainted(host));
-        return new DemoResult(backend, "ok", "", Vfio.typeName(session.type()), group.isolated(), mapping, in, out,
-                bounced, stray, host.taint().taintedString(), flags(host), story);
+        return new DemoResult(backend, "ok", "", Vfio.typeName(session.type()), node, group.isolated(), mapping, in,
+                out, bounced, stray, host.taint().taintedString(), flags(host), story);
+    }
+
+    /** The NIC's group node, or empty when it has none (not bound, or no backend gave it a group). */
+    private static String groupNode(Host host) {
+        Group group = host.buses().find(EmbeddedHost.NIC).map(BusDevice::group).orElse(null);
+        return group == null ? "" : host.vfio().nodeOf(group.id()).orElse("");
     }
 
     private static String flags(Host host) {

@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import org.iommu4j.loader.BackendLoader;
+import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -22,7 +23,7 @@ final class DemoCommand implements Callable<Integer> {
     String backend;
 
     @Option(names = "--unsafe", description = "also run backends that give no DMA isolation (sets their"
-            + " enable_unsafe_* opt-in parameters; they taint the kernel)")
+            + " enable_unsafe_* opt-in parameters; they taint the kernel); required to --backend one of them")
     boolean unsafe;
 
     @Spec
@@ -36,13 +37,18 @@ final class DemoCommand implements Callable<Integer> {
         if (backend != null) {
             loader.provider(backend);
             DemoResult r = demo.run(backend);
+            if (r.status().equals("skipped")) {
+                // The user named an unsafe backend without the opt-in: a usage problem, not a result.
+                throw new ParameterException(spec.commandLine(), r.backend() + " gives no DMA isolation and taints"
+                        + " the kernel: add --unsafe to run it");
+            }
             if (global.json) {
                 out.println(Json.write(r));
             } else {
                 out.println("iommu4j demo: backend " + r.backend());
                 r.narrative().forEach(line -> out.println("  " + line));
             }
-            return r.status().equals("failed") ? 1 : 0;
+            return reportFailures(List.of(r));
         }
         List<DemoResult> results = new ArrayList<>();
         for (String name : demo.runnable()) {
@@ -53,15 +59,19 @@ final class DemoCommand implements Callable<Integer> {
         } else {
             out.println("iommu4j demo on the embedded host: the NIC " + EmbeddedHost.NIC + " through each backend");
             out.println();
-            Table table = new Table("backend", "VFIO type", "isolated", "mapping", "packet in/out", "bounced bytes",
-                    "stray DMA", "taint");
+            Table table = new Table("backend", "VFIO type", "iommu group", "isolated", "mapping", "packet in/out",
+                    "bounced bytes", "stray DMA", "taint");
             for (DemoResult r : results) {
                 if (r.status().equals("ok")) {
-                    table.row(r.backend(), r.vfioType(), r.isolated() ? "yes" : "no", r.mapping(),
+                    table.row(r.backend(), r.vfioType(), r.group(), r.isolated() ? "yes" : "no", r.mapping(),
                             (r.packetIn() ? "ok" : "BAD") + " / " + (r.packetOut() ? "ok" : "BAD"), r.bouncedBytes(),
                             r.strayDma(), r.taintFlags().isEmpty() ? "-" : r.taintFlags());
+                } else if (r.status().equals("failed")) {
+                    // The detail went to standard error, on one line; the table keeps its shape.
+                    table.row(r.backend(), "failed", r.group().isEmpty() ? "-" : r.group(), "", "", "", "", "",
+                            r.taintFlags().isEmpty() ? "-" : r.taintFlags());
                 } else {
-                    table.row(r.backend(), r.status() + ": " + r.reason(), "", "", "", "", "", "");
+                    table.row(r.backend(), r.status() + ": " + r.reason(), "", "", "", "", "", "", "");
                 }
             }
             out.print(table);
@@ -71,6 +81,25 @@ final class DemoCommand implements Callable<Integer> {
                         + " 'iommuctl demo --unsafe' runs them too.");
             }
         }
-        return results.stream().anyMatch(r -> r.status().equals("failed")) ? 1 : 0;
+        return reportFailures(results);
+    }
+
+    /**
+     * Prints each failed backend's reason on one line of standard error, after the output.
+     *
+     * @return the exit code: 1 if a backend failed, else 0
+     */
+    private int reportFailures(List<DemoResult> results) {
+        spec.commandLine().getOut().flush();
+        var err = spec.commandLine().getErr();
+        int code = 0;
+        for (DemoResult r : results) {
+            if (r.status().equals("failed")) {
+                err.println(spec.qualifiedName() + ": " + r.backend() + " failed: " + Iommuctl.oneLine(r.reason()));
+                code = 1;
+            }
+        }
+        err.flush();
+        return code;
     }
 }

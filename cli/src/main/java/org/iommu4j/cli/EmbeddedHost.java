@@ -17,10 +17,23 @@ final class EmbeddedHost {
     private EmbeddedHost() {
     }
 
+    /** The embedded host's CPU count. */
+    static final int CPUS = 2;
+
     static Host build(String commandLine) {
+        return build(commandLine, Host.DEFAULT_MEMORY, CPUS);
+    }
+
+    /**
+     * @param commandLine the kernel command line
+     * @param memoryBytes the memory size, in bytes
+     * @param cpus the CPU count
+     * @return the embedded host's devices on a machine of that size
+     */
+    static Host build(String commandLine, long memoryBytes, int cpus) {
         return Host.builder()
-                .memory(Host.DEFAULT_MEMORY)
-                .cpus(2)
+                .memory(memoryBytes)
+                .cpus(cpus)
                 .commandLine(commandLine)
                 .pciDevice(PciDeviceSpec.of("0000:00:02.0").withIds(0x8086, 0x46a6, 0x030000).withDriver("i915"))
                 .pciDevice(PciDeviceSpec.of(NIC))

@@ -30,7 +30,7 @@ final class HostOptions {
 
     Host prepare(BackendLoader loader) {
         if (scenario != null) {
-            return new Scenario(loader, Scenario.read(scenario), line -> { }, false).run().host();
+            return new Scenario(loader, Scenario.read(scenario), line -> { }, null).run().host();
         }
         Host host = EmbeddedHost.build(commandLine);
         for (String name : load) {

@@ -17,6 +17,13 @@ public final class Iommuctl implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
+    /** Whether the output goes to a terminal, so that long operations may show progress on standard error. */
+    final boolean terminal;
+
+    Iommuctl(boolean terminal) {
+        this.terminal = terminal;
+    }
+
     @Override
     public void run() {
         throw new CommandLine.ParameterException(spec.commandLine(), "a command is required: demo, backends,"
@@ -24,24 +31,40 @@ public final class Iommuctl implements Runnable {
     }
 
     /**
+     * @param text an error message, perhaps of several lines (a parser's, with its location below)
+     * @return its first line: errors are printed on one line
+     */
+    static String oneLine(String text) {
+        if (text == null) {
+            return "";
+        }
+        int newline = text.indexOf('\n');
+        return (newline < 0 ? text : text.substring(0, newline)).stripTrailing();
+    }
+
+    /**
      * @param out standard output
      * @param err standard error
+     * @param terminal whether the output is a terminal (progress is shown on standard error only then)
      * @return a configured command line
      */
-    static CommandLine commandLine(PrintWriter out, PrintWriter err) {
-        CommandLine cl = new CommandLine(new Iommuctl());
+    static CommandLine commandLine(PrintWriter out, PrintWriter err, boolean terminal) {
+        CommandLine cl = new CommandLine(new Iommuctl(terminal));
         cl.setOut(out);
         cl.setErr(err);
         cl.setParameterExceptionHandler((e, args) -> {
             CommandLine at = e.getCommandLine();
-            at.getErr().println("iommuctl: " + e.getMessage() + " (see '" + at.getCommandSpec().qualifiedName()
-                    + " --help')");
+            at.getErr().println("iommuctl: " + oneLine(e.getMessage()) + " (see '"
+                    + at.getCommandSpec().qualifiedName() + " --help')");
             return 2;
         });
         cl.setExecutionExceptionHandler((e, at, parsed) -> {
             String message = e instanceof IommuException ie ? ie.errno() + ": " + ie.getMessage() : e.getMessage();
-            at.getErr().println(at.getCommandSpec().qualifiedName() + ": " + message);
-            return 1;
+            if (message == null) {
+                message = e.getClass().getSimpleName();
+            }
+            at.getErr().println(at.getCommandSpec().qualifiedName() + ": " + oneLine(message));
+            return e instanceof Scenario.Malformed ? 2 : 1;
         });
         return cl;
     }
@@ -50,13 +73,24 @@ public final class Iommuctl implements Runnable {
      * @param args the command line
      * @param out standard output
      * @param err standard error
+     * @param terminal whether the output is a terminal
      * @return the exit code
      */
-    static int execute(String[] args, PrintWriter out, PrintWriter err) {
-        int code = commandLine(out, err).execute(args);
+    static int execute(String[] args, PrintWriter out, PrintWriter err, boolean terminal) {
+        int code = commandLine(out, err, terminal).execute(args);
         out.flush();
         err.flush();
         return code;
+    }
+
+    /**
+     * @param args the command line
+     * @param out standard output
+     * @param err standard error
+     * @return the exit code; progress is shown when the JVM has a console (not when piped)
+     */
+    static int execute(String[] args, PrintWriter out, PrintWriter err) {
+        return execute(args, out, err, System.console() != null);
     }
 
     /**

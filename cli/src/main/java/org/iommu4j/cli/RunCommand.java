@@ -8,6 +8,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.ParentCommand;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
@@ -25,25 +26,29 @@ final class RunCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
+    @ParentCommand
+    Iommuctl parent;
+
     @Override
     public Integer call() {
         var out = spec.commandLine().getOut();
         List<String> lines = new ArrayList<>();
-        boolean terminal = System.console() != null && !global.json;
+        // Progress goes to standard error, and only on a terminal: never into a pipe or a file, never with --json.
+        boolean terminal = parent.terminal && !global.json;
         Scenario scenario = new Scenario(global.loader(), Scenario.read(file), line -> {
             lines.add(line);
             if (!global.json) {
                 out.println(line);
                 out.flush();
             }
-        }, terminal);
+        }, terminal ? spec.commandLine().getErr() : null);
         Scenario.Outcome outcome;
         try {
             outcome = scenario.run();
-        } catch (Scenario.StepFailed e) {
+        } catch (Scenario.StepFailed | Scenario.Malformed e) {
             if (global.json) {
                 Map<String, Object> r = new LinkedHashMap<>();
-                r.put("status", "failed");
+                r.put("status", e instanceof Scenario.Malformed ? "malformed" : "failed");
                 r.put("steps", lines);
                 r.put("error", e.getMessage());
                 out.println(Json.write(r));

@@ -1,9 +1,13 @@
 package org.iommu4j.cli;
 
+import com.fasterxml.jackson.core.JsonLocation;
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
-import java.io.UncheckedIOException;
+import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.EnumSet;
@@ -31,7 +35,8 @@ import org.iommu4j.loader.BackendLoader;
  * A scenario file run step by step: a host (memory, CPUs, kernel command line, devices), backends with
  * parameters, processes with capabilities (and optionally {@code memlock}, their RLIMIT_MEMLOCK in bytes or
  * "unlimited"), then steps. Each step prints one line; the first unexpected
- * result stops the run with its step number. Steps:
+ * result stops the run with its step number ({@link StepFailed}); a scenario that cannot be read or says
+ * something invalid (unknown step, missing field, unknown name, bad value) is {@link Malformed}. Steps:
  * <ul>
  *   <li>{@code load} {backend, params}; {@code unload} {backend}; {@code bind} {device}</li>
  *   <li>{@code open} {process, device, type}: container, group, iommu type, device</li>
@@ -48,7 +53,7 @@ final class Scenario {
     private final BackendLoader loader;
     private final JsonNode root;
     private final Consumer<String> out;
-    private final boolean progress;
+    private final PrintWriter progress;
     private final Map<String, UserProcess> processes = new HashMap<>();
     private final Map<String, VfioSession> sessions = new HashMap<>();
     private final Map<String, Buffer> buffers = new HashMap<>();
@@ -70,69 +75,166 @@ final class Scenario {
         }
     }
 
-    Scenario(BackendLoader loader, JsonNode root, Consumer<String> out, boolean progress) {
+    /**
+     * A scenario that cannot be run as written: unreadable, not JSON, or naming an unknown step, field, name or
+     * value. Bad usage, where {@link StepFailed} is a failure of the operation.
+     */
+    static final class Malformed extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        Malformed(String message) {
+            super(message);
+        }
+    }
+
+    /** Clears the progress line: back to its start, erase to the end of the line (ANSI EL). */
+    static final String CLEAR_LINE = "\r\u001b[K";
+
+    /**
+     * @param loader finds and loads backends
+     * @param root the scenario
+     * @param out takes each step's line
+     * @param progress where to show "[step i/n]" while a step runs (a terminal's standard error), or null for
+     *     no progress; the progress line is cleared before each step's line goes to {@code out}
+     */
+    Scenario(BackendLoader loader, JsonNode root, Consumer<String> out, PrintWriter progress) {
         this.loader = loader;
         this.root = root;
         this.out = out;
         this.progress = progress;
     }
 
+    /**
+     * @param file a scenario file
+     * @return its JSON object
+     * @throws Malformed if it cannot be read or is not a JSON object
+     */
     static JsonNode read(Path file) {
+        String text;
         try {
-            return Json.mapper().readTree(file.toFile());
+            text = Files.readString(file);
+        } catch (NoSuchFileException e) {
+            throw new Malformed("cannot read scenario " + file + ": no such file");
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read scenario " + file + ": " + e.getMessage(), e);
+            throw new Malformed("cannot read scenario " + file + ": " + e.getClass().getSimpleName()
+                    + (e.getMessage() == null ? "" : ": " + e.getMessage()));
         }
+        JsonNode root;
+        try {
+            root = Json.mapper().readTree(text);
+        } catch (JsonProcessingException e) {
+            JsonLocation at = e.getLocation();
+            throw new Malformed("scenario " + file + " is not valid JSON"
+                    + (at == null ? "" : " at line " + at.getLineNr() + ", column " + at.getColumnNr()) + ": "
+                    + e.getOriginalMessage());
+        }
+        if (root == null || !root.isObject()) {
+            throw new Malformed("scenario " + file + " is not a JSON object: expected {\"host\": ..., \"steps\": [...]}"
+                    + " (see examples/scenarios/)");
+        }
+        return root;
     }
 
     Outcome run() {
-        host = buildHost(root.path("host"));
+        try {
+            host = buildHost(root.path("host"));
+        } catch (IllegalArgumentException e) {
+            throw new Malformed("host: " + e.getMessage());
+        }
         for (JsonNode p : root.path("processes")) {
-            Set<Capability> caps = EnumSet.noneOf(Capability.class);
-            p.path("capabilities").forEach(c -> caps.add(Capability.valueOf(c.asText())));
-            String name = required(p, "name");
-            UserProcess process = host.spawn(name, p.path("uid").asInt(0), caps);
-            if (p.has("memlock")) {
-                String limit = p.get("memlock").asText();
-                process.setMemlockLimit(limit.equals("unlimited") ? UserProcess.RLIM_INFINITY : Long.decode(limit));
+            try {
+                Set<Capability> caps = EnumSet.noneOf(Capability.class);
+                p.path("capabilities").forEach(c -> caps.add(capability(c.asText())));
+                String name = required(p, "name");
+                UserProcess process = host.spawn(name, p.path("uid").asInt(0), caps);
+                if (p.has("memlock")) {
+                    String limit = p.get("memlock").asText();
+                    process.setMemlockLimit(limit.equals("unlimited") ? UserProcess.RLIM_INFINITY
+                            : Long.decode(limit));
+                }
+                processes.put(name, process);
+            } catch (IllegalArgumentException e) {
+                throw new Malformed("process " + p + ": " + e.getMessage());
             }
-            processes.put(name, process);
         }
         for (JsonNode b : root.path("backends")) {
-            loader.load(host, required(b, "name"), params(b.path("params")));
+            try {
+                loader.load(host, required(b, "name"), params(b.path("params")));
+            } catch (IllegalArgumentException e) {
+                throw new Malformed("backend " + b + ": " + e.getMessage());
+            }
         }
         JsonNode steps = root.path("steps");
+        if (!steps.isMissingNode() && !steps.isArray()) {
+            throw new Malformed("\"steps\" must be a list of steps, like [{\"do\": \"bind\", \"device\": ...}]");
+        }
         for (int i = 0; i < steps.size(); i++) {
-            if (progress) {
-                System.err.print("\r[step " + (i + 1) + "/" + steps.size() + "]");
-            }
             JsonNode step = steps.get(i);
+            showProgress("[step " + (i + 1) + "/" + steps.size() + "]");
             String what;
             try {
-                what = execute(step);
-            } catch (StepFailed | IommuException | IllegalArgumentException e) {
-                if (progress) {
-                    System.err.print("\r");
+                if (!step.isObject()) {
+                    throw new IllegalArgumentException("a step is an object like {\"do\": \"bind\", \"device\": ...},"
+                            + " not " + step);
                 }
+                what = execute(step);
+            } catch (StepFailed | IommuException e) {
                 throw new StepFailed("step " + (i + 1) + " (" + step.path("do").asText() + ") failed: "
                         + (e instanceof IommuException ie ? ie.errno() + ": " : "") + e.getMessage());
+            } catch (IllegalArgumentException e) {
+                throw new Malformed("step " + (i + 1) + " (" + step.path("do").asText() + ") is malformed: "
+                        + e.getMessage());
+            } finally {
+                clearProgress();
             }
             out.accept("step " + (i + 1) + ": " + what);
-        }
-        if (progress) {
-            System.err.print("\r");
         }
         return new Outcome(host, steps.size());
     }
 
-    private static Host buildHost(JsonNode h) {
-        Host.Builder b = Host.builder()
-                .memory(h.path("memoryMiB").asLong(1024) << 20)
-                .cpus(h.path("cpus").asInt(2))
-                .commandLine(h.path("cmdline").asText(""));
-        if (!h.has("devices")) {
-            return EmbeddedHost.build(h.path("cmdline").asText(""));
+    private void showProgress(String text) {
+        if (progress != null) {
+            progress.print(CLEAR_LINE + text);
+            progress.flush();
         }
+    }
+
+    private void clearProgress() {
+        if (progress != null) {
+            progress.print(CLEAR_LINE);
+            progress.flush();
+        }
+    }
+
+    private static Capability capability(String name) {
+        try {
+            return Capability.valueOf(name);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("unknown capability \"" + name + "\": expected one of "
+                    + Arrays.toString(Capability.values()));
+        }
+    }
+
+    private static Errno errno(String name) {
+        try {
+            return Errno.valueOf(name);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("unknown errno \"" + name + "\": expected a name such as EINVAL,"
+                    + " ENOMEM or EFAULT");
+        }
+    }
+
+    private static Host buildHost(JsonNode h) {
+        long memory = h.path("memoryMiB").asLong(Host.DEFAULT_MEMORY >> 20) << 20;
+        int cpus = h.path("cpus").asInt(EmbeddedHost.CPUS);
+        String commandLine = h.path("cmdline").asText("");
+        if (!h.has("devices")) {
+            return EmbeddedHost.build(commandLine, memory, cpus);
+        }
+        Host.Builder b = Host.builder()
+                .memory(memory)
+                .cpus(cpus)
+                .commandLine(commandLine);
         for (JsonNode d : h.path("devices")) {
             PciDeviceSpec spec = PciDeviceSpec.of(required(d, "bdf")).withDmaMask(DmaMasks.bits(
                     d.path("dmaMaskBits").asInt(64)));
@@ -256,7 +358,7 @@ final class Scenario {
                 byte[] expect = required(step, "expect").getBytes(StandardCharsets.UTF_8);
                 byte[] got = b.owner().read(b.vaddr() + step.path("offset").asLong(0), expect.length);
                 requireEqual(expect, got);
-                return b.owner() + " read \"" + new String(got, StandardCharsets.UTF_8) + "\"";
+                return b.owner() + " read \"" + escape(got) + "\"";
             }
             case "device-dma": {
                 BusDevice device = host.buses().require(required(step, "device"));
@@ -270,8 +372,7 @@ final class Scenario {
                 byte[] expect = required(step, "read").getBytes(StandardCharsets.UTF_8);
                 byte[] got = device.dmaRead(at, expect.length);
                 requireEqual(expect, got);
-                return String.format("%s read \"%s\" at bus address 0x%x", device.name(),
-                        new String(got, StandardCharsets.UTF_8), at);
+                return String.format("%s read \"%s\" at bus address 0x%x", device.name(), escape(got), at);
             }
             case "fault": {
                 FaultAttr attr = host.faults().attr(required(step, "attr"));
@@ -282,7 +383,11 @@ final class Scenario {
                         step.path("space").asLong(0), step.path("times").asInt(1));
             }
             case "expect-error": {
-                Errno errno = Errno.valueOf(required(step, "errno"));
+                Errno errno = errno(required(step, "errno"));
+                if (!step.path("step").isObject()) {
+                    throw new IllegalArgumentException("missing \"step\" in " + step + ": expect-error wraps a step"
+                            + " object, like {\"do\": \"unload\", \"backend\": ...}");
+                }
                 try {
                     String done = execute(step.path("step"));
                     throw new StepFailed("expected " + errno + " but the step succeeded: " + done);
@@ -309,8 +414,35 @@ final class Scenario {
 
     private static void requireEqual(byte[] expect, byte[] got) {
         if (!Arrays.equals(expect, got)) {
-            throw new StepFailed("expected \"" + new String(expect, StandardCharsets.UTF_8) + "\" but found \""
-                    + new String(got, StandardCharsets.UTF_8) + "\"");
+            throw new StepFailed("expected \"" + escape(expect) + "\" but found \"" + escape(got) + "\"");
         }
+    }
+
+    /**
+     * @param bytes bytes read from memory
+     * @return them as printable ASCII: backslash, double quote and control or non-ASCII bytes escaped C-style
+     *     ({@code \\}, {@code \"}, {@code \n}, {@code \r}, {@code \t}, else {@code \xNN}), so that a step line
+     *     stays one clean line on a terminal
+     */
+    static String escape(byte[] bytes) {
+        StringBuilder sb = new StringBuilder(bytes.length);
+        for (byte b : bytes) {
+            int c = b & 0xff;
+            switch (c) {
+                case '\\' -> sb.append("\\\\");
+                case '"' -> sb.append("\\\"");
+                case '\n' -> sb.append("\\n");
+                case '\r' -> sb.append("\\r");
+                case '\t' -> sb.append("\\t");
+                default -> {
+                    if (c >= 0x20 && c < 0x7f) {
+                        sb.append((char) c);
+                    } else {
+                        sb.append(String.format("\\x%02x", c));
+                    }
+                }
+            }
+        }
+        return sb.toString();
     }
 }

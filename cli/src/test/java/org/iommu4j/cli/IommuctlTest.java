@@ -2,16 +2,28 @@ package org.iommu4j.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
 import com.fasterxml.jackson.databind.JsonNode;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.stream.Stream;
+import org.iommu4j.kernel.Host;
+import org.iommu4j.loader.BackendLoader;
+import org.iommu4j.loader.LoaderConfig;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -33,6 +45,24 @@ class IommuctlTest {
         return new Run(code, out.toString(), err.toString());
     }
 
+    /** The example out-of-tree backend, built by its module, in a plugin directory of its own. */
+    static Path fslNonePlugin(Path plugins) throws IOException {
+        Path built;
+        try (Stream<Path> s = Files.list(Path.of("..", "examples", "oot-backend", "target"))) {
+            built = s.filter(p -> p.getFileName().toString().matches("iommu4j-example-oot-backend-.*\\.jar"))
+                    .findFirst().orElseThrow();
+        }
+        Files.createDirectories(plugins.resolve("fsl-none"));
+        Files.copy(built, plugins.resolve("fsl-none").resolve("fsl-none.jar"));
+        return plugins;
+    }
+
+    /** Asserts that an error output is exactly one line. */
+    static void assertOneLine(String err) {
+        assertThat(err).endsWith("\n");
+        assertThat(err.strip()).doesNotContain("\n").doesNotContain("\r");
+    }
+
     @Nested
     class Demo {
         @Test
@@ -43,7 +73,8 @@ class IommuctlTest {
             assertThat(r.out()).contains("backend  VFIO type")
                     .contains("noiommu  skipped: needs --unsafe")
                     .contains("swiotlb  skipped: needs --unsafe")
-                    .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +yes +translated by the IOMMU +ok / ok +0 +faulted +-")
+                    .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +/dev/vfio/0 +yes +translated by the IOMMU +ok / ok +0"
+                            + " +faulted +-")
                     .contains("'iommuctl demo --unsafe' runs them too.");
         }
 
@@ -51,13 +82,15 @@ class IommuctlTest {
         void withUnsafeTheStrayWriteCorruptsMemoryUnderTheBackendsThatDoNotIsolate() {
             Run r = iommuctl("demo", "--unsafe");
             assertThat(r.code()).isZero();
+            assertThat(r.err()).isEmpty();
             assertThat(r.out())
-                    .containsPattern("noiommu +VFIO_NOIOMMU_IOMMU\\(8\\) +no +iova == phys, no translation +ok / ok +0"
-                            + " +corrupted +U")
-                    .containsPattern("swiotlb +VFIO_SWIOTLB_IOMMU\\(20736\\) +no +bounced through the swiotlb pool"
-                            + " +ok / ok +16512 +corrupted +U")
-                    .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +yes +translated by the IOMMU +ok / ok +0"
-                            + " +faulted +-");
+                    .contains("backend  VFIO type                  iommu group          isolated  mapping")
+                    .containsPattern("noiommu +VFIO_NOIOMMU_IOMMU\\(8\\) +/dev/vfio/noiommu-0 +no"
+                            + " +iova == phys, no translation +ok / ok +0 +corrupted +U")
+                    .containsPattern("swiotlb +VFIO_SWIOTLB_IOMMU\\(20736\\) +/dev/vfio/noiommu-0 +no"
+                            + " +bounced through the swiotlb pool +ok / ok +16512 +corrupted +U")
+                    .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +/dev/vfio/0 +yes +translated by the IOMMU"
+                            + " +ok / ok +0 +faulted +-");
         }
 
         @Test
@@ -72,12 +105,37 @@ class IommuctlTest {
                     .contains("(U by noiommu: vfio-noiommu group for 0000:06:0d.0)");
         }
 
+        @ParameterizedTest
+        @ValueSource(strings = {"noiommu", "swiotlb"})
+        void anUnsafeBackendWithoutUnsafeIsBadUsageNamingTheOptIn(String backend) {
+            Run r = iommuctl("demo", "--backend", backend);
+            assertThat(r.code()).isEqualTo(2);
+            assertThat(r.out()).isEmpty();
+            assertThat(r.err()).isEqualTo("iommuctl: " + backend + " gives no DMA isolation and taints the kernel:"
+                    + " add --unsafe to run it (see 'iommuctl demo --help')\n");
+            assertThat(iommuctl("demo", "--backend", backend, "--json").code()).isEqualTo(2);
+        }
+
         @Test
-        void anUnsafeBackendWithoutUnsafeSaysWhatToDo() {
-            Run r = iommuctl("demo", "--backend", "swiotlb");
-            assertThat(r.code()).isZero();
-            assertThat(r.out()).contains("swiotlb gives no DMA isolation and taints the kernel: rerun with --unsafe"
-                    + " to try it");
+        void aFailedBackendIsAShortStatusInTheTableAndOneLineOnStandardError(@TempDir Path plugins)
+                throws Exception {
+            fslNonePlugin(plugins);
+            Run r = iommuctl("demo", "--plugin-dir", plugins.toString());
+            assertThat(r.code()).isEqualTo(1);
+            assertThat(r.out()).containsPattern("\nfsl_none +failed +/dev/vfio/noiommu-\\d+ +UOE\n")
+                    .doesNotContain("ENODEV")
+                    .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +/dev/vfio/0 +yes");
+            assertOneLine(r.err());
+            assertThat(r.err()).startsWith("iommuctl demo: fsl_none failed: ENODEV: no VFIO iommu type is offered for"
+                    + " /dev/vfio/noiommu-");
+            // Every row has the table's width: the failure's text did not stretch the VFIO type column.
+            assertThat(r.out()).contains("backend   VFIO type                iommu group");
+
+            Run one = iommuctl("demo", "--backend", "fsl-none", "--plugin-dir", plugins.toString());
+            assertThat(one.code()).isEqualTo(1);
+            assertThat(one.out()).contains("FAILED: no VFIO iommu type is offered");
+            assertOneLine(one.err());
+            assertThat(one.err()).startsWith("iommuctl demo: fsl_none failed: ENODEV: ");
         }
 
         @Test
@@ -88,6 +146,7 @@ class IommuctlTest {
             assertThat(j.get("isolated").asBoolean()).isTrue();
             assertThat(j.get("strayDma").asText()).isEqualTo("faulted");
             assertThat(j.get("taint").asText()).isEqualTo("Not tainted");
+            assertThat(j.get("group").asText()).isEqualTo("/dev/vfio/0");
             JsonNode all = iommuctl("demo", "--unsafe", "--json").json();
             assertThat(all).hasSize(3);
             assertThat(all.get(1).get("bouncedBytes").asLong()).isEqualTo(16512);
@@ -142,13 +201,7 @@ class IommuctlTest {
 
     @Test
     void anOutOfTreeBackendShowsUpEverywhereWithItsTaint(@TempDir Path plugins) throws Exception {
-        Path built;
-        try (Stream<Path> s = Files.list(Path.of("..", "examples", "oot-backend", "target"))) {
-            built = s.filter(p -> p.getFileName().toString().matches("iommu4j-example-oot-backend-.*\\.jar"))
-                    .findFirst().orElseThrow();
-        }
-        Files.createDirectories(plugins.resolve("fsl-none"));
-        Files.copy(built, plugins.resolve("fsl-none").resolve("fsl-none.jar"));
+        fslNonePlugin(plugins);
 
         Run list = iommuctl("backends", "--plugin-dir", plugins.toString());
         assertThat(list.out()).containsPattern("fsl_none +0\\.1\\.0 +out-of-tree +GPL v2 +OE +ok");
@@ -164,6 +217,7 @@ class IommuctlTest {
     @Test
     void modinfoPrintsEveryFieldAndJsonGroupsTheParameters() throws Exception {
         Run r = iommuctl("modinfo", "noiommu");
+        assertThat(r.code()).isZero();
         assertThat(r.out()).contains("name:           noiommu").contains("parm:           enable_unsafe_noiommu_mode:");
         JsonNode j = iommuctl("modinfo", "noiommu", "--json").json();
         assertThat(j.get("license").asText()).isEqualTo("GPL v2");
@@ -171,10 +225,22 @@ class IommuctlTest {
     }
 
     @Test
+    void modinfoOfAnUnknownNameFailsListingTheAvailableOnes() {
+        Run r = iommuctl("modinfo", "NO_SUCH");
+        assertThat(r.code()).isEqualTo(1);
+        assertThat(r.out()).isEmpty();
+        assertOneLine(r.err());
+        assertThat(r.err()).startsWith("iommuctl modinfo: ENOENT: ").contains("NO_SUCH")
+                .contains("Available: [noiommu, swiotlb, xen]");
+    }
+
+    @Test
     void groupsTaintAndDmesgLookAtTheHostTheOptionsPrepare() throws Exception {
         String[] setup = {"--load", "noiommu", "--cmdline", "noiommu.enable_unsafe_noiommu_mode=1", "--bind",
                 "0000:06:0d.0"};
         Run groups = iommuctl(concat("groups", setup));
+        assertThat(groups.code()).isZero();
+        assertThat(groups.err()).isEmpty();
         assertThat(groups.out()).isEqualTo(String.join("\n",
                 "/sys/kernel/iommu_groups",
                 "`-- 0  type=identity name=vfio-noiommu  /dev/vfio/noiommu-0",
@@ -182,14 +248,25 @@ class IommuctlTest {
                 "        `-- 0000:06:0d.0 -> ../../../../devices/pci0000:00/0000:00:01.0/0000:06:0d.0  [vfio-pci]",
                 ""));
         Run taint = iommuctl(concat("taint", setup));
+        assertThat(taint.code()).isZero();
+        assertThat(taint.err()).isEmpty();
         assertThat(taint.out()).startsWith("Tainted: G     U" + " ".repeat(13) + "\n/proc/sys/kernel/tainted: 64\n")
                 .contains("U USER               set by noiommu: vfio-noiommu group for 0000:06:0d.0");
         Run dmesg = iommuctl(concat("dmesg", setup));
+        assertThat(dmesg.code()).isZero();
+        assertThat(dmesg.err()).isEmpty();
         assertThat(dmesg.out()).contains("] vfio-pci 0000:06:0d.0: Adding kernel taint for vfio-noiommu group on"
                 + " device");
         JsonNode log = iommuctl(concat("dmesg", concat("--json", setup))).json();
         assertThat(log.get(0).get("text").asText()).startsWith("Linux version");
-        assertThat(iommuctl("groups", "--json").json()).isEmpty();
+        Run noGroups = iommuctl("groups", "--json");
+        assertThat(noGroups.code()).isZero();
+        assertThat(noGroups.json()).isEmpty();
+        Run badDevice = iommuctl("groups", "--load", "xen", "--bind", "0000:99:00.0");
+        assertThat(badDevice.code()).isEqualTo(1);
+        assertOneLine(badDevice.err());
+        assertThat(iommuctl("taint", "--bogus").code()).isEqualTo(2);
+        assertThat(iommuctl("dmesg", "--load", "intel-iommu").code()).isEqualTo(1);
     }
 
     private static String[] concat(String first, String... rest) {
@@ -224,5 +301,212 @@ class IommuctlTest {
         assertThat(r.err()).isEqualTo("iommuctl run: step 1 (bind) failed: EINVAL: vfio-pci: probe of 0000:06:0d.0"
                 + " failed with error -22: the device has no iommu group; load an IOMMU backend that manages it, or one"
                 + " that provides groups for devices without an IOMMU\n");
+    }
+
+    @Test
+    void stepLinesShowNonPrintableBytesEscaped() {
+        Run r = iommuctl("run", SCENARIOS.resolve("swiotlb-bounce.json").toString());
+        assertThat(r.code()).isZero();
+        assertThat(r.out()).contains("step 5: dpdk:1000 read \"\\x00\\x00\\x00\\x00\"\n")
+                .contains("step 7: dpdk:1000 read \"bounced packet\"\n")
+                .doesNotContain("\0");
+        assertThat(Scenario.escape(new byte[] {'a', 0, '\n', '"', '\\', (byte) 0xff, '\t', 0x7f}))
+                .isEqualTo("a\\x00\\n\\\"\\\\\\xff\\t\\x7f");
+    }
+
+    @Test
+    void onATerminalProgressGoesToStandardErrorAndIsClearedBeforeEachStepLine() {
+        String scenario = SCENARIOS.resolve("swiotlb-bounce.json").toString();
+        String piped = iommuctl("run", scenario).out();
+
+        // Standard output and error to one terminal, as a shell shows them.
+        StringWriter terminal = new StringWriter();
+        PrintWriter screen = new PrintWriter(terminal);
+        assertThat(Iommuctl.execute(new String[] {"run", scenario}, screen, screen, true)).isZero();
+        String raw = terminal.toString();
+        assertThat(raw).contains("[step 1/12]").contains("[step 12/12]\r\u001b[Kstep 12: ")
+                .containsPattern("\n\r\u001b\\[K\\[step 2/12\\]\r\u001b\\[Kstep 2: [^\r\u001b]+\n");
+        assertThat(render(raw)).isEqualTo(piped);
+
+        // Apart, standard output has clean lines only, and standard error ends cleared.
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        assertThat(Iommuctl.execute(new String[] {"run", scenario}, new PrintWriter(out), new PrintWriter(err), true))
+                .isZero();
+        assertThat(out.toString()).isEqualTo(piped).doesNotContain("\r").doesNotContain("\u001b")
+                .doesNotContain("[step");
+        assertThat(err.toString()).startsWith("\r\u001b[K[step 1/12]").endsWith("[step 12/12]\r\u001b[K");
+        assertThat(err.toString().replaceAll("\r\u001b\\[K(\\[step \\d+/12\\])?", "")).isEmpty();
+
+        StringWriter jsonErr = new StringWriter();
+        Iommuctl.execute(new String[] {"run", "--json", scenario}, new PrintWriter(new StringWriter()),
+                new PrintWriter(jsonErr), true);
+        assertThat(jsonErr.toString()).as("no progress with --json").isEmpty();
+    }
+
+    @Test
+    void whenPipedThereIsNoProgressAtAll() {
+        assumeTrue(System.console() == null, "the tests run without a terminal");
+        PrintStream saved = System.err;
+        ByteArrayOutputStream systemErr = new ByteArrayOutputStream();
+        Run r;
+        try {
+            System.setErr(new PrintStream(systemErr, true, StandardCharsets.UTF_8));
+            r = iommuctl("run", SCENARIOS.resolve("swiotlb-bounce.json").toString());
+        } finally {
+            System.setErr(saved);
+        }
+        assertThat(r.code()).isZero();
+        assertThat(r.err()).isEmpty();
+        assertThat(systemErr.toString(StandardCharsets.UTF_8)).isEmpty();
+        assertThat(r.out()).doesNotContain("\r").doesNotContain("[step");
+    }
+
+    /** What a terminal shows for text with carriage returns and erase-to-end-of-line. */
+    private static String render(String raw) {
+        List<String> lines = new ArrayList<>();
+        StringBuilder line = new StringBuilder();
+        int col = 0;
+        for (int i = 0; i < raw.length(); i++) {
+            char c = raw.charAt(i);
+            if (c == '\r') {
+                col = 0;
+            } else if (c == '\n') {
+                lines.add(line.toString());
+                line.setLength(0);
+                col = 0;
+            } else if (raw.startsWith("\u001b[K", i)) {
+                line.setLength(col);
+                i += 2;
+            } else {
+                if (col < line.length()) {
+                    line.setCharAt(col, c);
+                } else {
+                    line.append(c);
+                }
+                col++;
+            }
+        }
+        assertThat(line).as("the last line was cleared").isEmpty();
+        return lines.stream().map(l -> l + "\n").reduce("", String::concat);
+    }
+
+    @Test
+    void aHostWithoutDevicesIsTheEmbeddedOneOfTheRequestedSize(@TempDir Path dir) throws Exception {
+        Path file = dir.resolve("small.json");
+        Files.writeString(file, "{\"host\": {\"memoryMiB\": 512, \"cpus\": 4}, \"steps\": []}");
+        Host host = new Scenario(new BackendLoader(LoaderConfig.classPathOnly()), Scenario.read(file), line -> { },
+                null).run().host();
+        assertThat(host.memory().size()).isEqualTo(512L << 20);
+        assertThat(host.cpuCount()).isEqualTo(4);
+        assertThat(host.buses().find(EmbeddedHost.NIC)).isPresent();
+        assertThat(host.buses().find("0000:00:02.0")).isPresent();
+        assertThat(iommuctl("dmesg", "--scenario", file.toString()).out()).contains("4 CPUs");
+
+        Path defaults = dir.resolve("defaults.json");
+        Files.writeString(defaults, "{\"steps\": []}");
+        Host embedded = new Scenario(new BackendLoader(LoaderConfig.classPathOnly()), Scenario.read(defaults),
+                line -> { }, null).run().host();
+        assertThat(embedded.memory().size()).isEqualTo(Host.DEFAULT_MEMORY);
+        assertThat(embedded.cpuCount()).isEqualTo(2);
+    }
+
+    static Stream<org.junit.jupiter.params.provider.Arguments> malformedScenarios() {
+        String host = "\"host\": {\"cmdline\": \"noiommu.enable_unsafe_noiommu_mode=1\"},"
+                + " \"backends\": [{\"name\": \"noiommu\"}], \"processes\": [{\"name\": \"p\","
+                + " \"capabilities\": [\"CAP_SYS_RAWIO\"]}], ";
+        return Stream.of(
+                org.junit.jupiter.params.provider.Arguments.of("unknown step kind",
+                        "{" + host + "\"steps\": [{\"do\": \"bind\", \"device\": \"0000:06:0d.0\"}, {\"do\": \"frob\"}]}",
+                        "step 2 (frob) is malformed: unknown step \"frob\": expected load, unload, bind"),
+                org.junit.jupiter.params.provider.Arguments.of("missing field",
+                        "{" + host + "\"steps\": [{\"do\": \"bind\"}]}",
+                        "step 1 (bind) is malformed: missing \"device\""),
+                org.junit.jupiter.params.provider.Arguments.of("missing field in an expect-error",
+                        "{" + host + "\"steps\": [{\"do\": \"expect-error\", \"errno\": \"EBUSY\"}]}",
+                        "step 1 (expect-error) is malformed: missing \"step\""),
+                org.junit.jupiter.params.provider.Arguments.of("unknown capability name",
+                        "{\"processes\": [{\"name\": \"p\", \"capabilities\": [\"CAP_NET_ADMIN\"]}], \"steps\": []}",
+                        "unknown capability \"CAP_NET_ADMIN\": expected one of [CAP_SYS_RAWIO"),
+                org.junit.jupiter.params.provider.Arguments.of("unknown errno name",
+                        "{" + host + "\"steps\": [{\"do\": \"expect-error\", \"errno\": \"EWHAT\", \"step\":"
+                                + " {\"do\": \"unload\", \"backend\": \"noiommu\"}}]}",
+                        "step 1 (expect-error) is malformed: unknown errno \"EWHAT\""),
+                org.junit.jupiter.params.provider.Arguments.of("invalid value",
+                        "{\"host\": {\"memoryMiB\": 3}, \"steps\": []}",
+                        "host: memory size"),
+                org.junit.jupiter.params.provider.Arguments.of("invalid JSON",
+                        "{\"host\": {,\n \"steps\": []}",
+                        "is not valid JSON at line 1, column 11: Unexpected character"),
+                org.junit.jupiter.params.provider.Arguments.of("not an object", "[]", "is not a JSON object"));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("malformedScenarios")
+    void aMalformedScenarioIsBadUsageOnOneLine(String what, String json, String error, @TempDir Path dir)
+            throws Exception {
+        Path file = dir.resolve("scenario.json");
+        Files.writeString(file, json);
+        Run r = iommuctl("run", file.toString());
+        assertThat(r.code()).as(what).isEqualTo(2);
+        assertOneLine(r.err());
+        assertThat(r.err()).startsWith("iommuctl run: ").contains(error);
+        assertThat(iommuctl("run", "--json", file.toString()).code()).isEqualTo(2);
+        assertThat(iommuctl("groups", "--scenario", file.toString()).code()).isEqualTo(2);
+    }
+
+    @Test
+    void anUnreadableScenarioIsBadUsage(@TempDir Path dir) {
+        Run missing = iommuctl("run", dir.resolve("nothing-here.json").toString());
+        assertThat(missing.code()).isEqualTo(2);
+        assertThat(missing.err()).isEqualTo("iommuctl run: cannot read scenario " + dir.resolve("nothing-here.json")
+                + ": no such file\n");
+        Run directory = iommuctl("run", dir.toString());
+        assertThat(directory.code()).isEqualTo(2);
+        assertOneLine(directory.err());
+        assertThat(directory.err()).startsWith("iommuctl run: cannot read scenario " + dir);
+    }
+
+    @Test
+    void invalidJsonIsReportedOnOneLineThatSaysWhere(@TempDir Path dir) throws Exception {
+        Path file = dir.resolve("bad.json");
+        Files.writeString(file, "{\n  \"host\": {},\n  \"steps\": [\n    {\"do\": \"bind\" \"device\": \"x\"}\n  ]\n}\n");
+        Run r = iommuctl("run", file.toString());
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.out()).isEmpty();
+        assertThat(r.err()).isEqualTo("iommuctl run: scenario " + file + " is not valid JSON at line 4, column 19:"
+                + " Unexpected character ('\"' (code 34)): was expecting comma to separate Object entries\n");
+    }
+
+    @Test
+    void anErrorMessageIsCutAtItsFirstLine() {
+        assertThat(Iommuctl.oneLine("Unexpected character: fix this\n at [Source: (File); line: 1]"))
+                .isEqualTo("Unexpected character: fix this");
+        assertThat(Iommuctl.oneLine("one line")).isEqualTo("one line");
+        assertThat(Iommuctl.oneLine("windows line\r\nsecond")).isEqualTo("windows line");
+        assertThat(Iommuctl.oneLine(null)).isEmpty();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+        "unexpected errno|{\"do\": \"expect-error\", \"errno\": \"ENOMEM\", \"step\": {\"do\": \"bind\","
+                + " \"device\": \"0000:99:00.0\"}}|step 4 (expect-error) failed: expected ENOMEM but got ENODEV",
+        "wrong bytes|{\"do\": \"cpu-read\", \"process\": \"p\", \"buffer\": \"b\", \"expect\": \"xy\"}"
+                + "|step 4 (cpu-read) failed: expected \"xy\" but found \"\\x00\\x00\"",
+        "a step that errs|{\"do\": \"unload\", \"backend\": \"noiommu\"}|step 4 (unload) failed: EAGAIN: "})
+    void aStepThatRunsAndFailsIsExitOne(String what, String step, String error, @TempDir Path dir) throws Exception {
+        Path file = dir.resolve("fails.json");
+        Files.writeString(file, "{\"host\": {\"cmdline\": \"noiommu.enable_unsafe_noiommu_mode=1\"},"
+                + " \"backends\": [{\"name\": \"noiommu\"}],"
+                + " \"processes\": [{\"name\": \"p\", \"capabilities\": [\"CAP_SYS_RAWIO\"]}],"
+                + " \"steps\": [{\"do\": \"bind\", \"device\": \"0000:06:0d.0\"},"
+                + " {\"do\": \"open\", \"process\": \"p\", \"device\": \"0000:06:0d.0\"},"
+                + " {\"do\": \"map\", \"process\": \"p\", \"device\": \"0000:06:0d.0\", \"buffer\": \"b\","
+                + " \"contiguous\": true, \"iova\": \"phys\"}, " + step + "]}");
+        Run r = iommuctl("run", file.toString());
+        assertThat(r.code()).as(what).isEqualTo(1);
+        assertOneLine(r.err());
+        assertThat(r.err()).startsWith("iommuctl run: " + error);
+        assertThat(r.err()).doesNotContain("\0");
     }
 }

@@ -2,6 +2,7 @@ package org.iommu4j.backend.swiotlb;
 
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.function.LongSupplier;
 import org.iommu4j.api.BounceBufferPool;
 import org.iommu4j.api.BounceStats;
 import org.iommu4j.api.Device;
@@ -18,9 +19,12 @@ import org.iommu4j.api.PhysicalMemory;
  * grouped in segments of {@value #IO_TLB_SEGSIZE} slots that no mapping crosses, and split into areas that
  * each have their own lock; a CPU searches its own area first and then walks the others. The search and the
  * per-slot bookkeeping follow the kernel's: each slot keeps the original address it shadows, how much of
- * the allocation remains from it, and how many free slots follow it inside its segment.
+ * the allocation remains from it, and how many free slots follow it inside its segment; the first slot of a
+ * mapping also keeps the mapping size, which an unmap must repeat.
  *
- * <p>Map, unmap and sync allocate nothing and lock one area; bytes are copied outside the lock.
+ * <p>Map, unmap and sync allocate nothing and read or change slots only under their area's lock; bytes are
+ * copied outside the lock. An unmap claims its mapping under the lock before it copies back, so of two
+ * unmaps of one address exactly one succeeds.
  */
 public final class SwiotlbPool implements BounceBufferPool {
     /** log2 of the slot size. */
@@ -44,12 +48,13 @@ public final class SwiotlbPool implements BounceBufferPool {
     private final long[] origAddr;
     private final int[] allocSize;
     private final int[] list;
+    private final int[] mapSize;
     private final boolean[] head;
     private final AtomicLong used = new AtomicLong();
     private final AtomicLong hiwater = new AtomicLong();
     private final LongAdder toDevice = new LongAdder();
     private final LongAdder fromDevice = new LongAdder();
-    private final AtomicLong nextFullWarning = new AtomicLong();
+    private final Ratelimit fullWarnings;
 
     /** An area: a lock, a search index and a count of used slots. */
     private static final class Area {
@@ -66,6 +71,20 @@ public final class SwiotlbPool implements BounceBufferPool {
      * @param nareas areas, a power of two
      */
     SwiotlbPool(KernelServices kernel, long start, int nslabs, int nareas) {
+        // the api offers no host clock, so the rate limit of the full-pool warning runs on the JVM's
+        this(kernel, start, nslabs, nareas, System::nanoTime);
+    }
+
+    /**
+     * Lays a pool over memory that is already allocated.
+     *
+     * @param kernel the host's services (memory, CPU number, log)
+     * @param start first physical address, aligned to a page
+     * @param nslabs slots, a positive multiple of {@value #IO_TLB_SEGSIZE} times {@code nareas}
+     * @param nareas areas, a power of two
+     * @param clock nanoseconds, for the rate limit of the "swiotlb buffer is full" warning
+     */
+    SwiotlbPool(KernelServices kernel, long start, int nslabs, int nareas, LongSupplier clock) {
         if (nslabs <= 0 || nareas <= 0 || Integer.bitCount(nareas) != 1
                 || nslabs % (IO_TLB_SEGSIZE * nareas) != 0) {
             throw new IllegalArgumentException("pool of " + nslabs + " slots in " + nareas + " areas is invalid");
@@ -82,6 +101,8 @@ public final class SwiotlbPool implements BounceBufferPool {
         }
         this.origAddr = new long[nslabs];
         this.allocSize = new int[nslabs];
+        this.mapSize = new int[nslabs];
+        this.fullWarnings = new Ratelimit(Ratelimit.DEFAULT_INTERVAL_NANOS, Ratelimit.DEFAULT_BURST, clock);
         this.list = new int[nslabs];
         this.head = new boolean[nslabs];
         for (int i = 0; i < nslabs; i++) {
@@ -145,7 +166,7 @@ public final class SwiotlbPool implements BounceBufferPool {
             throw new DmaMappingException(Errno.EINVAL, message);
         }
         int offset = alignOffset(device, origPhys);
-        int index = findSlots(device, origPhys, allocSizeBytes + offset, allocAlignMask);
+        int index = findSlots(device, origPhys, mappingSize, allocSizeBytes + offset, allocAlignMask);
         if (index < 0) {
             throw full(device, allocSizeBytes);
         }
@@ -157,10 +178,8 @@ public final class SwiotlbPool implements BounceBufferPool {
     private DmaMappingException full(Device device, long size) {
         String message = String.format("swiotlb buffer is full (sz: %d bytes), total %d (slots), used %d (slots)",
                 size, nslabs, used.get());
-        // rate-limited as dev_warn_ratelimited is: at most one line per five seconds
-        long now = System.nanoTime();
-        long next = nextFullWarning.get();
-        if ((next == 0 || now - next >= 0) && nextFullWarning.compareAndSet(next, now + 5_000_000_000L)) {
+        // rate-limited as dev_warn_ratelimited is: a burst of 10 lines per 5 seconds
+        if (fullWarnings.allow()) {
             kernel.log().log(LogLevel.WARNING, device, message);
         }
         if (nrSlots(size) > IO_TLB_SEGSIZE) {
@@ -175,11 +194,11 @@ public final class SwiotlbPool implements BounceBufferPool {
     }
 
     /** The kernel's {@code swiotlb_pool_find_slots}: the calling CPU's area first, then the others. */
-    private int findSlots(Device device, long orig, long allocBytes, long allocAlignMask) {
+    private int findSlots(Device device, long orig, long mappingSize, long allocBytes, long allocAlignMask) {
         int first = kernel.currentCpu() & (nareas - 1);
         int a = first;
         do {
-            int index = findInArea(device, a, orig, allocBytes, allocAlignMask);
+            int index = findInArea(device, a, orig, mappingSize, allocBytes, allocAlignMask);
             if (index >= 0) {
                 return index;
             }
@@ -188,7 +207,8 @@ public final class SwiotlbPool implements BounceBufferPool {
         return -1;
     }
 
-    private int findInArea(Device device, int areaIndex, long orig, long allocBytes, long allocAlignMask) {
+    private int findInArea(Device device, int areaIndex, long orig, long mappingSize, long allocBytes,
+            long allocAlignMask) {
         Area area = areas[areaIndex];
         long boundaryMask = device.segmentBoundaryMask();
         long tblDmaAddr = start & boundaryMask;
@@ -209,7 +229,8 @@ public final class SwiotlbPool implements BounceBufferPool {
             int index = area.index;
             for (int checked = 0; checked < areaSlabs; ) {
                 int slot = slotBase + index;
-                if (orig != 0 && ((tblDmaAddr + ((long) slot << IO_TLB_SHIFT)) & alignMask) != (orig & alignMask)) {
+                // with no original (orig 0: a VFIO window) the slot must still meet the alignment asked for
+                if (((tblDmaAddr + ((long) slot << IO_TLB_SHIFT)) & alignMask) != (orig & alignMask)) {
                     index = wrap(index + 1);
                     checked++;
                     continue;
@@ -220,6 +241,7 @@ public final class SwiotlbPool implements BounceBufferPool {
                         allocSize[i] = (int) (allocBytes - (offset + ((long) (i - slot) << IO_TLB_SHIFT)));
                         origAddr[i] = orig + ((long) (i - slot) << IO_TLB_SHIFT);
                     }
+                    mapSize[slot] = (int) mappingSize;
                     head[slot] = true;
                     int count = 0;
                     for (int i = slot - 1; i >= 0 && (i & (IO_TLB_SEGSIZE - 1)) != IO_TLB_SEGSIZE - 1 && list[i] != 0;
@@ -251,49 +273,78 @@ public final class SwiotlbPool implements BounceBufferPool {
 
     @Override
     public void unmap(Device device, long tlbAddr, long mappingSize, DmaDirection direction) {
-        int index = mappingHead(device, tlbAddr, "unmap");
+        int index = slotOf(device, tlbAddr, "unmap");
         int offset = alignOffset(device, tlbAddr);
-        if (mappingSize > allocSize[index] || mappingSize <= 0) {
-            throw new IommuException(Errno.EINVAL, String.format("swiotlb: unmap of 0x%x with size %d, but %d bytes"
-                    + " were mapped there; nothing was unmapped", tlbAddr, mappingSize, allocSize[index] - offset));
+        claim(index, device, tlbAddr, offset, "unmap", true, mappingSize);
+        try {
+            if (direction.fromDevice()) {
+                bounce(device, tlbAddr, mappingSize, false);
+            }
+        } finally {
+            release(index, offset);
         }
-        if (direction.fromDevice()) {
-            bounce(device, tlbAddr, mappingSize, false);
-        }
-        release(index, offset);
+    }
+
+    private Area areaOf(int index) {
+        return areas[index / areaSlabs];
     }
 
     /**
-     * Finds the first slot of a live mapping that starts at {@code tlbAddr}.
+     * The slot that would be the first of a mapping at {@code tlbAddr}, the kernel's index computation in
+     * {@code swiotlb_release_slots}; whether a mapping lives there is {@link #claim}'s to check.
      *
-     * @throws IommuException EINVAL for an address that is not the start of a live mapping
+     * @throws IommuException EINVAL for an address outside the pool
      */
-    private int mappingHead(Device device, long tlbAddr, String what) {
+    private int slotOf(Device device, long tlbAddr, String what) {
         if (!contains(tlbAddr)) {
             throw new IommuException(Errno.EINVAL, String.format("swiotlb: %s of 0x%x, which is not in the bounce"
                     + " pool 0x%x-0x%x", what, tlbAddr, start, end() - 1));
         }
-        int offset = alignOffset(device, tlbAddr);
-        int index = (int) ((tlbAddr - offset - start) >>> IO_TLB_SHIFT);
-        if (origAddr[index] == INVALID || !head[index] || ((tlbAddr - start) & (IO_TLB_SIZE - 1)) != offset) {
-            throw new IommuException(Errno.EINVAL, String.format("swiotlb: %s of 0x%x, which is not the start of a"
-                    + " live bounce mapping; nothing was changed", what, tlbAddr));
-        }
-        return index;
+        return (int) ((tlbAddr - alignOffset(device, tlbAddr) - start) >>> IO_TLB_SHIFT);
     }
 
-    /** The kernel's {@code swiotlb_release_slots}: give the slots back, merging with free neighbours. */
+    /**
+     * Takes the live mapping that starts at {@code tlbAddr} out of reach of any other unmap, under its area's
+     * lock: its slots stay reserved (and readable by {@link #bounce}) until {@link #release}.
+     *
+     * @param checkSize whether {@code mappingSize} must be the size that was mapped
+     * @param mappingSize the size the caller says it mapped
+     * @throws IommuException EINVAL, with nothing changed, for an address that is not the start of a live
+     *     mapping, or a mapping size other than the one mapped
+     */
+    private void claim(int index, Device device, long tlbAddr, int offset, String what, boolean checkSize,
+            long mappingSize) {
+        synchronized (areaOf(index)) {
+            if (origAddr[index] == INVALID || !head[index] || ((tlbAddr - start) & (IO_TLB_SIZE - 1)) != offset
+                    || alignOffset(device, origAddr[index]) != offset) {
+                throw new IommuException(Errno.EINVAL, String.format("swiotlb: %s of 0x%x, which is not the start"
+                        + " of a live bounce mapping; nothing was changed", what, tlbAddr));
+            }
+            if (checkSize && mappingSize != mapSize[index]) {
+                throw new IommuException(Errno.EINVAL, String.format("swiotlb: %s of 0x%x with size %d, but %d"
+                        + " bytes were mapped there; nothing was unmapped", what, tlbAddr, mappingSize,
+                        mapSize[index]));
+            }
+            head[index] = false;
+        }
+    }
+
+    /**
+     * The kernel's {@code swiotlb_release_slots}: give a {@linkplain #claim claimed} mapping's slots back,
+     * merging with free neighbours.
+     */
     private void release(int index, int offset) {
-        int nslots = nrSlots((long) allocSize[index] + offset);
-        Area area = areas[index / areaSlabs];
+        int nslots;
+        Area area = areaOf(index);
         synchronized (area) {
+            nslots = nrSlots((long) allocSize[index] + offset);
             int count = index + nslots < ((index / IO_TLB_SEGSIZE) + 1) * IO_TLB_SEGSIZE ? list[index + nslots] : 0;
             for (int i = index + nslots - 1; i >= index; i--) {
                 list[i] = ++count;
                 origAddr[i] = INVALID;
                 allocSize[i] = 0;
             }
-            head[index] = false;
+            mapSize[index] = 0;
             for (int i = index - 1; i >= 0 && (i & (IO_TLB_SEGSIZE - 1)) != IO_TLB_SEGSIZE - 1 && list[i] != 0; i--) {
                 list[i] = ++count;
             }
@@ -326,8 +377,12 @@ public final class SwiotlbPool implements BounceBufferPool {
                     + " pool", tlbAddr));
         }
         int index = (int) ((tlbAddr - start) >>> IO_TLB_SHIFT);
-        long orig = origAddr[index];
-        long remaining = allocSize[index];
+        long orig;
+        long remaining;
+        synchronized (areaOf(index)) {
+            orig = origAddr[index];
+            remaining = allocSize[index];
+        }
         if (orig == INVALID) {
             throw new IommuException(Errno.EINVAL, String.format("swiotlb: sync of 0x%x, which is not mapped",
                     tlbAddr));
@@ -365,14 +420,14 @@ public final class SwiotlbPool implements BounceBufferPool {
 
     /**
      * Reserves slots for a VFIO bounce window whose original is not one physical run: no original address
-     * constrains the slots, and the caller copies.
+     * constrains the slots, the window starts on a page boundary, and the caller copies.
      *
      * @param device the device that will use the window
      * @param size bytes, at most {@link #maxMappingSize(Device)}
      * @return the window's physical address
      */
     long allocateWindow(Device device, long size) {
-        int index = findSlots(device, 0, size, 0);
+        int index = findSlots(device, 0, size, size, PAGE_MASK_LOW);
         if (index < 0) {
             throw full(device, size);
         }
@@ -386,7 +441,9 @@ public final class SwiotlbPool implements BounceBufferPool {
      * @param window the window's address
      */
     void releaseWindow(Device device, long window) {
-        release(mappingHead(device, window, "release"), 0);
+        int index = slotOf(device, window, "release");
+        claim(index, device, window, 0, "release", false, 0);
+        release(index, 0);
     }
 
     /**

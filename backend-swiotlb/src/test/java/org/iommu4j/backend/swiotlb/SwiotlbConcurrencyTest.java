@@ -5,6 +5,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import net.jqwik.api.ForAll;
@@ -16,6 +18,7 @@ import org.iommu4j.api.IommuException;
 import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.bus.PciDevice;
 import org.iommu4j.kernel.bus.PciDeviceSpec;
+import org.junit.jupiter.api.Test;
 
 class SwiotlbConcurrencyTest {
 
@@ -69,6 +72,81 @@ class SwiotlbConcurrencyTest {
         }
         assertThat(all).doesNotHaveDuplicates();
         assertThat(pool.stats().usedSlots()).isEqualTo(1024);
+    }
+
+    @Test
+    void ofTwoRacingUnmapsOfOneMappingExactlyOneWins() throws Exception {
+        Host host = Host.builder().cpus(2).pciDevice(PciDeviceSpec.of("0000:06:0d.0")).build();
+        SwiotlbPool pool = new SwiotlbFixture(host, Map.of("nslabs", "512", "nareas", "1")).pool();
+        PciDevice dev = host.pci("0000:06:0d.0");
+        int rounds = 20_000;
+        int size = 64 * 1024;
+        CyclicBarrier go = new CyclicBarrier(2);
+        CyclicBarrier done = new CyclicBarrier(2);
+        AtomicLong shared = new AtomicLong();
+        AtomicInteger wins = new AtomicInteger();
+        AtomicInteger refusals = new AtomicInteger();
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        List<String> badRounds = java.util.Collections.synchronizedList(new ArrayList<>());
+        Runnable unmap = () -> {
+            long tlb = shared.get();
+            try {
+                pool.unmap(dev, tlb, size, DmaDirection.FROM_DEVICE); // copies back: a wide window for a race
+                wins.incrementAndGet();
+            } catch (IommuException e) {
+                if (!e.getMessage().equals(String.format("swiotlb: unmap of 0x%x, which is not the start of a live"
+                        + " bounce mapping; nothing was changed", tlb))) {
+                    failure.compareAndSet(null, e);
+                }
+                refusals.incrementAndGet();
+            }
+        };
+        Thread mapper = new Thread(() -> {
+            try {
+                for (int r = 0; r < rounds; r++) {
+                    wins.set(0);
+                    refusals.set(0);
+                    shared.set(pool.map(dev, 0x1000_0000L, size, size, 0, DmaDirection.FROM_DEVICE));
+                    go.await();
+                    unmap.run();
+                    done.await();
+                    long used = pool.stats().usedSlots();
+                    if (wins.get() != 1 || refusals.get() != 1 || used != 0) {
+                        badRounds.add("round " + r + ": " + wins.get() + " won, " + refusals.get() + " refused, "
+                                + used + " slots used");
+                    }
+                }
+            } catch (Throwable e) {
+                failure.compareAndSet(null, e);
+                go.reset();
+                done.reset();
+            }
+        });
+        Thread other = new Thread(() -> {
+            try {
+                for (int r = 0; r < rounds; r++) {
+                    go.await();
+                    unmap.run();
+                    done.await();
+                }
+            } catch (Throwable e) {
+                failure.compareAndSet(null, e);
+                go.reset();
+                done.reset();
+            }
+        });
+        mapper.start();
+        other.start();
+        mapper.join();
+        other.join();
+        assertThat(failure.get()).isNull();
+        assertThat(badRounds).isEmpty();
+        assertThat(pool.stats().usedSlots()).isZero();
+        // the free lists are intact: the whole pool maps in segment-sized pieces
+        for (int i = 0; i < 512 / 128; i++) {
+            pool.map(dev, 0x2000_0000L, 262144, 262144, 0, DmaDirection.TO_DEVICE);
+        }
+        assertThat(pool.stats().usedSlots()).isEqualTo(512);
     }
 
     @Property(tries = 50)

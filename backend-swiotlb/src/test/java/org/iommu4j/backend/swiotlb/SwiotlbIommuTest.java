@@ -142,6 +142,26 @@ class SwiotlbIommuTest {
     }
 
     @Test
+    void aBounceWindowStartsOnAPageBoundaryWhateverTheDmaApiLeftBehind() {
+        SwiotlbFixture swiotlb = load(true);
+        PciDevice nic = host.pci(NIC);
+        long high = 6L << 30;
+        long dma = host.dma().map(nic, high, 100, org.iommu4j.api.DmaDirection.TO_DEVICE); // one slot, bounced
+        assertThat(swiotlb.pool().contains(dma)).isTrue();
+
+        VfioContainer c = openOn(NIC);
+        long va = root.mmap(3 * 4096);
+        VfioDmaMapping m = c.mapDma(root, va, 3 * 4096, Vfio.ANY_IOVA, IommuProt.READ | IommuProt.WRITE);
+
+        assertThat(swiotlb.pool().contains(m.iova())).isTrue();
+        assertThat(m.iova() & 0xfff).isZero();
+        assertThat(swiotlb.pool().stats().usedSlots()).isEqualTo(1 + 6);
+        assertThat(c.unmapDma(root, m.iova(), 3 * 4096)).isEqualTo(3 * 4096);
+        host.dma().unmap(nic, dma, 100, org.iommu4j.api.DmaDirection.TO_DEVICE);
+        assertThat(swiotlb.pool().stats().usedSlots()).isZero();
+    }
+
+    @Test
     void withoutRawioOrWithoutTheOptInVfioIsRefused() {
         load(false);
         assertThatThrownBy(() -> host.vfio().bind(NIC)).extracting(e -> ((IommuException) e).errno())

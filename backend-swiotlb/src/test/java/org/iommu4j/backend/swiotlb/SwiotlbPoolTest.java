@@ -4,14 +4,18 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
 import org.iommu4j.api.BounceStats;
 import org.iommu4j.api.DmaDirection;
 import org.iommu4j.api.DmaMappingException;
 import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuException;
+import org.iommu4j.api.KernelServices;
+import org.iommu4j.api.PageAllocator;
 import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.bus.PciDevice;
 import org.iommu4j.kernel.bus.PciDeviceSpec;
+import org.iommu4j.kernel.module.ModuleServices;
 import org.junit.jupiter.api.Test;
 
 class SwiotlbPoolTest {
@@ -84,16 +88,37 @@ class SwiotlbPoolTest {
     }
 
     @Test
-    void noMappingCrossesTheDevicesSegmentBoundaryNorASegmentOfTheTlb() {
-        PciDevice bounded = host.pci("0000:08:00.0");
-        // fill up to 2 KiB before the first 64 KiB boundary of the pool (which starts page-aligned)
+    void aMappingThatWouldCrossTheDevicesSegmentBoundaryMovesToTheBoundary() {
+        PciDevice bounded = host.pci("0000:08:00.0"); // 64 KiB boundary: every 32 slots
         long firstBoundary = (pool.start() | 0xffff) + 1;
-        int slotsBefore = (int) ((firstBoundary - pool.start()) / 2048) - 1;
-        pool.map(dev, 0x100000, (long) slotsBefore * 2048, (long) slotsBefore * 2048, 0, DmaDirection.TO_DEVICE);
-        long tlb = pool.map(bounded, 0x200000, 4096 * 2 + 2048, 4096 * 2 + 2048, 0, DmaDirection.TO_DEVICE);
-        assertThat(tlb >>> 16).isEqualTo((tlb + 4096 * 2 + 2047) >>> 16);
-        long segStart = pool.start() + ((tlb - pool.start()) / (128 * 2048)) * (128 * 2048);
-        assertThat(tlb + 10240).isLessThanOrEqualTo(segStart + 128 * 2048);
+        int boundarySlot = (int) ((firstBoundary - pool.start()) / 2048);
+        if (boundarySlot < 6) {
+            boundarySlot += 32;
+        }
+        // fill up to 4 slots before the boundary: the next candidate is page-aligned (so page alignment alone
+        // would take it), inside one 128-slot segment, and its 8 slots would cross the device's boundary
+        int fill = boundarySlot - 4;
+        assertThat(fill % 2).isZero();
+        assertThat(boundarySlot + 4).isLessThanOrEqualTo(128);
+        pool.map(dev, 0x1000_0000L, (long) fill * 2048, (long) fill * 2048, 0, DmaDirection.TO_DEVICE);
+
+        long tlb = pool.map(bounded, 0x2000_0000L, 8 * 2048, 8 * 2048, 0, DmaDirection.TO_DEVICE);
+
+        assertThat(tlb).isEqualTo(pool.start() + (long) boundarySlot * 2048);
+        assertThat(tlb >>> 16).isEqualTo((tlb + 8 * 2048 - 1) >>> 16);
+    }
+
+    @Test
+    void noMappingCrossesASegmentOfTheTlb() {
+        pool.map(dev, 0x1000_0000L, 124 * 2048, 124 * 2048, 0, DmaDirection.TO_DEVICE); // slots 0-123
+        // slot 124 is page-aligned and free, and so are the 4 slots after it in the segment, then slot 128 on:
+        // 8 slots fit only from the next segment
+        long tlb = pool.map(dev, 0x2000_0000L, 8 * 2048, 8 * 2048, 0, DmaDirection.TO_DEVICE);
+
+        assertThat(tlb).isEqualTo(pool.start() + 128L * 2048);
+        assertThat(pool.map(dev, 0x3000_0000L, 4 * 2048, 4 * 2048, 0, DmaDirection.TO_DEVICE))
+                .isEqualTo(pool.start() + 136L * 2048);
+        assertThat(pool.stats().usedSlots()).isEqualTo(124 + 8 + 4);
     }
 
     @Test
@@ -117,6 +142,77 @@ class SwiotlbPoolTest {
         assertThat(pool.stats().usedSlots()).isZero();
         assertThatThrownBy(() -> pool.unmap(dev, tlb, 6000, DmaDirection.FROM_DEVICE))
                 .hasMessageContaining("not the start of a live bounce mapping");
+    }
+
+    @Test
+    void unmappingWithASmallerSizeThanMappedIsAnErrorAndNeitherCopiesNorFrees() {
+        long orig = 0x1000_0000L; // outside the pool, which starts at 1 MiB on this host
+        host.memory().fill(orig, 6000, (byte) 0x11);
+        long tlb = pool.map(dev, orig, 6000, 6000, 0, DmaDirection.FROM_DEVICE);
+        byte[] written = new byte[6000];
+        java.util.Arrays.fill(written, (byte) 0x22);
+        dev.dmaWrite(tlb, written);
+
+        assertThatThrownBy(() -> pool.unmap(dev, tlb, 2000, DmaDirection.FROM_DEVICE))
+                .isInstanceOf(IommuException.class)
+                .hasMessage(String.format("swiotlb: unmap of 0x%x with size 2000, but 6000 bytes were mapped there;"
+                        + " nothing was unmapped", tlb))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+        assertThat(pool.stats().usedSlots()).isEqualTo(3);
+        assertThat(pool.stats().bytesFromDevice()).isZero();
+        byte[] back = new byte[6000];
+        host.memory().read(orig, back, 0, 6000);
+        assertThat(back).containsOnly(0x11);
+
+        pool.unmap(dev, tlb, 6000, DmaDirection.FROM_DEVICE);
+        host.memory().read(orig, back, 0, 6000);
+        assertThat(back).isEqualTo(written);
+        assertThat(pool.stats().usedSlots()).isZero();
+    }
+
+    @Test
+    void theSizeErrorNamesTheSizeThatWasMappedWhateverTheOffsetKeptInTheSlot() {
+        PciDevice aligned = host.pci("0000:07:00.0"); // min_align_mask 0xfff: the 0x700 offset is kept
+        long tlb = pool.map(aligned, 0x1001_2700L, 1000, 1000, 0, DmaDirection.TO_DEVICE); // 0x700 + 1000: 2 slots
+        assertThat(tlb & 0xfff).isEqualTo(0x700);
+        assertThatThrownBy(() -> pool.unmap(aligned, tlb, 2000, DmaDirection.TO_DEVICE))
+                .hasMessage(String.format("swiotlb: unmap of 0x%x with size 2000, but 1000 bytes were mapped there;"
+                        + " nothing was unmapped", tlb));
+        assertThatThrownBy(() -> pool.unmap(aligned, tlb, 999, DmaDirection.TO_DEVICE))
+                .hasMessage(String.format("swiotlb: unmap of 0x%x with size 999, but 1000 bytes were mapped there;"
+                        + " nothing was unmapped", tlb));
+        assertThat(pool.stats().usedSlots()).isEqualTo(2);
+        pool.unmap(aligned, tlb, 1000, DmaDirection.TO_DEVICE);
+        assertThat(pool.stats().usedSlots()).isZero();
+    }
+
+    @Test
+    void theFullWarningComesInBurstsOfTenPerFiveSecondsOfTheClock() {
+        // the api gives a backend no clock of the host's, so the pool is handed the host's clock here directly
+        AtomicLong now = new AtomicLong(7_000_000_000L);
+        Host clocked = Host.builder().clock(now::get).pciDevice(PciDeviceSpec.of("0000:06:0d.0")).build();
+        SwiotlbFixture loaded = new SwiotlbFixture(clocked, Map.of("nslabs", "512", "nareas", "1"));
+        KernelServices kernel = new ModuleServices(clocked, loaded.module);
+        long start = kernel.pageAllocator().allocateContiguous(64, PageAllocator.NO_LIMIT);
+        SwiotlbPool small = new SwiotlbPool(kernel, start, 128, 1, now::get);
+        PciDevice nic = clocked.pci("0000:06:0d.0");
+        small.map(nic, 0x1000_0000L, 262144, 262144, 0, DmaDirection.TO_DEVICE);
+        String line = "pci 0000:06:0d.0: swiotlb buffer is full (sz: 2048 bytes), total 128 (slots), used 128 (slots)";
+        Runnable refused = () -> assertThatThrownBy(() -> small.map(nic, 0x2000_0000L, 2048, 2048, 0,
+                DmaDirection.TO_DEVICE)).extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOMEM);
+
+        for (int i = 0; i < 10; i++) {
+            refused.run();
+            now.addAndGet(100_000_000L);
+        }
+        assertThat(clocked.log().messages()).filteredOn(line::equals).hasSize(10);
+        refused.run(); // the 11th, 1 s into the window
+        now.set(7_000_000_000L + 5_000_000_000L);
+        refused.run(); // exactly 5 s: still the same window
+        assertThat(clocked.log().messages()).filteredOn(line::equals).hasSize(10);
+        now.incrementAndGet();
+        refused.run(); // past 5 s: a new window
+        assertThat(clocked.log().messages()).filteredOn(line::equals).hasSize(11);
     }
 
     @Test

@@ -11,31 +11,46 @@ import org.iommu4j.api.IommuException;
 import org.iommu4j.api.KernelServices;
 import org.iommu4j.api.LogLevel;
 import org.iommu4j.api.ModuleAttribute;
-import org.iommu4j.api.PciSlotList;
+import org.iommu4j.api.PciAddress;
 import org.iommu4j.api.PciSlotPattern;
 import org.iommu4j.api.PhysicalMemory;
 
 /**
  * The running xen module. At start it makes swiotlb's pool machine-contiguous segment by segment
  * ({@code xen_swiotlb_fixup}), installs xen-swiotlb as every PCI device's DMA ops and registers the guest's
- * IOMMU driver. Its attributes are pciback's: {@code slots}, {@code new_slot}, {@code remove_slot}, and
- * {@code bind}/{@code unbind} for one exact device.
+ * IOMMU driver, which puts every PCI device behind the hypervisor's IOMMU: the guest's own in its DMA context,
+ * every other one blocked.
+ *
+ * <p>Which devices are the guest's is pciback's business ({@link PcibackStub}): its slot list comes from
+ * {@code xen-pciback.hide=} on the kernel command line and this module's own {@code hide} parameter, and the
+ * stub seizes the listed devices present at load and listed devices that appear later. Its attributes are
+ * pciback's {@code slots}, {@code new_slot} and {@code remove_slot}, which change the list only, and
+ * {@code bind}/{@code unbind}, which stand for the PCI core's {@code bind}/{@code unbind} files of the
+ * {@code pciback} driver: {@code bind} seizes one listed device, as {@code pcistub_probe} seizes only devices on
+ * its slot list ({@link Errno#ENODEV} for any other: write it to {@code new_slot} first), and {@code unbind}
+ * lets one go. A seized device is assigned to the guest; a device let go of is blocked again.
+ *
+ * <p>VFIO cannot take a device the guest was not given: binding {@code vfio-pci} to one fails with
+ * {@link Errno#EINVAL}, as a probe without a usable iommu group does.
  */
 public final class XenBackend implements Backend {
     private static final int SEGMENT_ORDER = 6; // 128 slots of 2 KiB = 64 pages
     private static final long DOM0_PAGES = (64L << 20) >>> PhysicalMemory.PAGE_SHIFT;
+    private static final String VFIO_PCI = "vfio-pci";
 
     private final KernelServices kernel;
     private final XenHypervisor hypervisor;
     private final XenDomain guest;
-    private final PciSlotList slots;
+    private final PcibackStub stub;
     private final XenIommuOps iommuOps;
     private final XenSwiotlbDmaOps dma;
     private final BusListener hotplug;
 
     XenBackend(KernelServices kernel, XenHypervisor given, XenDomain givenGuest) {
         this.kernel = kernel;
-        this.slots = new PciSlotList(kernel.parameters().get("hide"));
+        this.stub = new PcibackStub(kernel.commandLine().get("xen-pciback.hide").orElse(""),
+                kernel.parameters().get("hide"));
+        BounceBufferPool pool = bouncePool(kernel);
         if (given == null) {
             String layout = kernel.parameters().get("p2m");
             P2mLayout p2m = switch (layout) {
@@ -54,19 +69,38 @@ public final class XenBackend implements Backend {
             this.hypervisor = given;
             this.guest = givenGuest;
         }
-        BounceBufferPool pool = kernel.symbols().lookup(BounceBufferPool.class);
         fixupPool(pool);
-        this.iommuOps = new XenIommuOps(hypervisor, guest, slots);
-        this.dma = new XenSwiotlbDmaOps(kernel, hypervisor, guest, pool, slots,
-                kernel.parameters().getBool("force"));
+        this.iommuOps = new XenIommuOps(kernel, hypervisor, guest, stub);
+        boolean force = kernel.parameters().getBool("force") || swiotlbForce(kernel);
+        this.dma = new XenSwiotlbDmaOps(kernel, hypervisor, guest, pool, iommuOps, force);
         this.hotplug = new BusListener() {
             @Override
             public void deviceAdded(Device device) {
                 if (device.bus() == BusType.PCI) {
                     kernel.dma().setDeviceOps(device, dma);
+                    PciAddress a = device.pciAddress().orElseThrow();
+                    if (stub.listed(a) && !stub.isSeized(a)) {
+                        changeOwnership(device, () -> stub.seize(a), () -> stub.release(a));
+                    }
                 }
             }
+
+            @Override
+            public void deviceRemoved(Device device) {
+                device.pciAddress().ifPresent(stub::release);
+            }
+
+            @Override
+            public void driverBound(Device device, String driver) {
+                refuseVfioForUnassigned(device, driver);
+            }
         };
+        for (Device d : kernel.devices().devices(BusType.PCI)) {
+            PciAddress a = d.pciAddress().orElseThrow();
+            if (stub.listed(a)) {
+                stub.seize(a);
+            }
+        }
         kernel.iommu().registerOps(BusType.PCI, iommuOps);
         for (Device d : kernel.devices().devices(BusType.PCI)) {
             kernel.dma().setDeviceOps(d, dma);
@@ -74,6 +108,75 @@ public final class XenBackend implements Backend {
         kernel.devices().addListener(hotplug);
         kernel.log().log(LogLevel.INFO, "running as " + guest + " on a hypervisor with " + hypervisor.machineFrames()
                 + " machine frames; the hypervisor owns the IOMMU");
+    }
+
+    /**
+     * swiotlb's pool, which xen-swiotlb cannot do without. With {@code swiotlb=noforce} swiotlb makes none and
+     * exports none, and the bare "Unknown symbol" would not say why: say it.
+     */
+    private static BounceBufferPool bouncePool(KernelServices kernel) {
+        try {
+            return kernel.symbols().lookup(BounceBufferPool.class);
+        } catch (IommuException e) {
+            if (e.errno() != Errno.ENOENT || !swiotlbWords(kernel).contains("noforce")) {
+                throw e;
+            }
+            String message = "xen: xen-swiotlb needs the swiotlb bounce pool, but swiotlb=noforce on the kernel"
+                    + " command line left swiotlb without one: remove swiotlb=noforce";
+            kernel.log().log(LogLevel.ERR, message);
+            throw new IommuException(Errno.ENOENT, message);
+        }
+    }
+
+    /** The comma-separated words of {@code swiotlb=} on the kernel command line. */
+    private static List<String> swiotlbWords(KernelServices kernel) {
+        return kernel.commandLine().get("swiotlb").map(v -> List.of(v.split(",", -1))).orElse(List.of());
+    }
+
+    /**
+     * {@code is_swiotlb_force_bounce}: {@code swiotlb=force}, or {@code swiotlb=<nslabs>[,<nareas>],force}, on the
+     * kernel command line (swiotlb itself refuses to load with a malformed word).
+     */
+    private static boolean swiotlbForce(KernelServices kernel) {
+        return swiotlbWords(kernel).contains("force");
+    }
+
+    /**
+     * vfio-pci cannot take a device the guest was not given: undo the binding and refuse it, with the errno
+     * of a VFIO probe that finds no usable iommu group.
+     */
+    private void refuseVfioForUnassigned(Device device, String driver) {
+        if (!VFIO_PCI.equals(driver) || device.bus() != BusType.PCI || iommuOps.isAssigned(device)) {
+            return;
+        }
+        kernel.devices().unbindDriver(device);
+        String message = "vfio-pci: probe of " + device.name() + " failed with error -22: xen: " + device.name()
+                + " is not assigned to " + guest + ", so the hypervisor blocks its DMA: give it to the guest with"
+                + " xen-pciback.hide=, or new_slot then bind, first";
+        kernel.log().log(LogLevel.WARNING, message);
+        throw new IommuException(Errno.EINVAL, message);
+    }
+
+    /**
+     * Changes who holds a device and has the iommu core probe it again, so that it moves between the guest's
+     * context and a blocked group; if that is refused (a VFIO user holds it: {@link Errno#EBUSY}), the change
+     * is undone, the device is left in a group, and the refusal thrown.
+     */
+    private void changeOwnership(Device device, Runnable change, Runnable undo) {
+        change.run();
+        try {
+            kernel.iommu().reprobe(device);
+        } catch (RuntimeException e) {
+            undo.run();
+            if (kernel.iommu().groupOf(device).isEmpty()) {
+                try {
+                    kernel.iommu().reprobe(device);
+                } catch (RuntimeException again) {
+                    e.addSuppressed(again);
+                }
+            }
+            throw e;
+        }
     }
 
     /** {@code xen_swiotlb_fixup}: each pool segment becomes one machine-contiguous run below 4 GiB. */
@@ -100,36 +203,63 @@ public final class XenBackend implements Backend {
         return guest;
     }
 
-    private static PciSlotPattern exact(String text) {
+    /** The PCI core's {@code bind}/{@code unbind} name one device: {@code DDDD:BB:SS.F}, no wildcards. */
+    private static PciAddress exact(String text) {
         PciSlotPattern p = PciSlotPattern.parse(text.strip());
         if (p.slot() == PciSlotPattern.ANY || p.function() == PciSlotPattern.ANY) {
             throw new IommuException(Errno.EINVAL, "bind takes one device, DDDD:BB:SS.F without wildcards; use"
                     + " new_slot for " + p);
         }
-        return p;
+        return new PciAddress(p.domain(), p.bus(), p.slot(), p.function());
+    }
+
+    private Device present(PciAddress a) {
+        return kernel.devices().find(a).orElseThrow(() -> new IommuException(Errno.ENODEV, "pciback: no PCI device"
+                + " at " + a));
+    }
+
+    /** The PCI core's {@code bind} of pciback: {@code pcistub_probe} seizes only a device on the slot list. */
+    private void bind(String text) {
+        PciAddress a = exact(text);
+        Device d = present(a);
+        if (!stub.listed(a)) {
+            throw new IommuException(Errno.ENODEV, "pciback: " + a + " is not on the slot list: write it to new_slot"
+                    + " first");
+        }
+        if (stub.isSeized(a)) {
+            throw new IommuException(Errno.EBUSY, "pciback: " + a + " is already bound to pciback");
+        }
+        hypervisor.assignment(a).filter(other -> other != guest).ifPresent(other -> {
+            throw new IommuException(Errno.EBUSY, "xen: " + a + " is assigned to " + other);
+        });
+        changeOwnership(d, () -> stub.seize(a), () -> stub.release(a));
+    }
+
+    /** The PCI core's {@code unbind} of pciback: lets one seized device go; it stays on the slot list. */
+    private void unbind(String text) {
+        PciAddress a = exact(text);
+        Device d = present(a);
+        if (!stub.isSeized(a)) {
+            throw new IommuException(Errno.ENODEV, "pciback: " + a + " is not bound to pciback");
+        }
+        changeOwnership(d, () -> stub.release(a), () -> stub.seize(a));
     }
 
     @Override
     public List<ModuleAttribute> attributes() {
         return List.of(
-                ModuleAttribute.readOnly("slots", slots::toString),
-                new ModuleAttribute("new_slot", () -> "", text -> {
-                    PciSlotPattern p = PciSlotPattern.parse(text.strip());
-                    slots.update(kernel, p, list -> list.add(p), true);
-                }),
-                new ModuleAttribute("remove_slot", () -> "", text -> {
-                    PciSlotPattern p = PciSlotPattern.parse(text.strip());
-                    slots.update(kernel, p, list -> list.remove(p), true);
-                }),
-                new ModuleAttribute("bind", () -> "", text -> {
-                    PciSlotPattern p = exact(text);
-                    slots.update(kernel, p, list -> list.add(p), true);
-                }),
-                new ModuleAttribute("unbind", () -> "", text -> {
-                    PciSlotPattern p = exact(text);
-                    slots.update(kernel, p, list -> list.remove(p), true);
-                }),
+                ModuleAttribute.readOnly("slots", stub::slots),
+                new ModuleAttribute("new_slot", () -> "", text -> stub.add(PciSlotPattern.parse(text.strip()))),
+                new ModuleAttribute("remove_slot", () -> "",
+                        text -> stub.remove(PciSlotPattern.parse(text.strip()))),
+                new ModuleAttribute("bind", () -> "", this::bind),
+                new ModuleAttribute("unbind", () -> "", this::unbind),
                 ModuleAttribute.readOnly("machine_frames_free", () -> Long.toString(hypervisor.freeFrames())));
+    }
+
+    /** @return the guest's IOMMU driver */
+    XenIommuOps iommuOps() {
+        return iommuOps;
     }
 
     @Override

@@ -218,18 +218,24 @@ public final class XenHypervisor {
     }
 
     /**
-     * The check behind every IOMMU mapping a domain asks for: the frame must be one the domain owns.
+     * The check behind every IOMMU mapping a domain asks for: the machine frame it names must be one the domain
+     * owns. It is the frame that is checked, not the domain's p2m: a guest's p2m is the guest's own word (a PV
+     * guest keeps it in its own memory), so a frame reached through it is checked like any other.
      *
      * @param domain the asking domain
-     * @param gfn the domain's frame it wants mapped
+     * @param mfn the machine frame it wants mapped
      * @return the machine frame to map
      * @throws IommuException {@link Errno#EPERM} for a frame the domain does not own
      */
-    public long validateMapping(XenDomain domain, long gfn) {
-        long mfn = domain.mfn(gfn);
-        if (ownerOf(mfn) != domain.domid()) {
-            throw new IommuException(Errno.EPERM, String.format("xen: domain %d may not map mfn 0x%x: it belongs to"
-                    + " domain %d", domain.domid(), mfn, ownerOf(mfn)));
+    public long validateMapping(XenDomain domain, long mfn) {
+        if (mfn < 0 || mfn >= machineFrames) {
+            throw new IommuException(Errno.EPERM, String.format("xen: domain %d may not map mfn 0x%x: there is no"
+                    + " such machine frame (machine memory has 0x%x)", domain.domid(), mfn, machineFrames));
+        }
+        int o = ownerOf(mfn);
+        if (o != domain.domid()) {
+            throw new IommuException(Errno.EPERM, String.format("xen: domain %d may not map mfn 0x%x: %s",
+                    domain.domid(), mfn, o == DOMID_INVALID ? "no domain owns it" : "it belongs to domain " + o));
         }
         return mfn;
     }

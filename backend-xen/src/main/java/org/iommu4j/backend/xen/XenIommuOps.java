@@ -7,39 +7,65 @@ import org.iommu4j.api.IommuDomain;
 import org.iommu4j.api.IommuException;
 import org.iommu4j.api.IommuOps;
 import org.iommu4j.api.IoPageTable;
+import org.iommu4j.api.KernelServices;
+import org.iommu4j.api.LogLevel;
 import org.iommu4j.api.PciAddress;
-import org.iommu4j.api.PciSlotList;
 import org.iommu4j.api.PhysicalMemory;
 
 /**
- * The guest's IOMMU driver. There is an IOMMU, but Xen owns it: a device assigned to the guest (on pciback's
- * slot list) gets a group of its own, isolated, whose default domain is the hypervisor's context for the
- * guest — the device reaches exactly the guest's machine frames, wherever they are. A VFIO container gets
- * an unmanaged domain whose every mapping is a hypercall Xen validates against frame ownership.
+ * The guest's IOMMU driver. There is an IOMMU, but Xen owns it, and it stands in front of every PCI device, so
+ * this driver manages every PCI device, not only the guest's:
+ * <ul>
+ * <li>a device assigned to the guest (seized by pciback) gets a group of its own, isolated, whose default
+ * domain is the hypervisor's context for the guest: the device reaches exactly the guest's machine frames,
+ * wherever they are;</li>
+ * <li>any other device gets a group of its own whose default domain is {@code blocked}: Xen gives it no access
+ * to this guest's memory, so its every DMA is an IOMMU fault. The backend also refuses to let VFIO bind such a
+ * device ({@link XenBackend}).</li>
+ * </ul>
+ * A VFIO container gets an unmanaged domain whose every mapping is a hypercall Xen validates against the
+ * ownership of the machine frame mapped.
  */
 final class XenIommuOps implements IommuOps {
+    private final KernelServices kernel;
     private final XenHypervisor hypervisor;
     private final XenDomain guest;
-    private final PciSlotList slots;
+    private final PcibackStub stub;
 
-    XenIommuOps(XenHypervisor hypervisor, XenDomain guest, PciSlotList slots) {
+    XenIommuOps(KernelServices kernel, XenHypervisor hypervisor, XenDomain guest, PcibackStub stub) {
+        this.kernel = kernel;
         this.hypervisor = hypervisor;
         this.guest = guest;
-        this.slots = slots;
+        this.stub = stub;
     }
 
+    /** Every PCI device: the hypervisor's IOMMU translates for all of them; pciback decides which are ours. */
     @Override
     public boolean probeDevice(Device device) {
-        if (!slots.covers(device)) {
+        PciAddress a = device.pciAddress().orElse(null);
+        if (a == null) {
             return false;
         }
-        hypervisor.assignDevice(guest, device.pciAddress().orElseThrow());
+        if (stub.isSeized(a)) {
+            try {
+                hypervisor.assignDevice(guest, a);
+            } catch (IommuException e) {
+                kernel.log().log(LogLevel.WARNING, e.getMessage() + "; " + device.name() + " stays blocked");
+            }
+        }
         return true;
     }
 
     @Override
     public void releaseDevice(Device device) {
-        device.pciAddress().ifPresent(hypervisor::deassignDevice);
+        device.pciAddress().filter(a -> hypervisor.assignment(a).filter(d -> d == guest).isPresent())
+                .ifPresent(hypervisor::deassignDevice);
+    }
+
+    /** @return DMA (the guest's context) for a device assigned to the guest, blocked for any other */
+    @Override
+    public DomainType defaultDomainType(Device device) {
+        return isAssigned(device) ? DomainType.DMA : DomainType.BLOCKED;
     }
 
     @Override
@@ -49,10 +75,21 @@ final class XenIommuOps implements IommuOps {
                 return new GuestContext();
             case UNMANAGED:
                 return new HypercallDomain();
+            case BLOCKED:
+                return new Blocked();
             default:
                 throw new IommuException(Errno.EOPNOTSUPP, "xen: no " + type.sysfsName() + " domains: the hypervisor"
                         + " decides what a device reaches");
         }
+    }
+
+    /**
+     * @param device a device
+     * @return whether the hypervisor has it assigned to this guest
+     */
+    boolean isAssigned(Device device) {
+        PciAddress a = device.pciAddress().orElse(null);
+        return a != null && hypervisor.assignment(a).filter(d -> d == guest).isPresent();
     }
 
     /** Machine address to the guest's physical address, if the guest owns the frame. */
@@ -64,9 +101,39 @@ final class XenIommuOps implements IommuOps {
     }
 
     private void requireAssigned(Device device) {
-        PciAddress a = device.pciAddress().orElse(null);
-        if (a == null || hypervisor.assignment(a).filter(d -> d == guest).isEmpty()) {
+        if (!isAssigned(device)) {
             throw new IommuException(Errno.EPERM, "xen: " + device.name() + " is not assigned to " + guest);
+        }
+    }
+
+    /** What Xen gives a device this guest was not assigned: nothing of the guest's memory. */
+    private static final class Blocked implements IommuDomain {
+        @Override
+        public DomainType type() {
+            return DomainType.BLOCKED;
+        }
+
+        @Override
+        public void attachDevice(Device device) {
+        }
+
+        @Override
+        public void detachDevice(Device device) {
+        }
+
+        @Override
+        public void map(long iova, long paddr, long size, int prot) {
+            throw new IommuException(Errno.EOPNOTSUPP, "xen: a blocked domain takes no mappings");
+        }
+
+        @Override
+        public long unmap(long iova, long size) {
+            return 0;
+        }
+
+        @Override
+        public long translate(long iova, int access) {
+            return FAULT_NOT_MAPPED;
         }
     }
 
@@ -103,8 +170,11 @@ final class XenIommuOps implements IommuOps {
         }
     }
 
-    /** A VFIO container's domain: iova to machine frame, each mapping validated by the hypervisor. */
-    private final class HypercallDomain implements IommuDomain {
+    /**
+     * A VFIO container's domain: iova to machine frame. Every mapping is a hypercall naming machine frames,
+     * which the hypervisor validates frame by frame against ownership before anything is mapped.
+     */
+    final class HypercallDomain implements IommuDomain {
         private final IoPageTable table = new IoPageTable();
 
         @Override
@@ -121,22 +191,54 @@ final class XenIommuOps implements IommuOps {
         public void detachDevice(Device device) {
         }
 
-        /** Validates every page with the hypervisor first, so that a refusal maps nothing. */
+        /**
+         * Maps guest physical pages: each is looked up in the guest's p2m, and the machine frame found is what
+         * the hypercall names, so the hypervisor checks the frame actually mapped.
+         */
         @Override
-        public synchronized void map(long iova, long paddr, long size, int prot) {
+        public void map(long iova, long paddr, long size, int prot) {
             long pages = size >>> PhysicalMemory.PAGE_SHIFT;
             long firstGfn = paddr >>> PhysicalMemory.PAGE_SHIFT;
-            for (long i = 0; i < pages; i++) {
-                hypervisor.validateMapping(guest, firstGfn + i);
+            long[] mfns = new long[(int) pages];
+            for (int i = 0; i < pages; i++) {
+                mfns[i] = guest.mfn(firstGfn + i);
             }
-            for (long i = 0; i < pages; i++) {
-                long at = iova + (i << PhysicalMemory.PAGE_SHIFT);
+            mapFrames(iova, mfns, prot);
+        }
+
+        /**
+         * The hypercall as a PV guest makes it: maps {@code [iova, iova+size)} to the machine frames from
+         * {@code maddr}.
+         *
+         * @param iova first bus address, page-aligned
+         * @param maddr first machine address, page-aligned
+         * @param size bytes, a positive multiple of the page size
+         * @param prot {@link org.iommu4j.api.IommuProt} bits
+         * @throws IommuException {@link Errno#EPERM} from the hypervisor for a frame the guest does not own,
+         *     with nothing mapped; {@link Errno#EEXIST} if an iova is mapped already
+         */
+        void mapMachine(long iova, long maddr, long size, int prot) {
+            long pages = size >>> PhysicalMemory.PAGE_SHIFT;
+            long first = maddr >>> PhysicalMemory.PAGE_SHIFT;
+            long[] mfns = new long[(int) pages];
+            for (int i = 0; i < pages; i++) {
+                mfns[i] = first + i;
+            }
+            mapFrames(iova, mfns, prot);
+        }
+
+        /** Validates every frame with the hypervisor first, so that a refusal maps nothing. */
+        private synchronized void mapFrames(long iova, long[] mfns, int prot) {
+            for (long mfn : mfns) {
+                hypervisor.validateMapping(guest, mfn);
+            }
+            for (int i = 0; i < mfns.length; i++) {
+                long at = iova + ((long) i << PhysicalMemory.PAGE_SHIFT);
                 try {
-                    table.map(at, guest.mfn(firstGfn + i) << PhysicalMemory.PAGE_SHIFT, PhysicalMemory.PAGE_SIZE,
-                            prot);
+                    table.map(at, mfns[i] << PhysicalMemory.PAGE_SHIFT, PhysicalMemory.PAGE_SIZE, prot);
                 } catch (IommuException e) {
                     if (i > 0) {
-                        table.unmap(iova, i << PhysicalMemory.PAGE_SHIFT);
+                        table.unmap(iova, (long) i << PhysicalMemory.PAGE_SHIFT);
                     }
                     throw e;
                 }

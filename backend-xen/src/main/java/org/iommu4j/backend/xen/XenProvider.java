@@ -24,9 +24,11 @@ public final class XenProvider implements BackendProvider {
             .parameter(new ParameterSpec("p2m_seed", ParameterType.LONG, "1", "seed of the scattered layout", false))
             .parameter(new ParameterSpec("machine_mb", ParameterType.ULONG, "0", "machine memory in MiB; 0 gives"
                     + " twice the guest plus 64 MiB for dom0", false))
-            .parameter(new ParameterSpec("hide", ParameterType.STRING, "", "devices given to the guest, as"
-                    + " xen-pciback.hide: (DDDD:BB:SS.F)(BB:SS.*)...", false))
-            .parameter(new ParameterSpec("force", ParameterType.BOOL, "N", "bounce every mapping", false))
+            .parameter(new ParameterSpec("hide", ParameterType.STRING, "", "devices given to the guest, in"
+                    + " xen-pciback.hide syntax: (DDDD:BB:SS.F)(BB:SS.*)...; xen-pciback.hide= on the kernel command"
+                    + " line is read as well", false))
+            .parameter(new ParameterSpec("force", ParameterType.BOOL, "N", "bounce every mapping; swiotlb=force on"
+                    + " the kernel command line does too", false))
             .build();
 
     private final XenHypervisor hypervisor;

@@ -10,31 +10,31 @@ import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuException;
 import org.iommu4j.api.KernelServices;
 import org.iommu4j.api.PageAllocator;
-import org.iommu4j.api.PciSlotList;
 import org.iommu4j.api.PhysicalMemory;
 
 /**
  * xen-swiotlb ({@code drivers/xen/swiotlb-xen.c}): the device sees machine addresses. A buffer is mapped
  * directly when its machine address is within the device's reach, it does not straddle a machine
  * discontinuity, and bouncing is not forced; otherwise it is bounced through swiotlb's pool, whose segments
- * were made machine-contiguous below 4 GiB when this module loaded. A device the guest was not given cannot
- * be mapped for at all.
+ * were made machine-contiguous below 4 GiB when this module loaded. Bouncing is forced by {@code swiotlb=force}
+ * on the kernel command line (the kernel's {@code is_swiotlb_force_bounce}) or this module's {@code force}. A
+ * device the guest was not given cannot be mapped for at all.
  */
 final class XenSwiotlbDmaOps implements DmaOps {
     private final KernelServices kernel;
     private final XenHypervisor hypervisor;
     private final XenDomain guest;
     private final BounceBufferPool pool;
-    private final PciSlotList slots;
+    private final XenIommuOps iommu;
     private final boolean force;
 
     XenSwiotlbDmaOps(KernelServices kernel, XenHypervisor hypervisor, XenDomain guest, BounceBufferPool pool,
-            PciSlotList slots, boolean force) {
+            XenIommuOps iommu, boolean force) {
         this.kernel = kernel;
         this.hypervisor = hypervisor;
         this.guest = guest;
         this.pool = pool;
-        this.slots = slots;
+        this.iommu = iommu;
         this.force = force;
     }
 
@@ -83,9 +83,9 @@ final class XenSwiotlbDmaOps implements DmaOps {
     }
 
     private void requireAssigned(Device device) {
-        if (!slots.covers(device)) {
+        if (!iommu.isAssigned(device)) {
             throw new IommuException(Errno.ENODEV, "xen: " + device.name() + " is not assigned to " + guest
-                    + ": give it to the guest with new_slot or xen-pciback.hide first");
+                    + ": give it to the guest with xen-pciback.hide=, or new_slot then bind, first");
         }
     }
 

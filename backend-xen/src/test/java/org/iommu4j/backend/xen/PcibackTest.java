@@ -6,6 +6,10 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
+import java.util.Set;
+import java.util.stream.Collectors;
+import java.util.stream.IntStream;
+import org.iommu4j.api.Capability;
 import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuException;
 import org.iommu4j.api.ModuleAttribute;
@@ -14,12 +18,18 @@ import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.bus.PciDeviceSpec;
 import org.iommu4j.kernel.iommu.Group;
 import org.iommu4j.kernel.module.LoadedModule;
+import org.iommu4j.kernel.proc.UserProcess;
+import org.iommu4j.kernel.vfio.VfioGroupFile;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
-/** Giving devices to the guest the pciback way: hide= at load, new_slot/remove_slot and bind/unbind after. */
+/**
+ * Giving devices to the guest the pciback way: {@code xen-pciback.hide=} (or this module's {@code hide}) at load;
+ * after it, {@code new_slot}/{@code remove_slot} edit the slot list and {@code bind}/{@code unbind} seize and
+ * release one listed device.
+ */
 class PcibackTest {
     private static final List<String> DEVICES = List.of("0000:06:0d.0", "0000:07:00.0", "0000:07:00.1",
             "0000:07:01.0", "0001:07:00.0", "0000:08:00.0");
@@ -36,9 +46,16 @@ class PcibackTest {
         return host.modules().insert(new XenProvider(), Map.of("p2m", "contiguous"), "class path");
     }
 
+    /** The devices the guest was given: those in the hypervisor's DMA context for it. */
     private static List<String> assigned(Host host) {
-        return host.iommu().groups().stream().flatMap(g -> g.busDevices().stream()).map(d -> d.name()).sorted()
-                .toList();
+        return host.iommu().groups().stream().filter(g -> g.sysfsType().equals("DMA"))
+                .flatMap(g -> g.busDevices().stream()).map(d -> d.name()).sorted().toList();
+    }
+
+    /** The other devices: every one of them is blocked. */
+    private static List<String> blocked(Host host) {
+        return host.iommu().groups().stream().filter(g -> g.sysfsType().equals("blocked"))
+                .flatMap(g -> g.busDevices().stream()).map(d -> d.name()).sorted().toList();
     }
 
     static Stream<Arguments> goodHideLists() {
@@ -53,12 +70,19 @@ class PcibackTest {
                 Arguments.of(" (06:0d.0) ( 0000:08:00.0 )", List.of("0000:06:0d.0", "0000:08:00.0")));
     }
 
-    @ParameterizedTest(name = "xen.hide={0}")
-    @MethodSource("goodHideLists")
-    void everyFormTheKernelAcceptsGivesTheGuestExactlyThoseDevices(String hide, List<String> expected) {
-        Host host = host("xen.hide=\"" + hide + "\"");
+    static Stream<Arguments> goodHideListsBothSpellings() {
+        return goodHideLists().flatMap(a -> Stream.of("xen.hide", "xen-pciback.hide")
+                .map(key -> Arguments.of(key, a.get()[0], a.get()[1])));
+    }
+
+    @ParameterizedTest(name = "{0}={1}")
+    @MethodSource("goodHideListsBothSpellings")
+    void everyFormTheKernelAcceptsGivesTheGuestExactlyThoseDevices(String key, String hide, List<String> expected) {
+        Host host = host(key + "=\"" + hide + "\"");
         loadXen(host);
         assertThat(assigned(host)).containsExactlyElementsOf(expected);
+        assertThat(blocked(host)).containsExactlyElementsOf(DEVICES.stream().filter(d -> !expected.contains(d))
+                .sorted().toList());
         assertThat(host.iommu().groups()).allMatch(Group::isolated);
     }
 
@@ -72,10 +96,15 @@ class PcibackTest {
                 Arguments.of("(06:0d.0)(", "("));
     }
 
-    @ParameterizedTest(name = "xen.hide={0}")
-    @MethodSource("badHideLists")
-    void aBadEntryFailsTheLoadWithTheKernelsMessageAndNothingIsAssigned(String hide, String rest) {
-        Host host = host("xen.hide=\"" + hide + "\"");
+    static Stream<Arguments> badHideListsBothSpellings() {
+        return badHideLists().flatMap(a -> Stream.of("xen.hide", "xen-pciback.hide")
+                .map(key -> Arguments.of(key, a.get()[0], a.get()[1])));
+    }
+
+    @ParameterizedTest(name = "{0}={1}")
+    @MethodSource("badHideListsBothSpellings")
+    void aBadEntryFailsTheLoadWithTheKernelsMessageAndNothingIsAssigned(String key, String hide, String rest) {
+        Host host = host(key + "=\"" + hide + "\"");
         assertThatThrownBy(() -> loadXen(host))
                 .isInstanceOf(IommuException.class)
                 .hasMessage("Error parsing pci_devs_to_hide at \"" + rest + "\"")
@@ -84,35 +113,125 @@ class PcibackTest {
         assertThat(host.iommu().groups()).isEmpty();
     }
 
+    @Test
+    void bothSpellingsTogetherGiveTheGuestTheDevicesOfBoth() {
+        Host host = host("xen-pciback.hide=(0000:06:0d.0) xen.hide=(08:00.0)");
+        LoadedModule xen = loadXen(host);
+        assertThat(assigned(host)).containsExactly("0000:06:0d.0", "0000:08:00.0");
+        assertThat(attribute(xen, "slots").read()).isEqualTo("0000:06:0d.0\n0000:08:00.0\n");
+    }
+
     private static ModuleAttribute attribute(LoadedModule xen, String name) {
         return xen.backend().attributes().stream().filter(a -> a.name().equals(name)).findFirst().orElseThrow();
     }
 
-    @Test
-    void bindAndUnbindGiveAndTakeOneDeviceAndNewSlotTakesWildcards() {
-        Host host = host("");
-        LoadedModule xen = loadXen(host);
-        attribute(xen, "bind").write("0000:08:00.0");
-        attribute(xen, "new_slot").write("0000:07:00.*");
-        assertThat(assigned(host)).containsExactly("0000:07:00.0", "0000:07:00.1", "0000:08:00.0");
-        assertThat(attribute(xen, "slots").read()).isEqualTo("0000:08:00.0\n0000:07:00.*\n");
-
-        attribute(xen, "unbind").write("0000:08:00.0");
-        attribute(xen, "remove_slot").write("0000:07:00.*");
-        assertThat(assigned(host)).isEmpty();
-        assertThatThrownBy(() -> attribute(xen, "bind").write("0000:07:00.*"))
-                .hasMessage("bind takes one device, DDDD:BB:SS.F without wildcards; use new_slot for 0000:07:00.*");
-        assertThatThrownBy(() -> attribute(xen, "unbind").write("0000:06:0d.0"))
-                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOENT);
-        assertThatThrownBy(() -> attribute(xen, "new_slot").write("banana"))
-                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+    private static String functions(String slot, int from, int to) {
+        return IntStream.rangeClosed(from, to).mapToObj(f -> slot + "." + f + "\n").collect(Collectors.joining());
     }
 
     @Test
-    void aHotAddedDeviceOnTheListIsGivenToTheGuest() {
-        Host host = host("xen.hide=(0000:09:00.*)");
+    void aWildcardIsListedOneFunctionPerLineAndOneFunctionCanBeUnboundAndRemoved() {
+        Host host = host("xen-pciback.hide=(0000:07:00.*)");
+        LoadedModule xen = loadXen(host);
+        assertThat(attribute(xen, "slots").read()).isEqualTo(functions("0000:07:00", 0, 7));
+        assertThat(assigned(host)).containsExactly("0000:07:00.0", "0000:07:00.1");
+
+        attribute(xen, "unbind").write("0000:07:00.1");
+        assertThat(assigned(host)).containsExactly("0000:07:00.0");
+        assertThat(host.pci("0000:07:00.1").group().sysfsType()).isEqualTo("blocked");
+        attribute(xen, "remove_slot").write("0000:07:00.1");
+        assertThat(attribute(xen, "slots").read()).isEqualTo("0000:07:00.0\n" + functions("0000:07:00", 2, 7));
+        assertThatThrownBy(() -> attribute(xen, "remove_slot").write("0000:07:00.1"))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOENT);
+
+        // an entry already listed is not listed twice, as pcistub_device_id_add_list skips it
+        attribute(xen, "new_slot").write("07:00.*");
+        assertThat(attribute(xen, "slots").read()).isEqualTo("0000:07:00.0\n" + functions("0000:07:00", 2, 7)
+                + "0000:07:00.1\n");
+        attribute(xen, "remove_slot").write("0000:07:00.*");
+        assertThat(attribute(xen, "slots").read()).isEmpty();
+        assertThat(assigned(host)).containsExactly("0000:07:00.0");
+    }
+
+    @Test
+    void aBusWildcardIsListedAsEveryDeviceAndFunctionOnTheBus() {
+        Host host = host("xen-pciback.hide=(07:*.*)");
+        LoadedModule xen = loadXen(host);
+        String slots = attribute(xen, "slots").read();
+        assertThat(slots.lines()).hasSize(256).allMatch(l -> l.matches("0000:07:[01][0-9a-f]\\.[0-7]"));
+        assertThat(slots).startsWith("0000:07:00.0\n0000:07:00.1\n").endsWith("0000:07:1f.7\n");
+    }
+
+    @Test
+    void bindSeizesOnlyAListedDeviceAndNewSlotAndRemoveSlotChangeOnlyTheList() {
+        Host host = host("");
+        LoadedModule xen = loadXen(host);
+        assertThat(assigned(host)).isEmpty();
+        assertThat(blocked(host)).containsExactlyElementsOf(DEVICES.stream().sorted().toList());
+
+        assertThatThrownBy(() -> attribute(xen, "bind").write("0000:08:00.0"))
+                .hasMessage("pciback: 0000:08:00.0 is not on the slot list: write it to new_slot first")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENODEV);
+        attribute(xen, "new_slot").write("0000:08:00.0");
+        assertThat(assigned(host)).isEmpty();
+        attribute(xen, "bind").write("0000:08:00.0");
+        assertThat(assigned(host)).containsExactly("0000:08:00.0");
+        assertThatThrownBy(() -> attribute(xen, "bind").write("0000:08:00.0"))
+                .hasMessage("pciback: 0000:08:00.0 is already bound to pciback")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EBUSY);
+
+        attribute(xen, "new_slot").write("0000:07:00.*");
+        assertThat(attribute(xen, "slots").read()).isEqualTo("0000:08:00.0\n" + functions("0000:07:00", 0, 7));
+        attribute(xen, "bind").write("0000:07:00.0");
+        attribute(xen, "bind").write("07:00.1");
+        assertThat(assigned(host)).containsExactly("0000:07:00.0", "0000:07:00.1", "0000:08:00.0");
+
+        attribute(xen, "unbind").write("0000:08:00.0");
+        assertThat(assigned(host)).containsExactly("0000:07:00.0", "0000:07:00.1");
+        assertThat(attribute(xen, "slots").read()).startsWith("0000:08:00.0\n");
+        attribute(xen, "remove_slot").write("0000:07:00.*");
+        assertThat(attribute(xen, "slots").read()).isEqualTo("0000:08:00.0\n");
+        assertThat(assigned(host)).containsExactly("0000:07:00.0", "0000:07:00.1");
+        attribute(xen, "unbind").write("0000:07:00.0");
+        attribute(xen, "unbind").write("0000:07:00.1");
+        assertThat(assigned(host)).isEmpty();
+        assertThat(host.iommu().groups()).hasSize(DEVICES.size());
+
+        assertThatThrownBy(() -> attribute(xen, "bind").write("0000:07:00.*"))
+                .hasMessage("bind takes one device, DDDD:BB:SS.F without wildcards; use new_slot for 0000:07:00.*");
+        assertThatThrownBy(() -> attribute(xen, "unbind").write("0000:06:0d.0"))
+                .hasMessage("pciback: 0000:06:0d.0 is not bound to pciback")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENODEV);
+        assertThatThrownBy(() -> attribute(xen, "bind").write("0000:0a:00.0"))
+                .hasMessage("pciback: no PCI device at 0000:0a:00.0")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENODEV);
+        assertThatThrownBy(() -> attribute(xen, "new_slot").write("banana"))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+        assertThatThrownBy(() -> attribute(xen, "remove_slot").write("0000:09:00.0"))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOENT);
+    }
+
+    @Test
+    void unbindIsRefusedWhileAVfioUserHoldsTheDeviceAndTheDeviceStaysTheGuests() {
+        Host host = host("xen-pciback.hide=(0000:06:0d.0)");
+        LoadedModule xen = loadXen(host);
+        host.vfio().bind("0000:06:0d.0");
+        UserProcess qemu = host.spawn("qemu", 0, Set.of(Capability.CAP_IPC_LOCK));
+        VfioGroupFile group = host.vfio().openGroup(qemu, host.pci("0000:06:0d.0").group().id());
+        group.setContainer(qemu, host.vfio().openContainer(qemu));
+        assertThatThrownBy(() -> attribute(xen, "unbind").write("0000:06:0d.0"))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EBUSY);
+        assertThat(assigned(host)).containsExactly("0000:06:0d.0");
+        assertThat(host.pci("0000:06:0d.0").driver()).isEqualTo("vfio-pci");
+    }
+
+    @Test
+    void aHotAddedDeviceOnTheListIsGivenToTheGuestAndAnotherIsBlocked() {
+        Host host = host("xen-pciback.hide=(0000:09:00.*)");
         loadXen(host);
         host.buses().addPci(PciDeviceSpec.of("0000:09:00.0"));
+        host.buses().addPci(PciDeviceSpec.of("0000:0a:00.0"));
         assertThat(assigned(host)).containsExactly("0000:09:00.0");
+        assertThat(host.pci("0000:0a:00.0").group().sysfsType()).isEqualTo("blocked");
     }
 }

@@ -113,8 +113,8 @@ class XenDmaTest {
     void aDeviceTheGuestWasNotGivenCannotBeMappedFor() {
         assertThatThrownBy(() -> host.dma().map(host.pci("0000:08:00.0"), 0x1000, 64, DmaDirection.TO_DEVICE))
                 .isInstanceOf(IommuException.class)
-                .hasMessage("xen: 0000:08:00.0 is not assigned to domain 1 (guest): give it to the guest with new_slot"
-                        + " or xen-pciback.hide first")
+                .hasMessage("xen: 0000:08:00.0 is not assigned to domain 1 (guest): give it to the guest with"
+                        + " xen-pciback.hide=, or new_slot then bind, first")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENODEV);
     }
 

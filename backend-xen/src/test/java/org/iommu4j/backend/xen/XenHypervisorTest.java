@@ -54,13 +54,24 @@ class XenHypervisorTest {
     }
 
     @Test
-    void aDomainCannotMapAnotherDomainsFrameNorOneItDoesNotHave() {
+    void aDomainCannotMapAnotherDomainsFrameNorOneThatDoesNotExist() {
         XenDomain dom0 = hv.createDomain("Domain-0", 64, P2mLayout.contiguous());
         XenDomain guest = hv.createDomain("guest", 64, P2mLayout.contiguous());
-        assertThat(hv.validateMapping(guest, 5)).isEqualTo(guest.mfn(5));
-        assertThatThrownBy(() -> hv.validateMapping(guest, 64))
-                .hasMessage("xen: domain 1 has no pfn 0x40 (it has 0x40 pages)");
-        assertThat(hv.validateMapping(dom0, 0)).isZero();
+        assertThat(hv.validateMapping(guest, guest.mfn(5))).isEqualTo(guest.mfn(5));
+        assertThat(hv.validateMapping(dom0, dom0.mfn(0))).isEqualTo(dom0.mfn(0));
+        assertThatThrownBy(() -> hv.validateMapping(guest, dom0.mfn(3)))
+                .hasMessage(String.format("xen: domain 1 may not map mfn 0x%x: it belongs to domain 0", dom0.mfn(3)))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EPERM);
+        assertThatThrownBy(() -> hv.validateMapping(dom0, guest.mfn(3)))
+                .hasMessage(String.format("xen: domain 0 may not map mfn 0x%x: it belongs to domain 1", guest.mfn(3)))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EPERM);
+        assertThatThrownBy(() -> hv.validateMapping(guest, 200))
+                .hasMessage("xen: domain 1 may not map mfn 0xc8: no domain owns it")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EPERM);
+        assertThatThrownBy(() -> hv.validateMapping(guest, hv.machineFrames()))
+                .hasMessage(String.format("xen: domain 1 may not map mfn 0x%x: there is no such machine frame"
+                        + " (machine memory has 0x%x)", hv.machineFrames(), hv.machineFrames()))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EPERM);
     }
 
     @Test

@@ -73,7 +73,7 @@ class IommuctlTest {
             assertThat(r.out()).contains("backend  VFIO type")
                     .contains("noiommu  skipped: needs --unsafe")
                     .contains("swiotlb  skipped: needs --unsafe")
-                    .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +/dev/vfio/0 +yes +translated by the IOMMU +ok / ok +0"
+                    .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +/dev/vfio/1 +yes +translated by the IOMMU +ok / ok +0"
                             + " +faulted +-")
                     .contains("'iommuctl demo --unsafe' runs them too.");
         }
@@ -89,7 +89,7 @@ class IommuctlTest {
                             + " +iova == phys, no translation +ok / ok +0 +corrupted +U")
                     .containsPattern("swiotlb +VFIO_SWIOTLB_IOMMU\\(20736\\) +/dev/vfio/noiommu-0 +no"
                             + " +bounced through the swiotlb pool +ok / ok +16512 +corrupted +U")
-                    .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +/dev/vfio/0 +yes +translated by the IOMMU"
+                    .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +/dev/vfio/1 +yes +translated by the IOMMU"
                             + " +ok / ok +0 +faulted +-");
         }
 
@@ -124,7 +124,7 @@ class IommuctlTest {
             assertThat(r.code()).isEqualTo(1);
             assertThat(r.out()).containsPattern("\nfsl_none +failed +/dev/vfio/noiommu-\\d+ +UOE\n")
                     .doesNotContain("ENODEV")
-                    .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +/dev/vfio/0 +yes");
+                    .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +/dev/vfio/1 +yes");
             assertOneLine(r.err());
             assertThat(r.err()).startsWith("iommuctl demo: fsl_none failed: ENODEV: no VFIO iommu type is offered for"
                     + " /dev/vfio/noiommu-");
@@ -146,7 +146,7 @@ class IommuctlTest {
             assertThat(j.get("isolated").asBoolean()).isTrue();
             assertThat(j.get("strayDma").asText()).isEqualTo("faulted");
             assertThat(j.get("taint").asText()).isEqualTo("Not tainted");
-            assertThat(j.get("group").asText()).isEqualTo("/dev/vfio/0");
+            assertThat(j.get("group").asText()).isEqualTo("/dev/vfio/1");
             JsonNode all = iommuctl("demo", "--unsafe", "--json").json();
             assertThat(all).hasSize(3);
             assertThat(all.get(1).get("bouncedBytes").asLong()).isEqualTo(16512);
@@ -243,7 +243,7 @@ class IommuctlTest {
         assertThat(groups.err()).isEmpty();
         assertThat(groups.out()).isEqualTo(String.join("\n",
                 "/sys/kernel/iommu_groups",
-                "`-- 0  type=identity name=vfio-noiommu  /dev/vfio/noiommu-0",
+                "`-- 0  type=unknown name=vfio-noiommu  /dev/vfio/noiommu-0",
                 "    `-- devices",
                 "        `-- 0000:06:0d.0 -> ../../../../devices/pci0000:00/0000:00:01.0/0000:06:0d.0  [vfio-pci]",
                 ""));

@@ -117,10 +117,19 @@ public final class Group implements IommuGroup {
         this.defaultDomain = domain;
     }
 
-    /** @return the sysfs {@code type} word: the current domain's, or {@code identity} when nothing translates */
+    /**
+     * The sysfs {@code type} word, which names the group's default domain whatever is attached now: its type,
+     * {@code identity} for an IOMMU in pass-through, or {@code unknown} for a group no IOMMU stands behind
+     * (a fake group), as the kernel shows one without a default domain.
+     *
+     * @return the word
+     */
     public String sysfsType() {
-        IommuDomain d = domain;
-        return d == null ? "identity" : d.type().sysfsName();
+        IommuDomain d = defaultDomain;
+        if (d != null) {
+            return d.type().sysfsName();
+        }
+        return ops != null ? "identity" : "unknown";
     }
 
     @Override

@@ -190,7 +190,8 @@ class VfioContainerTest {
         assertThat(container.hasIommu()).isFalse();
         container.setIommu(qemu, Vfio.TYPE1v2_IOMMU);
         assertThat(container.driverName()).hasValue("vfio-iommu-type1");
-        assertThat(nic.group().sysfsType()).isEqualTo("unmanaged");
+        assertThat(nic.group().currentDomain().type()).isEqualTo(org.iommu4j.api.DomainType.UNMANAGED);
+        assertThat(nic.group().sysfsType()).isEqualTo("DMA");
         assertThatThrownBy(() -> container.setIommu(qemu, Vfio.TYPE1_IOMMU))
                 .hasMessage("VFIO_SET_IOMMU: the iommu type is already VFIO_TYPE1v2_IOMMU(3)");
         assertThatThrownBy(() -> group.setContainer(qemu, container))

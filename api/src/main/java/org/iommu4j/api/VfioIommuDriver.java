@@ -58,6 +58,17 @@ public interface VfioIommuDriver {
     }
 
     /**
+     * Why {@link #provideGroup} declined a device, naming what would change that; it goes into the message
+     * of the failed bind, for example noiommu's "enable_unsafe_noiommu_mode is off".
+     *
+     * @param device a device this driver gave no group
+     * @return the reason, or empty when the driver never provides groups
+     */
+    default Optional<String> noGroupReason(Device device) {
+        return Optional.empty();
+    }
+
+    /**
      * Opens an instance for a container that selected {@code type}.
      *
      * @param type a type for which {@link #checkExtension} is positive

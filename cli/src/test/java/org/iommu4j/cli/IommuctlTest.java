@@ -298,9 +298,9 @@ class IommuctlTest {
         Run r = iommuctl("run", file.toString());
         assertThat(r.code()).isEqualTo(1);
         assertThat(r.out()).isEmpty();
-        assertThat(r.err()).isEqualTo("iommuctl run: step 1 (bind) failed: EINVAL: vfio-pci: probe of 0000:06:0d.0"
-                + " failed with error -22: the device has no iommu group; load an IOMMU backend that manages it, or one"
-                + " that provides groups for devices without an IOMMU\n");
+        assertThat(r.err()).isEqualTo("iommuctl run: step 1 (bind) failed: EINVAL: vfio-pci 0000:06:0d.0: probe with"
+                + " driver vfio-pci failed with error -22: the device has no iommu group; load an IOMMU backend that"
+                + " manages it, or one that provides groups for devices without an IOMMU\n");
     }
 
     @Test

@@ -54,6 +54,13 @@ final class NoiommuVfioDriver implements VfioIommuDriver {
     }
 
     @Override
+    public Optional<String> noGroupReason(Device device) {
+        return enabled() ? Optional.empty() : Optional.of(kernel.moduleName() + " is loaded, but its"
+                + " enable_unsafe_noiommu_mode is off: set " + kernel.moduleName()
+                + ".enable_unsafe_noiommu_mode=1 to give the device an unsafe no-IOMMU group");
+    }
+
+    @Override
     public VfioIommu open(int type) {
         if (type != Vfio.NOIOMMU_IOMMU) {
             throw new IommuException(Errno.EINVAL, name() + " offers only " + Vfio.typeName(Vfio.NOIOMMU_IOMMU)

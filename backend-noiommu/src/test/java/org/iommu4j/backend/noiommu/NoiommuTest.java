@@ -92,6 +92,9 @@ class NoiommuTest {
         load("0");
         assertThatThrownBy(() -> host.vfio().bind(NIC))
                 .isInstanceOf(IommuException.class)
+                .hasMessage("vfio-pci 0000:06:0d.0: probe with driver vfio-pci failed with error -22: the device has"
+                        + " no iommu group; noiommu is loaded, but its enable_unsafe_noiommu_mode is off: set"
+                        + " noiommu.enable_unsafe_noiommu_mode=1 to give the device an unsafe no-IOMMU group")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
         assertThat(host.iommu().groups()).isEmpty();
         assertThat(host.taint().taintedString()).isEqualTo("Not tainted");

@@ -30,13 +30,13 @@ import org.iommu4j.api.PhysicalMemory;
  * its slot list ({@link Errno#ENODEV} for any other: write it to {@code new_slot} first), and {@code unbind}
  * lets one go. A seized device is assigned to the guest; a device let go of is blocked again.
  *
- * <p>VFIO cannot take a device the guest was not given: binding {@code vfio-pci} to one fails with
- * {@link Errno#EINVAL}, as a probe without a usable iommu group does.
+ * <p>VFIO cannot take a device the guest was not given: its IOMMU context reports no
+ * {@link org.iommu4j.api.IommuCapability#CACHE_COHERENCY}, so binding {@code vfio-pci} to it fails with
+ * {@link Errno#EINVAL}, as the kernel's VFIO refuses such a device.
  */
 public final class XenBackend implements Backend {
     private static final int SEGMENT_ORDER = 6; // 128 slots of 2 KiB = 64 pages
     private static final long DOM0_PAGES = (64L << 20) >>> PhysicalMemory.PAGE_SHIFT;
-    private static final String VFIO_PCI = "vfio-pci";
 
     private final KernelServices kernel;
     private final XenHypervisor hypervisor;
@@ -90,10 +90,6 @@ public final class XenBackend implements Backend {
                 device.pciAddress().ifPresent(stub::release);
             }
 
-            @Override
-            public void driverBound(Device device, String driver) {
-                refuseVfioForUnassigned(device, driver);
-            }
         };
         for (Device d : kernel.devices().devices(BusType.PCI)) {
             PciAddress a = d.pciAddress().orElseThrow();
@@ -139,22 +135,6 @@ public final class XenBackend implements Backend {
      */
     private static boolean swiotlbForce(KernelServices kernel) {
         return swiotlbWords(kernel).contains("force");
-    }
-
-    /**
-     * vfio-pci cannot take a device the guest was not given: undo the binding and refuse it, with the errno
-     * of a VFIO probe that finds no usable iommu group.
-     */
-    private void refuseVfioForUnassigned(Device device, String driver) {
-        if (!VFIO_PCI.equals(driver) || device.bus() != BusType.PCI || iommuOps.isAssigned(device)) {
-            return;
-        }
-        kernel.devices().unbindDriver(device);
-        String message = "vfio-pci: probe of " + device.name() + " failed with error -22: xen: " + device.name()
-                + " is not assigned to " + guest + ", so the hypervisor blocks its DMA: give it to the guest with"
-                + " xen-pciback.hide=, or new_slot then bind, first";
-        kernel.log().log(LogLevel.WARNING, message);
-        throw new IommuException(Errno.EINVAL, message);
     }
 
     /**

@@ -3,6 +3,7 @@ package org.iommu4j.backend.xen;
 import org.iommu4j.api.Device;
 import org.iommu4j.api.DomainType;
 import org.iommu4j.api.Errno;
+import org.iommu4j.api.IommuCapability;
 import org.iommu4j.api.IommuDomain;
 import org.iommu4j.api.IommuException;
 import org.iommu4j.api.IommuOps;
@@ -81,6 +82,15 @@ final class XenIommuOps implements IommuOps {
                 throw new IommuException(Errno.EOPNOTSUPP, "xen: no " + type.sysfsName() + " domains: the hypervisor"
                         + " decides what a device reaches");
         }
+    }
+
+    /**
+     * Cache coherency, which VFIO requires, only for a device the hypervisor assigned to this guest: any other
+     * sits in a blocked context, and VFIO must not take it.
+     */
+    @Override
+    public boolean capable(Device device, IommuCapability capability) {
+        return capability == IommuCapability.CACHE_COHERENCY && isAssigned(device);
     }
 
     /**

@@ -13,6 +13,7 @@ import org.iommu4j.api.BusType;
 import org.iommu4j.api.Device;
 import org.iommu4j.api.DeviceDriver;
 import org.iommu4j.api.Errno;
+import org.iommu4j.api.IommuCapability;
 import org.iommu4j.api.IommuException;
 import org.iommu4j.api.IommuGroup;
 import org.iommu4j.api.LogLevel;
@@ -266,11 +267,20 @@ public final class Vfio {
             }
         }
         if (group == null) {
-            host.log().log(LogLevel.WARNING, device.logPrefix() + ": probe of " + device.name()
-                    + " failed with error -22");
-            throw new IommuException(Errno.EINVAL, device.driver() + ": probe of " + device.name()
-                    + " failed with error -22: the device has no iommu group; load an IOMMU backend that manages it,"
-                    + " or one that provides groups for devices without an IOMMU");
+            List<String> reasons = new ArrayList<>();
+            for (var r : host.vfioDrivers().all()) {
+                r.driver().noGroupReason(device).ifPresent(reasons::add);
+            }
+            throw probeFailed(device, "the device has no iommu group; " + (reasons.isEmpty()
+                    ? "load an IOMMU backend that manages it, or one that provides groups for devices without an"
+                    + " IOMMU" : String.join("; ", reasons)));
+        }
+        // __vfio_register_dev: an IOMMU that cannot keep DMA cache-coherent for the device cannot give it to
+        // user space, which has no way to restore coherency
+        if (provider == null && group.isolated() && group.ops() != null
+                && !group.ops().capable(device, IommuCapability.CACHE_COHERENCY)) {
+            throw probeFailed(device, "its IOMMU (" + owner.name() + ") does not report IOMMU_CAP_CACHE_COHERENCY"
+                    + " for it, which VFIO requires");
         }
         VfioGroup vg = groups.get(group.id());
         if (vg == null) {
@@ -284,6 +294,13 @@ public final class Vfio {
             }
         }
         vg.devices().add(device);
+    }
+
+    /** The driver core's report of a failed probe (the 6.x form), and the error the bind returns. */
+    private IommuException probeFailed(BusDevice device, String why) {
+        String kernel = "probe with driver " + device.driver() + " failed with error -22";
+        host.log().log(LogLevel.ERR, device.logPrefix() + ": " + kernel);
+        return new IommuException(Errno.EINVAL, device.logPrefix() + ": " + kernel + ": " + why);
     }
 
     /** vfio-pci's remove, and what a device's loss of its group or presence means for its users. */

@@ -56,6 +56,11 @@ public final class PageTableIommu implements IommuOps {
     }
 
     @Override
+    public boolean capable(Device device, org.iommu4j.api.IommuCapability capability) {
+        return capability == org.iommu4j.api.IommuCapability.CACHE_COHERENCY;
+    }
+
+    @Override
     public DomainType defaultDomainType(Device device) {
         return passThrough ? DomainType.IDENTITY : DomainType.DMA;
     }

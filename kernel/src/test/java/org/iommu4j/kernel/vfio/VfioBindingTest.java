@@ -26,12 +26,13 @@ class VfioBindingTest {
     void withoutAnIommuBindingFailsWithTheKernelsReason() {
         assertThatThrownBy(() -> host.vfio().bind("0000:06:0d.0"))
                 .isInstanceOf(IommuException.class)
-                .hasMessage("vfio-pci: probe of 0000:06:0d.0 failed with error -22: the device has no iommu group;"
-                        + " load an IOMMU backend that manages it, or one that provides groups for devices without"
-                        + " an IOMMU")
+                .hasMessage("vfio-pci 0000:06:0d.0: probe with driver vfio-pci failed with error -22: the device has"
+                        + " no iommu group; load an IOMMU backend that manages it, or one that provides groups for"
+                        + " devices without an IOMMU")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
         assertThat(host.pci("0000:06:0d.0").driver()).isNull();
-        assertThat(host.log().messages()).contains("vfio-pci 0000:06:0d.0: probe of 0000:06:0d.0 failed with error -22");
+        assertThat(host.log().messages()).contains("vfio-pci 0000:06:0d.0: probe with driver vfio-pci failed with"
+                + " error -22");
         assertThat(host.vfio().deviceNodes()).isEmpty();
     }
 

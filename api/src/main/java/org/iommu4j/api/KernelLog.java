@@ -25,4 +25,13 @@ public interface KernelLog {
      * @param message the text
      */
     void log(LogLevel level, Device device, String message);
+
+    /**
+     * A log whose plain messages carry another prefix than the module's name, as a kernel source file's
+     * {@code pr_fmt} gives one (swiotlb prints {@code software IO TLB: mapped [mem ...]}).
+     *
+     * @param prefix the prefix, without the colon
+     * @return a view of this log
+     */
+    KernelLog withPrefix(String prefix);
 }

@@ -43,6 +43,14 @@ public interface KernelServices {
     /** @return services exported between modules */
     SymbolTable symbols();
 
+    /**
+     * The host's monotonic clock, the one its log and taint records are stamped with (a test can drive it), for
+     * what the kernel times with jiffies: rate limits, timeouts.
+     *
+     * @return nanoseconds since the host booted
+     */
+    long uptimeNanos();
+
     /** @return how many CPUs the host has, at least 1 */
     int cpuCount();
 

@@ -40,7 +40,8 @@ final class SwiotlbBackend implements Backend {
             long limit = config.limit() == 0 ? PageAllocator.NO_LIMIT : config.limit();
             long start = kernel.pageAllocator().allocateContiguous(pages, limit);
             pool = new SwiotlbPool(kernel, start, config.nslabs(), config.nareas());
-            kernel.log().log(LogLevel.INFO, String.format("mapped [mem 0x%016x-0x%016x] (%dMB)", pool.start(),
+            kernel.log().withPrefix("software IO TLB").log(LogLevel.INFO, String.format(
+                    "mapped [mem 0x%016x-0x%016x] (%dMB)", pool.start(),
                     pool.end() - 1, config.bytes() >> 20));
         }
         this.dma = new SwiotlbDmaOps(kernel, pool, config.force());

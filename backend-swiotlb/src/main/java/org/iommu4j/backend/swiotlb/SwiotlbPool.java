@@ -71,8 +71,7 @@ public final class SwiotlbPool implements BounceBufferPool {
      * @param nareas areas, a power of two
      */
     SwiotlbPool(KernelServices kernel, long start, int nslabs, int nareas) {
-        // the api offers no host clock, so the rate limit of the full-pool warning runs on the JVM's
-        this(kernel, start, nslabs, nareas, System::nanoTime);
+        this(kernel, start, nslabs, nareas, kernel::uptimeNanos);
     }
 
     /**

@@ -35,7 +35,7 @@ class SwiotlbPoolTest {
         assertThat(pool.end()).isLessThanOrEqualTo(1L << 32);
         assertThat(swiotlb.attribute("io_tlb_nslabs")).isEqualTo("512");
         assertThat(swiotlb.attribute("io_tlb_used")).isEqualTo("0");
-        assertThat(host.log().messages()).contains(String.format("swiotlb: mapped [mem 0x%016x-0x%016x] (1MB)",
+        assertThat(host.log().messages()).contains(String.format("software IO TLB: mapped [mem 0x%016x-0x%016x] (1MB)",
                 pool.start(), pool.end() - 1));
     }
 

@@ -139,10 +139,14 @@ public final class ModuleServices implements KernelServices {
 
     @Override
     public KernelLog log() {
+        return prefixedLog(module.name());
+    }
+
+    private KernelLog prefixedLog(String name) {
         return new KernelLog() {
             @Override
             public void log(LogLevel level, String message) {
-                String prefix = module.name() + ":";
+                String prefix = name + ":";
                 host.log().log(level, message.startsWith(prefix) ? message : prefix + " " + message);
             }
 
@@ -150,7 +154,17 @@ public final class ModuleServices implements KernelServices {
             public void log(LogLevel level, Device device, String message) {
                 host.log().log(level, ((BusDevice) device).logPrefix() + ": " + message);
             }
+
+            @Override
+            public KernelLog withPrefix(String prefix) {
+                return prefixedLog(prefix);
+            }
         };
+    }
+
+    @Override
+    public long uptimeNanos() {
+        return host.uptimeNanos();
     }
 
     @Override

@@ -40,6 +40,21 @@ class DeviceDmaTest {
     }
 
     @Test
+    void underAnIommuInPassThroughAWriteLandsAtThePhysicalAddressItNamed() {
+        host.iommu().registerOps(BusType.PCI, new PageTableIommu().passThrough(), ModuleRef.KERNEL);
+        assertThat(nic.group()).isNotNull();
+        assertThat(nic.group().sysfsType()).isEqualTo("identity");
+        assertThat(nic.group().currentDomain()).isNull();
+        long phys = 0x2345_6ffaL;
+        nic.dmaWrite(phys, PACKET);
+
+        byte[] back = new byte[PACKET.length];
+        host.memory().read(phys, back, 0, back.length);
+        assertThat(back).isEqualTo(PACKET);
+        assertThat(nic.faultCount()).isZero();
+    }
+
+    @Test
     void underATranslatingDomainAWriteToAMappedIovaLandsWhereThePageTableSays() {
         PageTableIommu iommu = new PageTableIommu();
         host.iommu().registerOps(BusType.PCI, iommu, ModuleRef.KERNEL);

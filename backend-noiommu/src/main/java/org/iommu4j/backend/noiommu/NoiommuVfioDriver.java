@@ -69,12 +69,21 @@ final class NoiommuVfioDriver implements VfioIommuDriver {
         return new Container();
     }
 
-    /** One container: remembers its groups only to know which devices' masks a map must respect. */
+    /**
+     * One container: remembers its groups and its mappings only so that every device can reach every mapping,
+     * whichever came first.
+     */
     private final class Container implements VfioIommu {
         private final List<IommuGroup> groups = new ArrayList<>();
+        private final List<VfioDmaMapping> mappings = new ArrayList<>();
 
         @Override
         public void attachGroup(IommuGroup group) {
+            for (VfioDmaMapping m : mappings) {
+                for (Device d : group.devices()) {
+                    requireReachable("VFIO_GROUP_SET_CONTAINER", d, m.iova(), m.size(), m.pages().vaddr());
+                }
+            }
             groups.add(group);
         }
 
@@ -105,21 +114,29 @@ final class NoiommuVfioDriver implements VfioIommuDriver {
             }
             for (IommuGroup g : groups) {
                 for (Device d : g.devices()) {
-                    long limit = d.reachLimit();
-                    if (Long.compareUnsigned(phys + pages.length() - 1, limit) > 0) {
-                        long firstPage = Long.compareUnsigned(phys, limit) > 0 ? 0
-                                : ((limit + 1 - phys) >>> PhysicalMemory.PAGE_SHIFT);
-                        throw new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_MAP_DMA: page %d (phys"
-                                + " 0x%x) is beyond the DMA mask 0x%x of %s", firstPage,
-                                phys + (firstPage << PhysicalMemory.PAGE_SHIFT), limit, d.name()));
-                    }
+                    requireReachable("VFIO_IOMMU_MAP_DMA", d, phys, pages.length(), pages.vaddr());
                 }
             }
+            mappings.add(new VfioDmaMapping(phys, pages, prot));
             return phys;
+        }
+
+        /** Refuses a run a device cannot reach, naming its first page out of reach and the limit that binds. */
+        private void requireReachable(String call, Device d, long phys, long length, long vaddr) {
+            long limit = d.reachLimit();
+            if (Long.compareUnsigned(phys + length - 1, limit) > 0) {
+                long firstPage = Long.compareUnsigned(phys, limit) > 0 ? 0
+                        : ((limit + 1 - phys) >>> PhysicalMemory.PAGE_SHIFT);
+                String what = limit == d.dmaMask() ? "the DMA mask" : "the bus DMA limit";
+                throw new IommuException(Errno.EINVAL, String.format("%s: page %d (phys 0x%x) of the mapping at"
+                        + " vaddr 0x%x is beyond %s 0x%x of %s", call, firstPage,
+                        phys + (firstPage << PhysicalMemory.PAGE_SHIFT), vaddr, what, limit, d.name()));
+            }
         }
 
         @Override
         public void unmap(VfioDmaMapping mapping) {
+            mappings.removeIf(m -> m.iova() == mapping.iova());
         }
     }
 }

@@ -198,10 +198,42 @@ class NoiommuTest {
 
             assertThatThrownBy(() -> c.mapDma(p, high, 8L << 20, phys, IommuProt.WRITE))
                     .isInstanceOf(IommuException.class)
-                    .hasMessage(String.format("VFIO_IOMMU_MAP_DMA: page 0 (phys 0x%x) is beyond the DMA mask"
-                            + " 0xffffffff of 0000:07:00.0", phys))
+                    .hasMessage(String.format("VFIO_IOMMU_MAP_DMA: page 0 (phys 0x%x) of the mapping at vaddr 0x%x is"
+                            + " beyond the DMA mask 0xffffffff of 0000:07:00.0", phys, high))
                     .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
             assertThat(p.lockedPages()).isEqualTo(1);
+        }
+
+        @Test
+        void aGroupWhoseDeviceCannotReachAnExistingMappingCannotJoinTheContainer() {
+            Host big = Host.builder().memory(8L << 30)
+                    .pciDevice(PciDeviceSpec.of("0000:06:0d.0"))
+                    .pciDevice(PciDeviceSpec.of("0000:07:00.0").withDmaMask(DmaMasks.bits(32))).build();
+            big.modules().insert(new NoiommuProvider(), Map.of(NoiommuProvider.ENABLE, "1"), "class path");
+            UserProcess p = big.spawn("hct_test", 0, Set.of(Capability.CAP_SYS_RAWIO, Capability.CAP_IPC_LOCK));
+            big.vfio().bind("0000:06:0d.0");
+            big.vfio().bind("0000:07:00.0");
+            VfioContainer c = big.vfio().openContainer(p);
+            big.vfio().openGroup(p, "/dev/vfio/noiommu-0").setContainer(p, c);
+            c.setIommu(p, Vfio.NOIOMMU_IOMMU);
+            big.pageAllocator().allocateContiguous(((4L << 30) - (4L << 20)) >>> 12, 1L << 32);
+            long high = p.mmapContiguous(8L << 20);
+            long phys = p.virtToPhys(high);
+            assertThat(phys).isGreaterThanOrEqualTo(4L << 30);
+            c.mapDma(p, high, 8L << 20, phys, IommuProt.WRITE);
+
+            VfioGroupFile narrow = big.vfio().openGroup(p, "/dev/vfio/noiommu-1");
+            assertThatThrownBy(() -> narrow.setContainer(p, c))
+                    .isInstanceOf(IommuException.class)
+                    .hasMessage(String.format("VFIO_GROUP_SET_CONTAINER: page 0 (phys 0x%x) of the mapping at vaddr"
+                            + " 0x%x is beyond the DMA mask 0xffffffff of 0000:07:00.0", phys, high))
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+            assertThat(c.groupIds()).hasSize(1);
+            assertThat(narrow.status().viable()).isTrue();
+
+            c.unmapDma(p, phys, 8L << 20);
+            narrow.setContainer(p, c);
+            assertThat(c.groupIds()).hasSize(2);
         }
 
         @Test

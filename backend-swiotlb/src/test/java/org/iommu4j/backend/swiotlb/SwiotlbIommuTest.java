@@ -104,7 +104,8 @@ class SwiotlbIommuTest {
         assertThat(nic.dmaRead(m.iova() + 4096, 9)).asString().isEqualTo("tx packet");
         assertThat(host.taint().isSet(TaintFlag.USER)).isTrue();
         assertThat(host.log().messages()).contains(
-                "vfio-pci 0000:06:0d.0: Adding kernel taint for vfio-swiotlb group on device");
+                "vfio-pci 0000:06:0d.0: Adding kernel taint for vfio-swiotlb group on device",
+                "vfio-pci 0000:06:0d.0: vfio-swiotlb device opened by user (" + root.comm() + ":" + root.pid() + ")");
     }
 
     @Test

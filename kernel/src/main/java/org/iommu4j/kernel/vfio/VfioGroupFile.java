@@ -143,7 +143,8 @@ public final class VfioGroupFile implements AutoCloseable {
             devices.add(f);
             if (!group.isolated()) {
                 vfio.host().log().log(LogLevel.WARNING, device.logPrefix()
-                        + ": vfio-noiommu device opened by user (" + caller.comm() + ":" + caller.pid() + ")");
+                        + ": " + group.group().name().orElse("vfio-noiommu") + " device opened by user ("
+                        + caller.comm() + ":" + caller.pid() + ")");
             }
             return f;
         } finally {

@@ -1,5 +1,6 @@
 package org.iommu4j.backend.xen;
 
+import org.iommu4j.api.BlockingDomain;
 import org.iommu4j.api.Device;
 import org.iommu4j.api.DomainType;
 import org.iommu4j.api.Errno;
@@ -77,7 +78,7 @@ final class XenIommuOps implements IommuOps {
             case UNMANAGED:
                 return new HypercallDomain();
             case BLOCKED:
-                return new Blocked();
+                return new BlockingDomain(); // what Xen gives a device this guest was not assigned
             default:
                 throw new IommuException(Errno.EOPNOTSUPP, "xen: no " + type.sysfsName() + " domains: the hypervisor"
                         + " decides what a device reaches");
@@ -113,37 +114,6 @@ final class XenIommuOps implements IommuOps {
     private void requireAssigned(Device device) {
         if (!isAssigned(device)) {
             throw new IommuException(Errno.EPERM, "xen: " + device.name() + " is not assigned to " + guest);
-        }
-    }
-
-    /** What Xen gives a device this guest was not assigned: nothing of the guest's memory. */
-    private static final class Blocked implements IommuDomain {
-        @Override
-        public DomainType type() {
-            return DomainType.BLOCKED;
-        }
-
-        @Override
-        public void attachDevice(Device device) {
-        }
-
-        @Override
-        public void detachDevice(Device device) {
-        }
-
-        @Override
-        public void map(long iova, long paddr, long size, int prot) {
-            throw new IommuException(Errno.EOPNOTSUPP, "xen: a blocked domain takes no mappings");
-        }
-
-        @Override
-        public long unmap(long iova, long size) {
-            return 0;
-        }
-
-        @Override
-        public long translate(long iova, int access) {
-            return FAULT_NOT_MAPPED;
         }
     }
 

@@ -23,7 +23,7 @@ public final class Group implements IommuGroup {
     private volatile IommuDomain domain;
     private volatile IommuDomain defaultDomain;
     private volatile Object owner;
-    private final IommuDomain blocked = new BlockedDomain();
+    private final IommuDomain blocked = new org.iommu4j.api.BlockingDomain();
 
     Group(int id, String name, boolean isolated) {
         this.id = id;

@@ -1,13 +1,19 @@
 package org.iommu4j.loader;
 
+import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStreamReader;
 import java.net.MalformedURLException;
+import java.net.URISyntaxException;
 import java.net.URL;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
+import java.util.Enumeration;
+import java.util.IdentityHashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -19,6 +25,8 @@ import java.util.function.Supplier;
 import java.util.jar.Attributes;
 import java.util.jar.JarFile;
 import java.util.jar.Manifest;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.iommu4j.api.ApiVersion;
@@ -28,6 +36,7 @@ import org.iommu4j.api.ParameterSpec;
 import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.module.LoadFacts;
 import org.iommu4j.kernel.module.LoadedModule;
+import org.iommu4j.kernel.module.ModuleState;
 import org.iommu4j.loader.BackendLoadException.Kind;
 
 /**
@@ -35,10 +44,12 @@ import org.iommu4j.loader.BackendLoadException.Kind;
  *
  * <p>In-tree backends are the {@link BackendProvider}s on the application class path. Out-of-tree backends
  * live in plugin directories, one per sub-directory or jar, each in its own {@link PluginClassLoader}. A
- * plugin jar's manifest may name the backend ({@value #NAME_ATTRIBUTE}) and the API it was built for
- * ({@value ApiVersion#MANIFEST_ATTRIBUTE}); a plugin built for another API major version is refused without
- * being instantiated. One broken plugin is reported and hides nothing else; two backends with one name are
- * both reported and neither is loaded.
+ * plugin's jar manifest must carry the API it was built for ({@value ApiVersion#MANIFEST_ATTRIBUTE}) and may
+ * name the backend ({@value #NAME_ATTRIBUTE}); a plugin without the API attribute is reported as broken, and
+ * one built for another API major version is refused, both without being instantiated. Class-path backends
+ * are checked the same way when their jar's manifest carries the attribute (the in-tree jars do), and by
+ * their metadata otherwise. One broken plugin is reported and hides nothing else; two backends with one name
+ * are both reported, with their classes and jars, and neither is loaded.
  *
  * <p>Unload through the loader: a plugin's class loader is closed, and dropped, once no host has its
  * backend loaded, so that it can be collected.
@@ -48,14 +59,27 @@ public final class BackendLoader implements AutoCloseable {
     public static final String NAME_ATTRIBUTE = "Iommu4j-Backend-Name";
     private static final String CLASS_PATH = "class path";
     private static final List<String> SHARED_PACKAGES = List.of("org.iommu4j.api.");
+    private static final String SERVICES = "META-INF/services/" + BackendProvider.class.getName();
+    /** The services file named in a {@link ServiceConfigurationError} about a parse or read failure. */
+    private static final Pattern SERVICES_URL = Pattern.compile("(\\S+?)(?:!/|/)"
+            + Pattern.quote(SERVICES));
+    /** The provider class named in a {@link ServiceConfigurationError}: "Provider x.Y not found". */
+    private static final Pattern PROVIDER_CLASS = Pattern.compile("Provider (\\S+) ");
 
     private final LoaderConfig config;
     private List<Found> found;
     private List<BrokenPlugin> broken;
     private final Map<String, Plugin> livePlugins = new LinkedHashMap<>();
+    /** The plugin each module loaded from one came from, per host (a module belongs to one host). */
+    private final Map<LoadedModule, Plugin> loadedFrom = new IdentityHashMap<>();
 
-    /** A backend the scan found, with what is needed to load it. */
-    private record Found(BackendCandidate candidate, BackendProvider provider, Plugin plugin) {
+    /**
+     * A backend the scan found, with what is needed to load it.
+     *
+     * @param location the jar (or plugin) it came from, for messages: the plugin's path, or for a class-path
+     *     backend its class's code source ({@code class path} when unknown)
+     */
+    private record Found(BackendCandidate candidate, BackendProvider provider, Plugin plugin, String location) {
     }
 
     /** An out-of-tree plugin: its class loader and how many hosts have its backend loaded. */
@@ -211,6 +235,7 @@ public final class BackendLoader implements AutoCloseable {
         LoadedModule m = inContext(plugin, () -> host.modules().insert(f.provider(), parameters, facts));
         if (plugin != null) {
             plugin.loads++;
+            loadedFrom.put(m, plugin);
         }
         return m;
     }
@@ -225,15 +250,30 @@ public final class BackendLoader implements AutoCloseable {
      */
     public synchronized void unload(Host host, String name) {
         LoadedModule m = host.modules().require(name);
-        Found f = scan().stream().filter(x -> x.candidate().name().equals(m.name())
-                && x.candidate().origin().equals(m.origin())).findFirst().orElse(null);
-        Plugin plugin = f == null ? null : f.plugin();
-        inContext(plugin, () -> {
-            host.modules().remove(name);
-            return null;
-        });
-        if (plugin != null && --plugin.loads == 0) {
-            release(plugin);
+        // the plugin recorded at load: the jar may be gone from the plugin directory by now
+        Plugin plugin = loadedFrom.get(m);
+        try {
+            inContext(plugin, () -> {
+                host.modules().remove(name);
+                return null;
+            });
+        } finally {
+            // gone even when its exit failed (the kernel removes it all the same); still there when in use
+            reapUnloaded();
+        }
+    }
+
+    /** Forgets modules no longer loaded (unloaded here, or removed from their host directly). */
+    private void reapUnloaded() {
+        for (Iterator<Map.Entry<LoadedModule, Plugin>> it = loadedFrom.entrySet().iterator(); it.hasNext(); ) {
+            Map.Entry<LoadedModule, Plugin> e = it.next();
+            Plugin plugin = e.getValue();
+            if (e.getKey().state() == ModuleState.UNLOADED) {
+                it.remove();
+                if (--plugin.loads == 0) {
+                    release(plugin);
+                }
+            }
         }
     }
 
@@ -288,7 +328,7 @@ public final class BackendLoader implements AutoCloseable {
         }
         if (matches.size() > 1) {
             throw new BackendLoadException(Kind.DUPLICATE, "Duplicate backend '" + norm + "': provided by "
-                    + matches.stream().map(f -> f.candidate().className() + " (" + f.candidate().origin() + ")")
+                    + matches.stream().map(f -> f.candidate().className() + " (" + f.location() + ")")
                     .collect(Collectors.joining(" and ")) + "; remove all but one");
         }
         return matches.get(0);
@@ -301,6 +341,7 @@ public final class BackendLoader implements AutoCloseable {
 
     /** Forgets the scan (except plugins whose backend is loaded somewhere) so the next call looks again. */
     public synchronized void rescan() {
+        reapUnloaded();
         for (Plugin p : new ArrayList<>(livePlugins.values())) {
             if (p.loads == 0) {
                 release(p);
@@ -351,7 +392,11 @@ public final class BackendLoader implements AutoCloseable {
                 }
                 p = it.next();
             } catch (ServiceConfigurationError e) {
-                bad.add(new BrokenPlugin(origin, e.getMessage()));
+                bad.add(new BrokenPlugin(plugin == null ? classPathCulprit(e) : origin, e.getMessage()));
+                continue;
+            }
+            String location = plugin == null ? codeSource(p.type()) : origin;
+            if (plugin == null && refusedByManifest(p.type(), location, out, bad)) {
                 continue;
             }
             try {
@@ -361,10 +406,11 @@ public final class BackendLoader implements AutoCloseable {
                         : incompatible(info.name(), info.apiVersions().min(), "accepts " + info.apiVersions());
                 out.add(new Found(new BackendCandidate(ModuleInfo.normalizeName(info.name()), p.type().getName(),
                         origin, plugin == null, plugin == null || plugin.signed, info, refusal),
-                        refusal == null ? provider : null, plugin));
+                        refusal == null ? provider : null, plugin, location));
             } catch (ServiceConfigurationError | RuntimeException | LinkageError e) {
                 Throwable cause = e.getCause() != null ? e.getCause() : e;
-                bad.add(new BrokenPlugin(origin, p.type().getName() + " could not be instantiated: " + cause));
+                bad.add(new BrokenPlugin(plugin == null ? location : origin, p.type().getName()
+                        + " could not be instantiated: " + cause));
             }
         }
         if (plugin != null && out.size() == before && bad.stream().noneMatch(b -> b.path().equals(origin))) {
@@ -373,9 +419,156 @@ public final class BackendLoader implements AutoCloseable {
         }
     }
 
+    /**
+     * The API check of a class-path provider before it is instantiated, from the manifest of the jar its class
+     * came from; a jar without the attribute (or a class directory) is checked by its metadata instead.
+     *
+     * @return whether the provider was refused (or its attribute is invalid) and must not be instantiated
+     */
+    private static boolean refusedByManifest(Class<?> type, String location, List<Found> out,
+            List<BrokenPlugin> bad) {
+        Attributes manifest = jarManifest(location);
+        String apiText = manifest == null ? null : manifest.getValue(ApiVersion.MANIFEST_ATTRIBUTE);
+        if (apiText == null) {
+            return false;
+        }
+        ApiVersion built;
+        try {
+            built = ApiVersion.parse(apiText);
+        } catch (IllegalArgumentException e) {
+            bad.add(new BrokenPlugin(location, type.getName() + ": " + ApiVersion.MANIFEST_ATTRIBUTE + ": "
+                    + e.getMessage()));
+            return true;
+        }
+        if (built.major() == ApiVersion.CURRENT.major()) {
+            return false;
+        }
+        String name = Optional.ofNullable(manifest.getValue(NAME_ATTRIBUTE))
+                .orElse(Path.of(location).getFileName().toString().replaceFirst("\\.jar$", ""));
+        out.add(new Found(new BackendCandidate(ModuleInfo.normalizeName(name), type.getName(), CLASS_PATH, true,
+                true, null, incompatible(name, built, "major " + built.major())), null, null, location));
+        return true;
+    }
+
+    /** @return the main attributes of the jar at {@code location}, or null if it is not a readable jar */
+    private static Attributes jarManifest(String location) {
+        if (!location.endsWith(".jar")) {
+            return null;
+        }
+        try {
+            Path jar = Path.of(location);
+            if (!Files.isRegularFile(jar)) {
+                return null;
+            }
+            try (JarFile f = new JarFile(jar.toFile())) {
+                Manifest m = f.getManifest();
+                return m == null ? null : m.getMainAttributes();
+            }
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
+    }
+
+    /** @return the jar or directory a class was loaded from, or {@code class path} when it cannot be told */
+    private static String codeSource(Class<?> type) {
+        try {
+            java.security.CodeSource cs = type.getProtectionDomain().getCodeSource();
+            return cs == null || cs.getLocation() == null ? CLASS_PATH : location(cs.getLocation());
+        } catch (SecurityException e) {
+            return CLASS_PATH;
+        }
+    }
+
+    /** @return a file URL as a path; any other URL as it is written */
+    private static String location(URL url) {
+        if ("file".equals(url.getProtocol())) {
+            try {
+                return Path.of(url.toURI()).toString();
+            } catch (URISyntaxException | IllegalArgumentException e) {
+                return url.toString();
+            }
+        }
+        return url.toString();
+    }
+
+    /**
+     * The jar a broken class-path entry came from, as far as the error tells: a parse or read error names the
+     * services file; a missing or unfit provider class is looked up in the services files that list it.
+     *
+     * @return the jar(s), or {@code class path} when the error names none
+     */
+    private String classPathCulprit(ServiceConfigurationError e) {
+        String message = e.getMessage() == null ? "" : e.getMessage();
+        Matcher url = SERVICES_URL.matcher(message);
+        if (url.find()) {
+            return servicesFileOwner(url.group(1));
+        }
+        Matcher provider = PROVIDER_CLASS.matcher(message);
+        if (provider.find()) {
+            List<String> listing = new ArrayList<>();
+            try {
+                Enumeration<URL> files = config.applicationLoader().getResources(SERVICES);
+                while (files.hasMoreElements()) {
+                    URL file = files.nextElement();
+                    if (lists(file, provider.group(1))) {
+                        String s = file.toString();
+                        String owner = servicesFileOwner(s.substring(0, s.length() - SERVICES.length() - 1)
+                                .replaceFirst("!$", ""));
+                        if (!listing.contains(owner)) {
+                            listing.add(owner);
+                        }
+                    }
+                }
+            } catch (IOException | RuntimeException ignored) {
+                // what the error names is all there is
+            }
+            if (!listing.isEmpty()) {
+                return String.join(" and ", listing);
+            }
+        }
+        return CLASS_PATH;
+    }
+
+    /** @return {@code jar:file:/x.jar} or {@code file:/dir} as a path */
+    private static String servicesFileOwner(String url) {
+        String u = url.startsWith("jar:") ? url.substring(4) : url;
+        try {
+            return location(new URL(u));
+        } catch (MalformedURLException ex) {
+            return u;
+        }
+    }
+
+    /** @return whether a services file lists the class (comments and blanks aside) */
+    private static boolean lists(URL servicesFile, String className) {
+        try (BufferedReader r = new BufferedReader(new InputStreamReader(servicesFile.openStream(),
+                StandardCharsets.UTF_8))) {
+            String line;
+            while ((line = r.readLine()) != null) {
+                int hash = line.indexOf('#');
+                if ((hash < 0 ? line : line.substring(0, hash)).strip().equals(className)) {
+                    return true;
+                }
+            }
+        } catch (IOException e) {
+            return false;
+        }
+        return false;
+    }
+
     private static String incompatible(String name, ApiVersion built, String what) {
         return ModuleInfo.normalizeName(name) + ": disagrees about version of symbol module_layout: built for"
                 + " iommu4j API " + built + " (" + what + "), but this host runs API " + ApiVersion.CURRENT;
+    }
+
+    /** Why a plugin without the API attribute is refused, and how to fix it. */
+    static String missingApiVersion() {
+        return "no " + ApiVersion.MANIFEST_ATTRIBUTE + " attribute in its jar manifest, so the API it was built for"
+                + " cannot be checked without instantiating it; add '" + ApiVersion.MANIFEST_ATTRIBUTE + ": "
+                + ApiVersion.CURRENT + "' (the iommu4j API it is compiled against) to the main section of its"
+                + " META-INF/MANIFEST.MF (with Maven: <manifestEntries><" + ApiVersion.MANIFEST_ATTRIBUTE + ">"
+                + ApiVersion.CURRENT + "</" + ApiVersion.MANIFEST_ATTRIBUTE + "></manifestEntries> in the"
+                + " maven-jar-plugin's archive configuration)";
     }
 
     private void scanPlugin(Path path, List<Found> out, List<BrokenPlugin> bad) {
@@ -391,22 +584,25 @@ public final class BackendLoader implements AutoCloseable {
         if (manifest == null) {
             return;
         }
+        // checked before any class of the plugin is loaded: a plugin must say which API it was built for
         String apiText = manifest.getValue(ApiVersion.MANIFEST_ATTRIBUTE);
-        if (apiText != null) {
-            try {
-                ApiVersion built = ApiVersion.parse(apiText);
-                if (built.major() != ApiVersion.CURRENT.major()) {
-                    String name = Optional.ofNullable(manifest.getValue(NAME_ATTRIBUTE))
-                            .orElse(path.getFileName().toString().replaceFirst("\\.jar$", ""));
-                    out.add(new Found(new BackendCandidate(ModuleInfo.normalizeName(name), "(not instantiated)",
-                            path.toString(), false, false, null, incompatible(name, built, "major " + built.major())),
-                            null, null));
-                    return;
-                }
-            } catch (IllegalArgumentException e) {
-                bad.add(new BrokenPlugin(path.toString(), e.getMessage()));
+        if (apiText == null) {
+            bad.add(new BrokenPlugin(path.toString(), missingApiVersion()));
+            return;
+        }
+        try {
+            ApiVersion built = ApiVersion.parse(apiText);
+            if (built.major() != ApiVersion.CURRENT.major()) {
+                String name = Optional.ofNullable(manifest.getValue(NAME_ATTRIBUTE))
+                        .orElse(path.getFileName().toString().replaceFirst("\\.jar$", ""));
+                out.add(new Found(new BackendCandidate(ModuleInfo.normalizeName(name), "(not instantiated)",
+                        path.toString(), false, false, null, incompatible(name, built, "major " + built.major())),
+                        null, null, path.toString()));
                 return;
             }
+        } catch (IllegalArgumentException e) {
+            bad.add(new BrokenPlugin(path.toString(), e.getMessage()));
+            return;
         }
         Plugin plugin = live;
         if (plugin == null) {
@@ -434,29 +630,33 @@ public final class BackendLoader implements AutoCloseable {
         }
     }
 
-    /** The main attributes of the first jar that names a backend or an API version, or of the first jar. */
+    /**
+     * The plugin's backend name and API version: each the first found in its jars' manifests (a plugin of
+     * several jars declares them in any one, usually the provider's).
+     *
+     * @return the two attributes, either absent; or null when the plugin holds no jar or an unreadable one
+     */
     private static Attributes manifest(List<Path> jars, List<BrokenPlugin> bad, Path plugin) {
         if (jars.isEmpty()) {
             bad.add(new BrokenPlugin(plugin.toString(), "holds no jar"));
             return null;
         }
-        Attributes first = null;
+        Attributes merged = new Attributes();
         for (Path jar : jars) {
             try (JarFile f = new JarFile(jar.toFile())) {
                 Manifest m = f.getManifest();
                 Attributes a = m == null ? new Attributes() : m.getMainAttributes();
-                if (a.getValue(NAME_ATTRIBUTE) != null || a.getValue(ApiVersion.MANIFEST_ATTRIBUTE) != null) {
-                    return a;
-                }
-                if (first == null) {
-                    first = a;
+                for (String name : List.of(NAME_ATTRIBUTE, ApiVersion.MANIFEST_ATTRIBUTE)) {
+                    if (merged.getValue(name) == null && a.getValue(name) != null) {
+                        merged.putValue(name, a.getValue(name));
+                    }
                 }
             } catch (IOException e) {
                 bad.add(new BrokenPlugin(jar.toString(), "not a readable jar: " + e.getMessage()));
                 return null;
             }
         }
-        return first;
+        return merged;
     }
 
     /** Closes every plugin class loader. */
@@ -465,5 +665,6 @@ public final class BackendLoader implements AutoCloseable {
         for (Plugin p : new ArrayList<>(livePlugins.values())) {
             release(p);
         }
+        loadedFrom.clear();
     }
 }

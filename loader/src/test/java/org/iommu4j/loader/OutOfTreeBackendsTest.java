@@ -177,4 +177,69 @@ class OutOfTreeBackendsTest {
         loader.unload(host, "fsl-none");
         return ref;
     }
+
+    private static void awaitCollected(WeakReference<ClassLoader> ref) throws InterruptedException {
+        for (int i = 0; i < 50 && ref.get() != null; i++) {
+            System.gc();
+            Thread.sleep(20);
+        }
+        assertThat(ref.get()).as("the plugin's class loader was collected").isNull();
+    }
+
+    @Test
+    void aPluginWhoseJarWasDeletedAfterLoadIsStillClosedAndCollectedOnUnload() throws Exception {
+        Path plugins = plugins();
+        Path jar = exampleJar(plugins);
+        BackendLoader loader = loader(plugins);
+        Host host = Host.builder().pciDevice(PciDeviceSpec.of("0000:06:0d.0")).build();
+        WeakReference<ClassLoader> pluginLoader = loadDeleteAndUnload(loader, host, jar);
+
+        awaitCollected(pluginLoader);
+        assertThat(loader.find("fsl-none")).isEmpty();
+        assertThat(loader.broken()).extracting(BrokenPlugin::path)
+                .containsExactly(plugins.resolve("fsl-none").toString()); // "holds no jar"
+    }
+
+    private static WeakReference<ClassLoader> loadDeleteAndUnload(BackendLoader loader, Host host, Path jar)
+            throws Exception {
+        LoadedModule m = loader.load(host, "fsl-none", Map.of());
+        WeakReference<ClassLoader> ref = new WeakReference<>(m.classLoader());
+        Files.delete(jar);
+        loader.rescan(); // the plugin directory no longer has it; its module is still loaded
+        assertThat(loader.find("fsl-none")).isEmpty();
+        loader.unload(host, "fsl-none");
+        assertThat(m.state()).isEqualTo(org.iommu4j.kernel.module.ModuleState.UNLOADED);
+        return ref;
+    }
+
+    @Test
+    void aPluginWhoseExitThrowsIsStillClosedAndCollectedOnUnload() throws Exception {
+        Path plugins = plugins();
+        new PluginJars(work).jar().source("sloppy.Provider", "package sloppy;\n"
+                + "import org.iommu4j.api.*;\n"
+                + "public final class Provider implements BackendProvider {\n"
+                + "  public ModuleInfo info() {\n"
+                + "    return ModuleInfo.builder(\"sloppy\").version(\"1.0\").description(\"test plugin\")"
+                + ".license(\"GPL\").inTree(false).build();\n"
+                + "  }\n"
+                + "  public Backend start(KernelServices kernel) {\n"
+                + "    return new Backend() { public void stop() { throw new IllegalStateException(\"exit failed\"); } };\n"
+                + "  }\n"
+                + "}\n").services("sloppy.Provider").writeTo(plugins.resolve("sloppy.jar"));
+        BackendLoader loader = loader(plugins);
+        Host host = Host.builder().build();
+        WeakReference<ClassLoader> pluginLoader = loadAndFailToExit(loader, host);
+
+        awaitCollected(pluginLoader);
+        assertThat(host.modules().find("sloppy")).isEmpty();
+        assertThat(loader.load(host, "sloppy", Map.of()).classLoader()).isInstanceOf(PluginClassLoader.class);
+    }
+
+    private static WeakReference<ClassLoader> loadAndFailToExit(BackendLoader loader, Host host) {
+        LoadedModule m = loader.load(host, "sloppy", Map.of());
+        WeakReference<ClassLoader> ref = new WeakReference<>(m.classLoader());
+        assertThatThrownBy(() -> loader.unload(host, "sloppy")).hasStackTraceContaining("exit failed");
+        assertThat(m.state()).isEqualTo(org.iommu4j.kernel.module.ModuleState.UNLOADED);
+        return ref;
+    }
 }

@@ -16,44 +16,55 @@ import java.util.jar.Manifest;
 import java.util.stream.Stream;
 import javax.tools.JavaCompiler;
 import javax.tools.ToolProvider;
+import org.iommu4j.api.ApiVersion;
 
-/** Builds real plugin jars in a test's temporary directory: compiles sources against the api, jars them. */
-final class PluginJars {
+/**
+ * Builds real plugin jars in a test's temporary directory: compiles sources against the api, jars them. A jar
+ * carries {@code Iommu4j-Api-Version} of this API unless told otherwise, as a plugin must.
+ */
+public final class PluginJars {
     private final Path work;
 
-    PluginJars(Path work) {
+    public PluginJars(Path work) {
         this.work = work;
     }
 
     /** A jar under construction. */
-    final class Jar {
+    public final class Jar {
         private final Map<String, String> sources = new LinkedHashMap<>();
         private final List<Path> sourceTrees = new ArrayList<>();
-        private final Map<String, String> manifest = new LinkedHashMap<>();
+        private final Map<String, String> manifest = new LinkedHashMap<>(
+                Map.of(ApiVersion.MANIFEST_ATTRIBUTE, ApiVersion.CURRENT.toString()));
         private String services;
 
-        Jar source(String className, String code) {
+        public Jar source(String className, String code) {
             sources.put(className, code);
             return this;
         }
 
-        Jar sourceTree(Path root) {
+        public Jar sourceTree(Path root) {
             sourceTrees.add(root);
             return this;
         }
 
-        Jar services(String... providerClasses) {
+        public Jar services(String... providerClasses) {
             services = String.join("\n", providerClasses) + "\n";
             return this;
         }
 
-        Jar manifest(String attribute, String value) {
+        public Jar manifest(String attribute, String value) {
             manifest.put(attribute, value);
             return this;
         }
 
+        /** Leaves an attribute out of the manifest, such as the API version every plugin jar gets. */
+        public Jar withoutManifest(String attribute) {
+            manifest.remove(attribute);
+            return this;
+        }
+
         /** Compiles and writes the jar. */
-        Path writeTo(Path jar) {
+        public Path writeTo(Path jar) {
             try {
                 Path src = Files.createTempDirectory(work, "src");
                 Path classes = Files.createTempDirectory(work, "classes");
@@ -100,7 +111,7 @@ final class PluginJars {
         }
     }
 
-    Jar jar() {
+    public Jar jar() {
         return new Jar();
     }
 
@@ -114,7 +125,7 @@ final class PluginJars {
      * @param startBody statements run in start (with {@code kernel} in scope)
      * @return the source
      */
-    static String provider(String pkg, String name, String license, List<String> depends, String startBody) {
+    public static String provider(String pkg, String name, String license, List<String> depends, String startBody) {
         StringBuilder deps = new StringBuilder();
         for (String d : depends) {
             deps.append(".depends(\"").append(d).append("\")");

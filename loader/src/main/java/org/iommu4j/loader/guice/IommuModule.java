@@ -5,18 +5,24 @@ import com.google.inject.Provides;
 import com.google.inject.Singleton;
 import com.google.inject.multibindings.MapBinder;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 import org.iommu4j.api.Backend;
 import org.iommu4j.api.BackendProvider;
 import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.module.LoadedModule;
 import org.iommu4j.loader.BackendCandidate;
+import org.iommu4j.loader.BackendLoadException;
 import org.iommu4j.loader.BackendLoader;
 import org.iommu4j.loader.LoaderConfig;
 
 /**
  * Wires iommu4j into a Guice application: the discovered backends as a {@code Map<String, BackendProvider>}
  * (by name), the host, the loader, and the backend chosen by name, loaded once, on first injection:
- * {@code Guice.createInjector(new IommuModule(host, "swiotlb")).getInstance(Backend.class)}.
+ * {@code Guice.createInjector(new IommuModule(host, "swiotlb")).getInstance(Backend.class)}. An unknown or
+ * unloadable selected name, and two backends with one name, fail the injector's creation (a
+ * {@link com.google.inject.CreationException} with the loader's message: the available names, or both classes
+ * and jars).
  */
 public final class IommuModule extends AbstractModule {
     private final Host host;
@@ -49,13 +55,30 @@ public final class IommuModule extends AbstractModule {
         bind(BackendLoader.class).toInstance(loader);
         MapBinder<String, BackendProvider> providers = MapBinder.newMapBinder(binder(), String.class,
                 BackendProvider.class);
-        Map<String, Long> counts = new java.util.HashMap<>();
+        // every problem is reported now, when the injector is created, not on first injection
+        Set<String> names = new TreeSet<>();
         for (BackendCandidate c : loader.backends()) {
-            counts.merge(c.name(), 1L, Long::sum);
+            names.add(c.name());
         }
-        for (BackendCandidate c : loader.backends()) {
-            if (c.loadable() && counts.get(c.name()) == 1) {
-                providers.addBinding(c.name()).toInstance(loader.provider(c.name()));
+        for (String name : names) {
+            BackendProvider provider;
+            try {
+                provider = loader.provider(name);
+            } catch (BackendLoadException e) {
+                if (e.kind() == BackendLoadException.Kind.DUPLICATE) {
+                    binder().addError("%s", e.getMessage());
+                }
+                // an incompatible backend is only an error if it is the one selected, below
+                continue;
+            }
+            providers.addBinding(name).toInstance(provider);
+        }
+        try {
+            loader.provider(backendName);
+        } catch (BackendLoadException e) {
+            if (e.kind() != BackendLoadException.Kind.DUPLICATE) { // a duplicate is reported above
+                binder().addError("%s", "IommuModule cannot select backend '" + backendName + "': "
+                        + e.getMessage());
             }
         }
     }

@@ -79,6 +79,11 @@ public final class Host {
         pageAllocator.allocateContiguous(FIRMWARE_RESERVED >>> PhysicalMemory.PAGE_SHIFT, FIRMWARE_RESERVED);
         this.taint = new TaintState(log, clock);
         this.commandLine = CommandLine.parse(b.commandLine);
+        log.log(LogLevel.NOTICE, "Linux version 6.12.0-iommu4j (iommu4j simulated kernel)");
+        log.log(LogLevel.NOTICE, "Kernel command line: " + commandLine);
+        faults.applyCommandLine(commandLine);
+        log.log(LogLevel.INFO, "Memory: " + ((b.memory - FIRMWARE_RESERVED) >>> 10) + "K available ("
+                + (FIRMWARE_RESERVED >>> 10) + "K reserved by firmware), " + cpus + " CPUs");
         this.deviceDma = new DeviceDma(memory, log);
         this.buses = new Buses(configLock, deviceDma);
         this.iommu = new Iommu(configLock, buses, log, faults.pageAlloc());
@@ -87,11 +92,6 @@ public final class Host {
         this.modules = new ModuleTable(this, configLock);
         this.sysfs = new Sysfs(buses, iommu, taint);
         this.vfio = new org.iommu4j.kernel.vfio.Vfio(this);
-        log.log(LogLevel.NOTICE, "Linux version 6.12.0-iommu4j (iommu4j simulated kernel)");
-        log.log(LogLevel.NOTICE, "Kernel command line: " + commandLine);
-        faults.applyCommandLine(commandLine);
-        log.log(LogLevel.INFO, "Memory: " + ((b.memory - FIRMWARE_RESERVED) >>> 10) + "K available ("
-                + (FIRMWARE_RESERVED >>> 10) + "K reserved by firmware), " + cpus + " CPUs");
         for (PciDeviceSpec spec : b.pciDevices) {
             buses.addPci(spec);
         }
@@ -100,7 +100,7 @@ public final class Host {
         }
     }
 
-    /** @return a builder for a host with 1 GiB, 2 CPUs, no devices and an empty command line */
+    /** The DMA-API checker when the kernel is built with it and the command line leaves it on, else null. */
     private DmaDebug dmaDebug(Builder b) {
         if (!b.dmaApiDebug) {
             return null;
@@ -114,11 +114,12 @@ public final class Host {
         if (given.matches("[0-9]{1,9}")) {
             entries = Integer.parseInt(given);
         }
-        DmaDebug debug = new DmaDebug(log, entries);
+        DmaDebug debug = new DmaDebug(log, taint, entries);
         buses.addListener(debug, ModuleRef.KERNEL);
         return debug;
     }
 
+    /** @return a builder for a host with 1 GiB, 2 CPUs, no devices and an empty command line */
     public static Builder builder() {
         return new Builder();
     }

@@ -78,11 +78,15 @@ public final class DmaApi {
         BusDevice d = checkArguments(device, size, direction);
         DmaDebug.Entry recorded = debug == null ? null : debug.unmapping(d, dmaAddress, size, direction);
         DmaOpsBinding b = binding(d);
-        b.ops().unmap(device, dmaAddress, size, direction);
-        b.live().decrement();
-        if (recorded != null) {
-            debug.forget(recorded);
+        try {
+            b.ops().unmap(device, dmaAddress, size, direction);
+        } catch (RuntimeException e) {
+            if (recorded != null) {
+                debug.restore(recorded);
+            }
+            throw e;
         }
+        b.live().decrement();
     }
 
     /**
@@ -138,11 +142,15 @@ public final class DmaApi {
         BusDevice d = (BusDevice) device;
         DmaDebug.Entry recorded = debug == null ? null : debug.freeing(d, buffer);
         DmaOpsBinding b = binding(d);
-        b.ops().freeCoherent(device, buffer);
-        b.live().decrement();
-        if (recorded != null) {
-            debug.forget(recorded);
+        try {
+            b.ops().freeCoherent(device, buffer);
+        } catch (RuntimeException e) {
+            if (recorded != null) {
+                debug.restore(recorded);
+            }
+            throw e;
         }
+        b.live().decrement();
     }
 
     /** @return the DMA-API checker, when the host runs with it */

@@ -8,14 +8,17 @@ import java.util.Map;
 import java.util.NavigableMap;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.iommu4j.api.BusListener;
 import org.iommu4j.api.CoherentBuffer;
 import org.iommu4j.api.Device;
 import org.iommu4j.api.DmaDirection;
 import org.iommu4j.api.LogLevel;
+import org.iommu4j.api.TaintFlag;
 import org.iommu4j.kernel.bus.BusDevice;
 import org.iommu4j.kernel.log.KernelLogBuffer;
+import org.iommu4j.kernel.taint.TaintState;
 
 /**
  * DMA-API debugging, the kernel's {@code CONFIG_DMA_API_DEBUG} ({@code kernel/dma/debug.c}): every streaming
@@ -26,8 +29,9 @@ import org.iommu4j.kernel.log.KernelLogBuffer;
  *
  * <p>What is checked: an unmap or free of memory never mapped, with a different size, with the wrong function
  * (a streaming mapping freed as coherent or back), with a different direction, or a coherent buffer freed at a
- * different CPU address; a sync of memory never mapped, past the end of its mapping, with a different
- * direction, or of device-read-only memory for the CPU and device-write-only memory to the device; a mapping
+ * different CPU address; a sync of memory no single mapping holds whole (never mapped, or past a mapping's
+ * end), with a different direction, or of device-read-only memory for the CPU and device-write-only memory to
+ * the device; a mapping
  * whose first cache line is already mapped for the device to write ("overlapping mappings"); and a driver
  * released from its device while mappings are still live. Kernel drivers' scatterlists are not modelled.
  *
@@ -90,6 +94,7 @@ public final class DmaDebug implements BusListener {
     }
 
     private final KernelLogBuffer log;
+    private final TaintState taint;
     private final int preallocated;
     private final Map<BusDevice, NavigableMap<Long, List<Entry>>> byDevice = new ConcurrentHashMap<>();
     private final Map<Long, Integer> activeCachelines = new ConcurrentHashMap<>();
@@ -97,18 +102,20 @@ public final class DmaDebug implements BusListener {
     private final AtomicLong errors = new AtomicLong();
     private final Deque<String> reports = new ArrayDeque<>();
     private volatile boolean allErrors;
-    private volatile int numErrors = 1;
+    private final AtomicInteger numErrors = new AtomicInteger(1);
     private volatile String driverFilter = "";
 
     /**
      * Starts the checker and logs what the kernel logs at init.
      *
      * @param log the kernel log its reports go to
+     * @param taint the host's taint: a printed report is a {@code WARN}, which sets 'W'
      * @param preallocated the {@code dma_debug_entries=} figure (only reported: entries grow on demand, as in
      *     current kernels)
      */
-    public DmaDebug(KernelLogBuffer log, int preallocated) {
+    public DmaDebug(KernelLogBuffer log, TaintState taint, int preallocated) {
         this.log = log;
+        this.taint = taint;
         this.preallocated = preallocated;
         log.log(LogLevel.INFO, "DMA-API: preallocated " + preallocated + " debug entries");
         log.log(LogLevel.INFO, "DMA-API: debugging enabled by kernel config");
@@ -146,7 +153,7 @@ public final class DmaDebug implements BusListener {
         if (count < 0) {
             throw new IllegalArgumentException("num_errors " + count + " is invalid: expected 0 or more");
         }
-        this.numErrors = count;
+        numErrors.set(count);
     }
 
     /**
@@ -157,7 +164,7 @@ public final class DmaDebug implements BusListener {
      *     filter off
      */
     public void setDriverFilter(String driver) {
-        String token = driver == null ? "" : driver.strip().split("\\s+", 2)[0];
+        String token = driver == null || driver.isEmpty() ? "" : driver.split("\\s", 2)[0];
         if (token.isEmpty() || !Character.isLetterOrDigit(token.charAt(0))) {
             if (!driverFilter.isEmpty()) {
                 log.log(LogLevel.INFO, "DMA-API: switching off dma-debug driver filter");
@@ -196,8 +203,11 @@ public final class DmaDebug implements BusListener {
     }
 
     /**
-     * Checks an unmap before the backend sees it; the entry stays recorded until {@link #forget} says the
-     * backend did unmap, so that a call the backend refuses leaves the record as it leaves the mapping.
+     * Checks an unmap before the backend sees it and takes the record out, as the kernel's {@code check_unmap}
+     * does in one step under its bucket lock, so that two racing unmaps cannot both claim it. If the backend then
+     * refuses the unmap, {@link #restore} puts the record back, as the mapping stays.
+     *
+     * @return the record taken, or null when none matched (reported)
      */
     Entry unmapping(BusDevice device, long dmaAddress, long size, DmaDirection direction) {
         return checkUnmap(device, Type.SINGLE, 0, dmaAddress, size, direction);
@@ -209,44 +219,33 @@ public final class DmaDebug implements BusListener {
                 DmaDirection.BIDIRECTIONAL);
     }
 
-    /** Drops an entry {@link #unmapping} or {@link #freeing} found, once the backend has unmapped it. */
-    void forget(Entry entry) {
-        if (entry == null) {
-            return;
-        }
-        NavigableMap<Long, List<Entry>> map = byDevice.get(entry.device());
-        synchronized (map) {
-            List<Entry> here = map.get(entry.dmaAddress());
-            if (here == null || !here.remove(entry)) {
-                return;
-            }
-            if (here.isEmpty()) {
-                map.remove(entry.dmaAddress());
-            }
-        }
-        entries.decrementAndGet();
-        if (entry.direction() != DmaDirection.TO_DEVICE) {
-            activeCachelines.computeIfPresent(cacheline(entry), (k, n) -> n == 1 ? null : n - 1);
+    /** Puts back a record {@link #unmapping} or {@link #freeing} took, when the backend refused the call. */
+    void restore(Entry entry) {
+        if (entry != null) {
+            insert(entry);
         }
     }
 
     private void add(Entry entry) {
+        if (insert(entry) > 1) {
+            report(entry.device(), "cacheline tracking EEXIST, overlapping mappings aren't supported");
+        }
+    }
+
+    /** Records an entry; returns how many live device-writable mappings now start in its first cache line. */
+    private int insert(Entry entry) {
         NavigableMap<Long, List<Entry>> map = byDevice.computeIfAbsent(entry.device(), d -> new TreeMap<>());
         synchronized (map) {
             map.computeIfAbsent(entry.dmaAddress(), a -> new ArrayList<>(1)).add(entry);
         }
         entries.incrementAndGet();
-        if (entry.direction() != DmaDirection.TO_DEVICE) {
-            int overlap = activeCachelines.merge(cacheline(entry), 1, Integer::sum);
-            if (overlap > 1) {
-                report(entry.device(), "cacheline tracking EEXIST, overlapping mappings aren't supported");
-            }
-        }
+        return entry.direction() == DmaDirection.TO_DEVICE ? 0
+                : activeCachelines.merge(cacheline(entry), 1, Integer::sum);
     }
 
     private Entry checkUnmap(BusDevice device, Type type, long phys, long dmaAddress, long size,
             DmaDirection direction) {
-        Entry entry = bestFit(device, type, dmaAddress, size, direction);
+        Entry entry = takeBestFit(device, type, dmaAddress, size, direction);
         if (entry == null) {
             if (dmaAddress == DMA_MAPPING_ERROR) {
                 report(device, "device driver tries to free an invalid DMA memory address");
@@ -275,11 +274,15 @@ public final class DmaDebug implements BusListener {
                     + " [device address=0x%016x] [size=%d bytes] [mapped with %s] [unmapped with %s]", dmaAddress,
                     size, dirName(entry.direction()), dirName(direction)));
         }
+        entries.decrementAndGet();
+        if (entry.direction() != DmaDirection.TO_DEVICE) {
+            activeCachelines.computeIfPresent(cacheline(entry), (k, n) -> n == 1 ? null : n - 1);
+        }
         return entry;
     }
 
     /** The kernel's best fit among entries at the same device address: a perfect match, or the only one. */
-    private Entry bestFit(BusDevice device, Type type, long dmaAddress, long size, DmaDirection direction) {
+    private Entry takeBestFit(BusDevice device, Type type, long dmaAddress, long size, DmaDirection direction) {
         NavigableMap<Long, List<Entry>> map = byDevice.get(device);
         if (map == null) {
             return null;
@@ -306,6 +309,10 @@ public final class DmaDebug implements BusListener {
             if (best == null || (here.size() > 1 && !isPerfect(best, type, size, direction))) {
                 return null;
             }
+            here.remove(best);
+            if (here.isEmpty()) {
+                map.remove(dmaAddress);
+            }
             return best;
         }
     }
@@ -320,11 +327,6 @@ public final class DmaDebug implements BusListener {
             report(device, String.format("device driver tries to sync DMA memory it has not allocated"
                     + " [device address=0x%016x] [size=%d bytes]", dmaAddress, size));
             return;
-        }
-        if (dmaAddress - entry.dmaAddress() + size > entry.size()) {
-            report(device, String.format("device driver syncs DMA memory outside allocated range"
-                    + " [device address=0x%016x] [allocation size=%d bytes] [sync offset+size=%d]",
-                    entry.dmaAddress(), entry.size(), dmaAddress - entry.dmaAddress() + size));
         }
         if (entry.direction() == DmaDirection.BIDIRECTIONAL) {
             return;
@@ -346,29 +348,40 @@ public final class DmaDebug implements BusListener {
         }
     }
 
-    /**
-     * The mapping a sync falls in: the nearest one starting at or below the address that contains the whole
-     * range, else the nearest that contains its start (so that running past the end is reported as such).
-     */
+    /** The kernel's {@code containing_match}: the nearest mapping at or below the address holding the whole range. */
     private Entry containing(BusDevice device, long dmaAddress, long size) {
         NavigableMap<Long, List<Entry>> map = byDevice.get(device);
         if (map == null) {
             return null;
         }
         synchronized (map) {
-            Entry startsInside = null;
             for (var e : map.headMap(dmaAddress, true).descendingMap().entrySet()) {
                 for (Entry entry : e.getValue()) {
-                    long offset = dmaAddress - entry.dmaAddress();
-                    if (offset + size <= entry.size()) {
+                    if (dmaAddress - entry.dmaAddress() + size <= entry.size()) {
                         return entry;
-                    }
-                    if (startsInside == null && offset < entry.size()) {
-                        startsInside = entry;
                     }
                 }
             }
-            return startsInside;
+            return null;
+        }
+    }
+
+    /** A removed device's records go with it (the kernel would keep them, dangling). */
+    @Override
+    public void deviceRemoved(Device device) {
+        NavigableMap<Long, List<Entry>> map = byDevice.remove((BusDevice) device);
+        if (map == null) {
+            return;
+        }
+        synchronized (map) {
+            for (List<Entry> here : map.values()) {
+                for (Entry entry : here) {
+                    entries.decrementAndGet();
+                    if (entry.direction() != DmaDirection.TO_DEVICE) {
+                        activeCachelines.computeIfPresent(cacheline(entry), (k, n) -> n == 1 ? null : n - 1);
+                    }
+                }
+            }
         }
     }
 
@@ -396,12 +409,10 @@ public final class DmaDebug implements BusListener {
         }
         String filter = driverFilter;
         boolean all = allErrors;
-        int left = numErrors;
-        if ((filter.isEmpty() || filter.equals(device.driver())) && (all || left > 0)) {
+        int left = all ? 1 : numErrors.getAndUpdate(n -> n > 0 ? n - 1 : 0);
+        if ((filter.isEmpty() || filter.equals(device.driver())) && left > 0) {
             log.log(LogLevel.WARNING, line);
-        }
-        if (!all && left > 0) {
-            numErrors = left - 1;
+            taint.add(TaintFlag.WARN, "kernel", "WARN in kernel/dma/debug.c: " + what);
         }
     }
 

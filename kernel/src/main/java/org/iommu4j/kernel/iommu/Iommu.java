@@ -387,14 +387,19 @@ public final class Iommu implements BusListener {
      *
      * @param group the group
      * @param owner who claims it
-     * @throws IommuException {@link Errno#EBUSY} if someone else owns it already
+     * @throws IommuException {@link Errno#EPERM} if it has an owner already; {@link Errno#EBUSY} if a domain
+     *     other than its default one is attached
      */
     public void claimDmaOwner(Group group, Object owner) {
         lock.lock();
         try {
-            if (group.dmaOwner() != null && group.dmaOwner() != owner) {
-                throw new IommuException(Errno.EBUSY, "iommu group " + group.id() + " is owned by "
-                        + group.dmaOwner());
+            if (group.dmaOwner() != null) {
+                throw new IommuException(Errno.EPERM, "iommu group " + group.id() + " is owned by "
+                        + group.dmaOwner() + " already");
+            }
+            if (group.currentDomain() != group.defaultDomain()) {
+                throw new IommuException(Errno.EBUSY, "iommu group " + group.id() + " has a domain other than its"
+                        + " default attached");
             }
             group.setDmaOwner(owner);
             move(group, group.currentDomain(), coreDomain(group));

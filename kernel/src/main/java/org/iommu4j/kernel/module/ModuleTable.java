@@ -74,18 +74,22 @@ public final class ModuleTable {
         try {
             ModuleInfo info = provider.info();
             String name = ModuleInfo.normalizeName(info.name());
-            LoadedModule existing = modules.get(name);
-            if (existing != null) {
-                throw new IommuException(Errno.EEXIST, "Module " + name + " is already loaded (from "
-                        + existing.origin() + ")");
-            }
+            // load_module's order: the signature, then check_modinfo's taints, then the duplicate check, then
+            // the unsigned taint; a module refused later keeps the taint it already set
             if (!facts.signed() && host.commandLine().get("module.sig_enforce").map(v -> !v.equals("0")
                     && !v.equalsIgnoreCase("n")).orElse(false)) {
                 host.log().log(LogLevel.NOTICE, "Loading of unsigned module is rejected");
                 throw new IommuException(Errno.EKEYREJECTED, "Loading of unsigned module is rejected: " + name
                         + " is not signed by a trusted key and module.sig_enforce=1");
             }
-            List<TaintFlag> taints = taintFor(name, info, facts);
+            List<TaintFlag> taints = new java.util.ArrayList<>(3);
+            taintForModinfo(name, info, facts, taints);
+            LoadedModule existing = modules.get(name);
+            if (existing != null) {
+                throw new IommuException(Errno.EEXIST, "Module " + name + " is already loaded (from "
+                        + existing.origin() + ")");
+            }
+            taintForSignature(name, facts, taints);
             ModuleParameterSet params;
             try {
                 params = new ModuleParameterSet(name, info.parameters(),
@@ -131,13 +135,10 @@ public final class ModuleTable {
     }
 
     /**
-     * The taint {@code load_module} adds for what a module is, in the order a kernel prints it, before its
-     * parameters are parsed: a module refused for a bad parameter has tainted the kernel all the same.
-     *
-     * @return the flags, to record on the module once it exists
+     * The taint {@code check_modinfo} adds for what a module is (out-of-tree, licence), before the duplicate
+     * check and before its parameters are parsed: a module refused later has tainted the kernel all the same.
      */
-    private List<TaintFlag> taintFor(String name, ModuleInfo info, LoadFacts facts) {
-        List<TaintFlag> flags = new java.util.ArrayList<>(3);
+    private void taintForModinfo(String name, ModuleInfo info, LoadFacts facts, List<TaintFlag> flags) {
         if (!info.inTree()) {
             if (!host.taint().isSet(TaintFlag.OOT_MODULE)) {
                 host.log().log(LogLevel.WARNING, name + ": loading out-of-tree module taints kernel.");
@@ -152,6 +153,10 @@ public final class ModuleTable {
             host.taint().add(TaintFlag.PROPRIETARY_MODULE, name, "module license '" + info.license() + "'");
             flags.add(TaintFlag.PROPRIETARY_MODULE);
         }
+    }
+
+    /** The unsigned-module taint, which {@code load_module} adds once the module is known to be new. */
+    private void taintForSignature(String name, LoadFacts facts, List<TaintFlag> flags) {
         if (!facts.signed()) {
             if (!unsignedNoticed) {
                 unsignedNoticed = true;
@@ -161,7 +166,6 @@ public final class ModuleTable {
             host.taint().add(TaintFlag.UNSIGNED_MODULE, name, "unsigned module loaded from " + facts.origin());
             flags.add(TaintFlag.UNSIGNED_MODULE);
         }
-        return flags;
     }
 
     /**

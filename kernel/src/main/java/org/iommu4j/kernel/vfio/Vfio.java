@@ -80,6 +80,11 @@ public final class Vfio {
         return host;
     }
 
+    /** @return the kernel's own vfio_iommu_type1, whose accounting and limits only its containers get */
+    VfioIommuDriver type1Driver() {
+        return type1;
+    }
+
     /** {@code vfio_iommu_type1.dma_entry_limit} from the command line; a bad value keeps the default. */
     private static int dmaEntryLimit(Host host) {
         String raw = host.commandLine().get(DMA_ENTRY_LIMIT_PARAMETER).orElse("");
@@ -95,8 +100,8 @@ public final class Vfio {
     }
 
     /**
-     * @return how many DMA mappings one container may hold ({@code vfio_iommu_type1.dma_entry_limit}, 65535
-     *     unless the command line says otherwise); a map past it fails with {@link Errno#ENOSPC}
+     * @return how many DMA mappings one type 1 container may hold ({@code vfio_iommu_type1.dma_entry_limit},
+     *     65535 unless the command line says otherwise); a map past it fails with {@link Errno#ENOSPC}
      */
     public int dmaEntryLimit() {
         return dmaEntryLimit;

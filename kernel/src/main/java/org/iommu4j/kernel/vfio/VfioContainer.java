@@ -233,7 +233,9 @@ public final class VfioContainer implements AutoCloseable {
      * @throws IommuException {@link Errno#EINVAL} for bad arguments or no iommu type; {@link Errno#EEXIST}
      *     when the range overlaps a mapping; {@link Errno#EFAULT} for unmapped user memory; {@link Errno#EPERM}
      *     without the driver's capability; {@link Errno#ENOMEM} when {@code failslab} or the page allocator
-     *     fails; the driver's refusal. Nothing stays pinned or mapped on failure.
+     *     fails, or (type 1) when pinning would pass the caller's RLIMIT_MEMLOCK without CAP_IPC_LOCK;
+     *     {@link Errno#ENOSPC} (type 1) past {@code vfio_iommu_type1.dma_entry_limit}; the driver's refusal.
+     *     Nothing stays pinned or mapped on failure.
      */
     public VfioDmaMapping mapDma(UserProcess caller, long vaddr, long size, long iova, int prot) {
         lock.lock();
@@ -253,7 +255,8 @@ public final class VfioContainer implements AutoCloseable {
             if (iova != Vfio.ANY_IOVA) {
                 requireFree(iova, size);
             }
-            if (mappings.size() >= vfio.dmaEntryLimit()) {
+            boolean type1 = driver.driver() == vfio.type1Driver();
+            if (type1 && mappings.size() >= vfio.dmaEntryLimit()) {
                 throw new IommuException(Errno.ENOSPC, "VFIO_IOMMU_MAP_DMA: the container holds "
                         + mappings.size() + " mappings, the most vfio_iommu_type1.dma_entry_limit allows;"
                         + " unmap some or raise the limit");
@@ -262,7 +265,7 @@ public final class VfioContainer implements AutoCloseable {
                 throw new IommuException(Errno.ENOMEM, "VFIO_IOMMU_MAP_DMA: cannot allocate the mapping's record:"
                         + " out of memory");
             }
-            PinnedPages pages = pinWithinLimit(caller, vaddr, size);
+            PinnedPages pages = type1 ? pinWithinLimit(caller, vaddr, size) : caller.pin(vaddr, size);
             long at;
             try {
                 at = iommu.map(iova, pages, prot);

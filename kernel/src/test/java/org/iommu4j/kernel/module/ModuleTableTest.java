@@ -81,6 +81,25 @@ class ModuleTableTest {
     }
 
     @Test
+    void aDuplicateIsRefusedAfterItsModinfoTaintedAndAnUnsignedOneUnderEnforcementBeforeAnything() {
+        Host h = Host.builder().build();
+        h.modules().insert(outOfTree("wl", "GPL"), Map.of(), new LoadFacts("/opt/wl.jar", true));
+        assertThat(h.taint().flags()).containsExactly(TaintFlag.OOT_MODULE);
+        assertThatThrownBy(() -> h.modules().insert(outOfTree("wl", "Proprietary"), Map.of(),
+                new LoadFacts("/opt/wl2.jar", false)))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EEXIST);
+        assertThat(h.taint().isSet(TaintFlag.PROPRIETARY_MODULE)).isTrue();
+        assertThat(h.taint().isSet(TaintFlag.UNSIGNED_MODULE)).isFalse();
+
+        Host enforcing = Host.builder().commandLine("module.sig_enforce=1").build();
+        enforcing.modules().insert(outOfTree("wl", "GPL"), Map.of(), new LoadFacts("/opt/wl.jar", true));
+        assertThatThrownBy(() -> enforcing.modules().insert(outOfTree("wl", "Proprietary"), Map.of(),
+                new LoadFacts("/opt/wl2.jar", false)))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EKEYREJECTED);
+        assertThat(enforcing.taint().isSet(TaintFlag.PROPRIETARY_MODULE)).isFalse();
+    }
+
+    @Test
     void eachTaintMessageIsPrintedOnlyWhileItsFlagIsNotSetYet() {
         host.modules().insert(outOfTree("wl", "Proprietary"), Map.of(), new LoadFacts("/opt/wl.jar", false));
         host.modules().insert(outOfTree("nvidia", "NVIDIA"), Map.of(), new LoadFacts("/opt/nvidia.jar", false));

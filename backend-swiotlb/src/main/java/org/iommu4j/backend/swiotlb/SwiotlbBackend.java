@@ -46,7 +46,7 @@ final class SwiotlbBackend implements Backend {
         }
         this.dma = new SwiotlbDmaOps(kernel, pool, config.force());
         this.iommuOps = new SwiotlbIommuOps(slots, this::iommuEnabled);
-        this.vfio = new SwiotlbVfioDriver(kernel, pool, this::iommuEnabled, config.force());
+        this.vfio = new SwiotlbVfioDriver(kernel, pool, this::iommuEnabled, config.force(), slots);
         try {
             kernel.dma().setDefaultOps(dma);
             if (pool != null) {

@@ -1,8 +1,8 @@
 package org.iommu4j.backend.swiotlb;
 
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
-import java.util.function.LongSupplier;
 import org.iommu4j.api.BounceBufferPool;
 import org.iommu4j.api.BounceStats;
 import org.iommu4j.api.Device;
@@ -20,7 +20,9 @@ import org.iommu4j.api.PhysicalMemory;
  * each have their own lock; a CPU searches its own area first and then walks the others. The search and the
  * per-slot bookkeeping follow the kernel's: each slot keeps the original address it shadows, how much of
  * the allocation remains from it, and how many free slots follow it inside its segment; the first slot of a
- * mapping also keeps the mapping size, which an unmap must repeat.
+ * mapping also keeps the mapping size, which an unmap must repeat. Slots reserved as a VFIO bounce window
+ * ({@link #allocateWindow}) are marked as such: the DMA API cannot unmap or sync them, and a window release
+ * cannot free a DMA API mapping.
  *
  * <p>Map, unmap and sync allocate nothing and read or change slots only under their area's lock; bytes are
  * copied outside the lock. An unmap claims its mapping under the lock before it copies back, so of two
@@ -50,11 +52,15 @@ public final class SwiotlbPool implements BounceBufferPool {
     private final int[] list;
     private final int[] mapSize;
     private final boolean[] head;
+    /** Per slot: part of a VFIO bounce window, which has no original (its origAddr is meaningless). */
+    private final boolean[] window;
     private final AtomicLong used = new AtomicLong();
     private final AtomicLong hiwater = new AtomicLong();
     private final LongAdder toDevice = new LongAdder();
     private final LongAdder fromDevice = new LongAdder();
     private final Ratelimit fullWarnings;
+    /** dev_warn_once's flag: one per call site in the kernel, so one per pool here, whichever the device. */
+    private final AtomicBoolean invalidSizesWarned = new AtomicBoolean();
 
     /** An area: a lock, a search index and a count of used slots. */
     private static final class Area {
@@ -71,19 +77,6 @@ public final class SwiotlbPool implements BounceBufferPool {
      * @param nareas areas, a power of two
      */
     SwiotlbPool(KernelServices kernel, long start, int nslabs, int nareas) {
-        this(kernel, start, nslabs, nareas, kernel::uptimeNanos);
-    }
-
-    /**
-     * Lays a pool over memory that is already allocated.
-     *
-     * @param kernel the host's services (memory, CPU number, log)
-     * @param start first physical address, aligned to a page
-     * @param nslabs slots, a positive multiple of {@value #IO_TLB_SEGSIZE} times {@code nareas}
-     * @param nareas areas, a power of two
-     * @param clock nanoseconds, for the rate limit of the "swiotlb buffer is full" warning
-     */
-    SwiotlbPool(KernelServices kernel, long start, int nslabs, int nareas, LongSupplier clock) {
         if (nslabs <= 0 || nareas <= 0 || Integer.bitCount(nareas) != 1
                 || nslabs % (IO_TLB_SEGSIZE * nareas) != 0) {
             throw new IllegalArgumentException("pool of " + nslabs + " slots in " + nareas + " areas is invalid");
@@ -101,9 +94,12 @@ public final class SwiotlbPool implements BounceBufferPool {
         this.origAddr = new long[nslabs];
         this.allocSize = new int[nslabs];
         this.mapSize = new int[nslabs];
-        this.fullWarnings = new Ratelimit(Ratelimit.DEFAULT_INTERVAL_NANOS, Ratelimit.DEFAULT_BURST, clock);
+        // the host's clock; the kernel's __func__ for the full warning is the function that prints it
+        this.fullWarnings = new Ratelimit(Ratelimit.DEFAULT_INTERVAL_NANOS, Ratelimit.DEFAULT_BURST,
+                kernel::uptimeNanos, kernel.log(), "swiotlb_tbl_map_single");
         this.list = new int[nslabs];
         this.head = new boolean[nslabs];
+        this.window = new boolean[nslabs];
         for (int i = 0; i < nslabs; i++) {
             list[i] = IO_TLB_SEGSIZE - (i & (IO_TLB_SEGSIZE - 1));
             origAddr[i] = INVALID;
@@ -161,16 +157,25 @@ public final class SwiotlbPool implements BounceBufferPool {
         if (mappingSize > allocSizeBytes || mappingSize <= 0) {
             String message = String.format("Invalid sizes (mapping: %d bytes, alloc: %d bytes)", mappingSize,
                     allocSizeBytes);
-            kernel.log().log(LogLevel.WARNING, device, message);
+            // dev_warn_once: the first such call logs, whichever device makes it; every call is refused
+            if (invalidSizesWarned.compareAndSet(false, true)) {
+                kernel.log().log(LogLevel.WARNING, device, message);
+            }
             throw new DmaMappingException(Errno.EINVAL, message);
         }
         int offset = alignOffset(device, origPhys);
-        int index = findSlots(device, origPhys, mappingSize, allocSizeBytes + offset, allocAlignMask);
+        int index = findSlots(device, origPhys, false, mappingSize, allocSizeBytes + offset, allocAlignMask);
         if (index < 0) {
             throw full(device, allocSizeBytes);
         }
         long tlb = slotAddr(index) + offset;
-        bounce(device, tlb, mappingSize, true);
+        try {
+            bounce(device, tlb, mappingSize, true);
+        } catch (Throwable t) {
+            // the copy failed (an original outside memory): the caller gets no mapping, so no slot stays taken
+            abandon(index, offset);
+            throw t;
+        }
         return tlb;
     }
 
@@ -192,12 +197,19 @@ public final class SwiotlbPool implements BounceBufferPool {
         return start + ((long) index << IO_TLB_SHIFT);
     }
 
-    /** The kernel's {@code swiotlb_pool_find_slots}: the calling CPU's area first, then the others. */
-    private int findSlots(Device device, long orig, long mappingSize, long allocBytes, long allocAlignMask) {
+    /**
+     * The kernel's {@code swiotlb_pool_find_slots}: the calling CPU's area first, then the others.
+     *
+     * @param orig the original's physical address (any, 0 included) when {@code forWindow} is false
+     * @param forWindow whether the slots are a VFIO bounce window, which has no original: its slots must then
+     *     start on the alignment asked for, where a mapping's must match its original's low bits
+     */
+    private int findSlots(Device device, long orig, boolean forWindow, long mappingSize, long allocBytes,
+            long allocAlignMask) {
         int first = kernel.currentCpu() & (nareas - 1);
         int a = first;
         do {
-            int index = findInArea(device, a, orig, mappingSize, allocBytes, allocAlignMask);
+            int index = findInArea(device, a, orig, forWindow, mappingSize, allocBytes, allocAlignMask);
             if (index >= 0) {
                 return index;
             }
@@ -206,15 +218,19 @@ public final class SwiotlbPool implements BounceBufferPool {
         return -1;
     }
 
-    private int findInArea(Device device, int areaIndex, long orig, long mappingSize, long allocBytes,
-            long allocAlignMask) {
+    private int findInArea(Device device, int areaIndex, long orig, boolean forWindow, long mappingSize,
+            long allocBytes, long allocAlignMask) {
         Area area = areas[areaIndex];
         long boundaryMask = device.segmentBoundaryMask();
         long tblDmaAddr = start & boundaryMask;
         long maxSlots = (boundaryMask >>> IO_TLB_SHIFT) + 1;
         long alignMask = device.minAlignMask() | allocAlignMask;
         int nslots = nrSlots(allocBytes);
-        int offset = alignOffset(device, orig);
+        int offset = forWindow ? 0 : alignOffset(device, orig);
+        // the low bits the slot must have: a window's start on the alignment asked for; a mapping's, its
+        // original's. The kernel skips this check when orig_addr is 0, its "no original" (swiotlb_alloc);
+        // here "no original" is forWindow, so an original at physical address 0 is matched like any other
+        long wanted = forWindow ? 0 : orig;
         if (allocBytes >= PhysicalMemory.PAGE_SIZE) {
             alignMask |= PAGE_MASK_LOW;
         }
@@ -228,8 +244,7 @@ public final class SwiotlbPool implements BounceBufferPool {
             int index = area.index;
             for (int checked = 0; checked < areaSlabs; ) {
                 int slot = slotBase + index;
-                // with no original (orig 0: a VFIO window) the slot must still meet the alignment asked for
-                if (((tblDmaAddr + ((long) slot << IO_TLB_SHIFT)) & alignMask) != (orig & alignMask)) {
+                if (((tblDmaAddr + ((long) slot << IO_TLB_SHIFT)) & alignMask) != (wanted & alignMask)) {
                     index = wrap(index + 1);
                     checked++;
                     continue;
@@ -238,7 +253,8 @@ public final class SwiotlbPool implements BounceBufferPool {
                     for (int i = slot; i < slot + nslots; i++) {
                         list[i] = 0;
                         allocSize[i] = (int) (allocBytes - (offset + ((long) (i - slot) << IO_TLB_SHIFT)));
-                        origAddr[i] = orig + ((long) (i - slot) << IO_TLB_SHIFT);
+                        origAddr[i] = wanted + ((long) (i - slot) << IO_TLB_SHIFT);
+                        window[i] = forWindow;
                     }
                     mapSize[slot] = (int) mappingSize;
                     head[slot] = true;
@@ -274,7 +290,7 @@ public final class SwiotlbPool implements BounceBufferPool {
     public void unmap(Device device, long tlbAddr, long mappingSize, DmaDirection direction) {
         int index = slotOf(device, tlbAddr, "unmap");
         int offset = alignOffset(device, tlbAddr);
-        claim(index, device, tlbAddr, offset, "unmap", true, mappingSize);
+        claim(index, device, tlbAddr, offset, "unmap", false, mappingSize);
         try {
             if (direction.fromDevice()) {
                 bounce(device, tlbAddr, mappingSize, false);
@@ -306,26 +322,39 @@ public final class SwiotlbPool implements BounceBufferPool {
      * Takes the live mapping that starts at {@code tlbAddr} out of reach of any other unmap, under its area's
      * lock: its slots stay reserved (and readable by {@link #bounce}) until {@link #release}.
      *
-     * @param checkSize whether {@code mappingSize} must be the size that was mapped
-     * @param mappingSize the size the caller says it mapped
+     * @param forWindow whether the caller releases a VFIO bounce window (else it unmaps a DMA API mapping)
+     * @param mappingSize the size the caller says it mapped, which must be the size that was mapped
      * @throws IommuException EINVAL, with nothing changed, for an address that is not the start of a live
-     *     mapping, or a mapping size other than the one mapped
+     *     mapping of the kind the caller releases, or a mapping size other than the one mapped
      */
-    private void claim(int index, Device device, long tlbAddr, int offset, String what, boolean checkSize,
+    private void claim(int index, Device device, long tlbAddr, int offset, String what, boolean forWindow,
             long mappingSize) {
         synchronized (areaOf(index)) {
             if (origAddr[index] == INVALID || !head[index] || ((tlbAddr - start) & (IO_TLB_SIZE - 1)) != offset
-                    || alignOffset(device, origAddr[index]) != offset) {
+                    || (!window[index] && alignOffset(device, origAddr[index]) != offset)) {
                 throw new IommuException(Errno.EINVAL, String.format("swiotlb: %s of 0x%x, which is not the start"
                         + " of a live bounce mapping; nothing was changed", what, tlbAddr));
             }
-            if (checkSize && mappingSize != mapSize[index]) {
+            if (window[index] != forWindow) {
+                throw new IommuException(Errno.EINVAL, String.format("swiotlb: %s of 0x%x, which is %s; nothing"
+                        + " was changed", what, tlbAddr, window[index] ? "a VFIO bounce window, not a DMA API"
+                        + " mapping" : "a DMA API mapping, not a VFIO bounce window"));
+            }
+            if (mappingSize != mapSize[index]) {
                 throw new IommuException(Errno.EINVAL, String.format("swiotlb: %s of 0x%x with size %d, but %d"
                         + " bytes were mapped there; nothing was unmapped", what, tlbAddr, mappingSize,
                         mapSize[index]));
             }
             head[index] = false;
         }
+    }
+
+    /** Gives back the slots of a mapping that was never handed out (its first copy failed). */
+    private void abandon(int index, int offset) {
+        synchronized (areaOf(index)) {
+            head[index] = false;
+        }
+        release(index, offset);
     }
 
     /**
@@ -342,6 +371,7 @@ public final class SwiotlbPool implements BounceBufferPool {
                 list[i] = ++count;
                 origAddr[i] = INVALID;
                 allocSize[i] = 0;
+                window[i] = false;
             }
             mapSize[index] = 0;
             for (int i = index - 1; i >= 0 && (i & (IO_TLB_SEGSIZE - 1)) != IO_TLB_SEGSIZE - 1 && list[i] != 0; i--) {
@@ -378,13 +408,20 @@ public final class SwiotlbPool implements BounceBufferPool {
         int index = (int) ((tlbAddr - start) >>> IO_TLB_SHIFT);
         long orig;
         long remaining;
+        boolean inWindow;
         synchronized (areaOf(index)) {
             orig = origAddr[index];
             remaining = allocSize[index];
+            inWindow = window[index];
         }
         if (orig == INVALID) {
             throw new IommuException(Errno.EINVAL, String.format("swiotlb: sync of 0x%x, which is not mapped",
                     tlbAddr));
+        }
+        if (inWindow) {
+            // a window has no original to copy to or from: its owner, the SWIOTLB-IOMMU, syncs it
+            throw new IommuException(Errno.EINVAL, String.format("swiotlb: sync of 0x%x, which is in a VFIO bounce"
+                    + " window, not a DMA API mapping; the window is synced through its VFIO container", tlbAddr));
         }
         int tlbOffset = (int) (tlbAddr & (IO_TLB_SIZE - 1));
         int origOffset = alignOffset(device, orig);
@@ -426,7 +463,7 @@ public final class SwiotlbPool implements BounceBufferPool {
      * @return the window's physical address
      */
     long allocateWindow(Device device, long size) {
-        int index = findSlots(device, 0, size, size, PAGE_MASK_LOW);
+        int index = findSlots(device, 0, true, size, size, PAGE_MASK_LOW);
         if (index < 0) {
             throw full(device, size);
         }
@@ -437,11 +474,14 @@ public final class SwiotlbPool implements BounceBufferPool {
      * Returns a window {@link #allocateWindow} reserved.
      *
      * @param device the device
-     * @param window the window's address
+     * @param windowAddr the window's address
+     * @param size the window's size, as it was allocated
+     * @throws IommuException EINVAL, with nothing released, for an address that is not a live window's start
+     *     or a size other than the window's: the SWIOTLB-IOMMU's bookkeeping and the pool's disagree
      */
-    void releaseWindow(Device device, long window) {
-        int index = slotOf(device, window, "release");
-        claim(index, device, window, 0, "release", false, 0);
+    void releaseWindow(Device device, long windowAddr, long size) {
+        int index = slotOf(device, windowAddr, "release");
+        claim(index, device, windowAddr, 0, "release", true, size);
         release(index, 0);
     }
 

@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.function.BooleanSupplier;
 import org.iommu4j.api.Device;
 import org.iommu4j.api.Errno;
@@ -11,6 +12,7 @@ import org.iommu4j.api.IommuException;
 import org.iommu4j.api.IommuGroup;
 import org.iommu4j.api.KernelServices;
 import org.iommu4j.api.LogLevel;
+import org.iommu4j.api.PciSlotList;
 import org.iommu4j.api.PhysicalMemory;
 import org.iommu4j.api.PinnedPages;
 import org.iommu4j.api.Vfio;
@@ -25,18 +27,25 @@ import org.iommu4j.api.VfioIommuDriver;
  * in the swiotlb pool, and the user must sync the window explicitly ({@code syncForCpu} after the device
  * wrote, {@code syncForDevice} after the CPU wrote) — the cost of bouncing, visible. Each bounced mapping is
  * logged and counted. No isolation: CAP_SYS_RAWIO at every step, and the VFIO core taints.
+ *
+ * <p>Its groups come from {@link SwiotlbIommuOps} (the bus's iommu ops claim the assigned devices), not from
+ * {@link #provideGroup}: this driver provides none. When vfio-pci is bound to a device that has no group, the
+ * VFIO core asks it {@link #noGroupReason} and puts the answer in the bind failure.
  */
 final class SwiotlbVfioDriver implements VfioIommuDriver {
     private final KernelServices kernel;
     private final SwiotlbPool pool;
     private final BooleanSupplier enabled;
     private final boolean force;
+    private final PciSlotList slots;
 
-    SwiotlbVfioDriver(KernelServices kernel, SwiotlbPool pool, BooleanSupplier enabled, boolean force) {
+    SwiotlbVfioDriver(KernelServices kernel, SwiotlbPool pool, BooleanSupplier enabled, boolean force,
+            PciSlotList slots) {
         this.kernel = kernel;
         this.pool = pool;
         this.enabled = enabled;
         this.force = force;
+        this.slots = slots;
     }
 
     @Override
@@ -52,6 +61,36 @@ final class SwiotlbVfioDriver implements VfioIommuDriver {
     @Override
     public boolean isolating() {
         return false;
+    }
+
+    /**
+     * Names what would give the device a SWIOTLB-IOMMU group: the unsafe opt-in, assigning the device, or both.
+     * Nothing for a device that is not on PCI (the SWIOTLB-IOMMU claims PCI devices only), nor for one that is
+     * assigned while the opt-in is on, whose missing group this driver cannot explain.
+     */
+    @Override
+    public Optional<String> noGroupReason(Device device) {
+        if (device.pciAddress().isEmpty()) {
+            return Optional.empty();
+        }
+        String module = kernel.moduleName();
+        boolean assigned = slots.covers(device);
+        String optIn = module + "." + SwiotlbProvider.ENABLE_IOMMU + "=1";
+        String assign = String.format("%s.hide=(%s) or by writing %s to %s's new_slot", module, device.name(),
+                device.name(), module);
+        if (enabled.getAsBoolean()) {
+            return assigned ? Optional.empty() : Optional.of(String.format("%s is not assigned to the SWIOTLB-IOMMU"
+                    + " of %s: assign it with %s to give it an unsafe SWIOTLB-IOMMU group", device.name(), module,
+                    assign));
+        }
+        if (assigned) {
+            return Optional.of(String.format("%s is loaded and %s is assigned to it, but its %s is off: set %s to"
+                    + " give assigned devices unsafe SWIOTLB-IOMMU groups", module, device.name(),
+                    SwiotlbProvider.ENABLE_IOMMU, optIn));
+        }
+        return Optional.of(String.format("%s is loaded, but its %s is off and %s is not assigned to it: set %s and"
+                + " assign the device with %s to give it an unsafe SWIOTLB-IOMMU group", module,
+                SwiotlbProvider.ENABLE_IOMMU, device.name(), optIn, assign));
     }
 
     @Override
@@ -133,11 +172,16 @@ final class SwiotlbVfioDriver implements VfioIommuDriver {
             }
             long window = pool.allocateWindow(device, pages.length());
             if (!reachableByAll(window, pages.length())) {
-                pool.releaseWindow(device, window);
+                pool.releaseWindow(device, window, pages.length());
                 throw new IommuException(Errno.EIO, String.format("swiotlb addr 0x%016x+%d overflow (mask %x, bus"
                         + " limit %x).", window, pages.length(), device.dmaMask(), device.busDmaLimit()));
             }
-            copy(pages, window, 0, pages.length(), true);
+            try {
+                copy(pages, window, 0, pages.length(), true);
+            } catch (Throwable t) {
+                pool.releaseWindow(device, window, pages.length());
+                throw t;
+            }
             windows.put(window, device);
             kernel.log().log(LogLevel.INFO, String.format("vfio: bounced vaddr 0x%x+0x%x through 0x%x (%s); sync"
                     + " it around every DMA", pages.vaddr(), pages.length(), window, why));
@@ -167,10 +211,13 @@ final class SwiotlbVfioDriver implements VfioIommuDriver {
             if (device == null) {
                 return;
             }
-            if (mapping.direction().fromDevice()) {
-                copy(mapping.pages(), mapping.iova(), 0, mapping.size(), false);
+            try {
+                if (mapping.direction().fromDevice()) {
+                    copy(mapping.pages(), mapping.iova(), 0, mapping.size(), false);
+                }
+            } finally {
+                pool.releaseWindow(device, mapping.iova(), mapping.size());
             }
-            pool.releaseWindow(device, mapping.iova());
         }
 
         @Override

@@ -52,6 +52,18 @@ class SwiotlbDmaTest {
         }
 
         @Test
+        void aBounceWhoseCopyFailsIsRefusedAndKeepsNoSlot() {
+            // a buffer that runs past the end of memory: out of the narrow device's reach, so it is bounced,
+            // and the copy into the bounce slot faults
+            long end = host.memory().size();
+            assertThatThrownBy(() -> host.dma().map(narrow, end - 100, 6000, DmaDirection.TO_DEVICE))
+                    .isInstanceOf(IommuException.class)
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EFAULT);
+            assertThat(swiotlb.pool().stats().usedSlots()).isZero();
+            assertThat(swiotlb.attribute("io_tlb_used")).isEqualTo("0");
+        }
+
+        @Test
         void toDeviceIsCopiedAtMapSoTheNarrowDeviceReadsTheRightBytes() {
             byte[] data = pattern(5000, 1);
             host.memory().write(HIGH + 100, data, 0, data.length);

@@ -176,6 +176,50 @@ class SwiotlbIommuTest {
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EPERM);
     }
 
+    private static final String PROBE_FAILED = "vfio-pci %s: probe with driver vfio-pci failed with error -22: the"
+            + " device has no iommu group; ";
+
+    @Test
+    void aBindToAnAssignedDeviceWithTheOptInOffNamesTheOptIn() {
+        SwiotlbFixture swiotlb = load(false);
+        assertThatThrownBy(() -> host.vfio().bind(NIC))
+                .isInstanceOf(IommuException.class)
+                .hasMessage(String.format(PROBE_FAILED, NIC) + "swiotlb is loaded and 0000:06:0d.0 is assigned to"
+                        + " it, but its enable_unsafe_swiotlb_iommu is off: set swiotlb.enable_unsafe_swiotlb_iommu=1"
+                        + " to give assigned devices unsafe SWIOTLB-IOMMU groups")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+
+        swiotlb.module.parameters().set(SwiotlbProvider.ENABLE_IOMMU, "1");
+        host.vfio().bind(NIC);
+        assertThat(host.pci(NIC).group()).isNotNull();
+    }
+
+    @Test
+    void aBindToAnUnassignedDeviceNamesHideAndNewSlot() {
+        SwiotlbFixture swiotlb = load(true);
+        String dev = "0000:08:00.0";
+        assertThatThrownBy(() -> host.vfio().bind(dev))
+                .isInstanceOf(IommuException.class)
+                .hasMessage(String.format(PROBE_FAILED, dev) + "0000:08:00.0 is not assigned to the SWIOTLB-IOMMU of"
+                        + " swiotlb: assign it with swiotlb.hide=(0000:08:00.0) or by writing 0000:08:00.0 to"
+                        + " swiotlb's new_slot to give it an unsafe SWIOTLB-IOMMU group");
+
+        swiotlb.write("new_slot", dev);
+        host.vfio().bind(dev);
+        assertThat(host.pci(dev).group()).isNotNull();
+    }
+
+    @Test
+    void aBindToAnUnassignedDeviceWithTheOptInOffNamesBoth() {
+        load(false);
+        assertThatThrownBy(() -> host.vfio().bind("0000:08:00.0"))
+                .hasMessage(String.format(PROBE_FAILED, "0000:08:00.0") + "swiotlb is loaded, but its"
+                        + " enable_unsafe_swiotlb_iommu is off and 0000:08:00.0 is not assigned to it: set"
+                        + " swiotlb.enable_unsafe_swiotlb_iommu=1 and assign the device with"
+                        + " swiotlb.hide=(0000:08:00.0) or by writing 0000:08:00.0 to swiotlb's new_slot to give it"
+                        + " an unsafe SWIOTLB-IOMMU group");
+    }
+
     @Test
     void unassigningADeviceVfioHoldsIsRefusedAndNothingChanges() {
         SwiotlbFixture swiotlb = load(true);

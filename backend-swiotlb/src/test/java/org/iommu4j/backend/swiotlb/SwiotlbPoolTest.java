@@ -3,6 +3,8 @@ package org.iommu4j.backend.swiotlb;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 import org.iommu4j.api.BounceStats;
@@ -10,12 +12,9 @@ import org.iommu4j.api.DmaDirection;
 import org.iommu4j.api.DmaMappingException;
 import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuException;
-import org.iommu4j.api.KernelServices;
-import org.iommu4j.api.PageAllocator;
 import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.bus.PciDevice;
 import org.iommu4j.kernel.bus.PciDeviceSpec;
-import org.iommu4j.kernel.module.ModuleServices;
 import org.junit.jupiter.api.Test;
 
 class SwiotlbPoolTest {
@@ -187,14 +186,12 @@ class SwiotlbPoolTest {
     }
 
     @Test
-    void theFullWarningComesInBurstsOfTenPerFiveSecondsOfTheClock() {
-        // the api gives a backend no clock of the host's, so the pool is handed the host's clock here directly
+    void theFullWarningComesInBurstsOfTenPerFiveSecondsOfTheHostsClockAndCountsWhatItSuppressed() {
+        // the host's clock reaches the pool as production wires it: KernelServices.uptimeNanos
         AtomicLong now = new AtomicLong(7_000_000_000L);
         Host clocked = Host.builder().clock(now::get).pciDevice(PciDeviceSpec.of("0000:06:0d.0")).build();
-        SwiotlbFixture loaded = new SwiotlbFixture(clocked, Map.of("nslabs", "512", "nareas", "1"));
-        KernelServices kernel = new ModuleServices(clocked, loaded.module);
-        long start = kernel.pageAllocator().allocateContiguous(64, PageAllocator.NO_LIMIT);
-        SwiotlbPool small = new SwiotlbPool(kernel, start, 128, 1, now::get);
+        SwiotlbPool small = new SwiotlbFixture(clocked, Map.of("nslabs", "128", "nareas", "1")).pool();
+        assertThat(small.nslabs()).isEqualTo(128);
         PciDevice nic = clocked.pci("0000:06:0d.0");
         small.map(nic, 0x1000_0000L, 262144, 262144, 0, DmaDirection.TO_DEVICE);
         String line = "pci 0000:06:0d.0: swiotlb buffer is full (sz: 2048 bytes), total 128 (slots), used 128 (slots)";
@@ -207,12 +204,119 @@ class SwiotlbPoolTest {
         }
         assertThat(clocked.log().messages()).filteredOn(line::equals).hasSize(10);
         refused.run(); // the 11th, 1 s into the window
+        refused.run(); // the 12th
         now.set(7_000_000_000L + 5_000_000_000L);
         refused.run(); // exactly 5 s: still the same window
         assertThat(clocked.log().messages()).filteredOn(line::equals).hasSize(10);
+        assertThat(clocked.log().messages()).noneMatch(m -> m.contains("callbacks suppressed"));
         now.incrementAndGet();
-        refused.run(); // past 5 s: a new window
-        assertThat(clocked.log().messages()).filteredOn(line::equals).hasSize(11);
+        refused.run(); // past 5 s: a new window, which first reports the three it suppressed
+        List<String> messages = clocked.log().messages();
+        assertThat(messages).filteredOn(line::equals).hasSize(11);
+        assertThat(messages.subList(messages.size() - 2, messages.size()))
+                .containsExactly("swiotlb_tbl_map_single: 3 callbacks suppressed", line);
+        now.addAndGet(6_000_000_000L);
+        refused.run(); // a window after one with nothing suppressed: no count
+        assertThat(clocked.log().messages()).filteredOn(m -> m.contains("callbacks suppressed")).hasSize(1);
+        assertThat(clocked.log().messages()).filteredOn(line::equals).hasSize(12);
+    }
+
+    @Test
+    void invalidSizesAreRefusedEveryTimeButWarnedOnceForThePoolWhicheverTheDevice() {
+        PciDevice other = host.pci("0000:07:00.0");
+        for (PciDevice d : List.of(dev, dev, other)) {
+            assertThatThrownBy(() -> pool.map(d, 0x10_0000L, 4096, 2048, 0, DmaDirection.TO_DEVICE))
+                    .isInstanceOf(DmaMappingException.class)
+                    .hasMessage("Invalid sizes (mapping: 4096 bytes, alloc: 2048 bytes)");
+        }
+        // dev_warn_once keeps one flag at its call site: the first device's line is the only one
+        assertThat(host.log().messages()).filteredOn(m -> m.contains("Invalid sizes")).containsExactly(
+                "pci 0000:06:0d.0: Invalid sizes (mapping: 4096 bytes, alloc: 2048 bytes)");
+        assertThat(pool.stats().usedSlots()).isZero();
+    }
+
+    @Test
+    void anOriginalAtPhysicalAddressZeroIsAnOriginalLikeAnyOther() {
+        // the page allocator never hands out the first 1 MiB (firmware's), but the DMA API takes any address
+        PciDevice aligned = host.pci("0000:07:00.0"); // min_align_mask 0xfff
+        pool.map(dev, 0x1000, 2048, 2048, 0, DmaDirection.TO_DEVICE); // shift the search index by one slot
+        byte[] low = new byte[300];
+        for (int i = 0; i < low.length; i++) {
+            low[i] = (byte) (i * 7 + 3);
+        }
+        host.memory().write(0, low, 0, low.length);
+
+        long tlb = pool.map(aligned, 0, 300, 300, 0, DmaDirection.BIDIRECTIONAL);
+
+        assertThat(tlb & 0xfff).isZero(); // the original's low bits, kept for the device's min_align_mask
+        assertThat(aligned.dmaRead(tlb, 300)).isEqualTo(low);
+        aligned.dmaWrite(tlb + 10, "back".getBytes());
+        pool.syncForCpu(aligned, tlb, 300, DmaDirection.BIDIRECTIONAL);
+        byte[] back = new byte[4];
+        host.memory().read(10, back, 0, 4);
+        assertThat(back).asString().isEqualTo("back");
+        assertThatThrownBy(() -> pool.releaseWindow(aligned, tlb, 300))
+                .hasMessage(String.format("swiotlb: release of 0x%x, which is a DMA API mapping, not a VFIO bounce"
+                        + " window; nothing was changed", tlb));
+        pool.unmap(aligned, tlb, 300, DmaDirection.BIDIRECTIONAL);
+        assertThat(pool.stats().usedSlots()).isEqualTo(1);
+    }
+
+    @Test
+    void aVfioWindowHasNoOriginalSoTheDmaApiNeitherSyncsNorUnmapsIt() {
+        byte[] low = new byte[100];
+        Arrays.fill(low, (byte) 0x11);
+        host.memory().write(0, low, 0, low.length);
+        long window = pool.allocateWindow(dev, 3 * 4096);
+        assertThat(window & 0xfff).isZero();
+        host.memory().fill(window, 3 * 4096, (byte) 0x55);
+
+        assertThatThrownBy(() -> pool.syncForCpu(dev, window, 100, DmaDirection.FROM_DEVICE))
+                .isInstanceOf(IommuException.class)
+                .hasMessage(String.format("swiotlb: sync of 0x%x, which is in a VFIO bounce window, not a DMA API"
+                        + " mapping; the window is synced through its VFIO container", window));
+        assertThatThrownBy(() -> pool.syncForCpu(dev, window + 4096, 100, DmaDirection.FROM_DEVICE))
+                .hasMessageContaining("which is in a VFIO bounce window");
+        assertThatThrownBy(() -> pool.unmap(dev, window, 3 * 4096, DmaDirection.FROM_DEVICE))
+                .hasMessage(String.format("swiotlb: unmap of 0x%x, which is a VFIO bounce window, not a DMA API"
+                        + " mapping; nothing was changed", window));
+        byte[] now = new byte[100];
+        host.memory().read(0, now, 0, now.length);
+        assertThat(now).containsOnly(0x11); // nothing was copied to physical address 0
+        assertThat(pool.stats().usedSlots()).isEqualTo(6);
+        assertThat(pool.stats().bytesFromDevice()).isZero();
+
+        pool.releaseWindow(dev, window, 3 * 4096);
+        assertThat(pool.stats().usedSlots()).isZero();
+    }
+
+    @Test
+    void releasingAWindowWithAnotherSizeThanItsOwnIsRefusedAndReleasesNothing() {
+        // the VFIO core hands back the mapping it recorded, so only a bookkeeping bug could get here
+        long window = pool.allocateWindow(dev, 2 * 4096);
+        assertThatThrownBy(() -> pool.releaseWindow(dev, window, 4096))
+                .isInstanceOf(IommuException.class)
+                .hasMessage(String.format("swiotlb: release of 0x%x with size 4096, but 8192 bytes were mapped"
+                        + " there; nothing was unmapped", window))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+        assertThat(pool.stats().usedSlots()).isEqualTo(4);
+        pool.releaseWindow(dev, window, 2 * 4096);
+        assertThat(pool.stats().usedSlots()).isZero();
+    }
+
+    @Test
+    void aMappingWhoseFirstCopyFailsGivesItsSlotsBack() {
+        long end = host.memory().size();
+        assertThatThrownBy(() -> pool.map(dev, end - 100, 4096, 4096, 0, DmaDirection.TO_DEVICE))
+                .isInstanceOf(IommuException.class)
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EFAULT);
+        assertThat(pool.stats().usedSlots()).isZero();
+        assertThat(pool.stats().bytesToDevice()).isZero();
+        // the slots are free again, in their lists too: every segment still takes a whole-segment mapping
+        for (int i = 0; i < 4; i++) {
+            pool.map(dev, 0x10_0000L, 262144, 262144, 0, DmaDirection.TO_DEVICE);
+        }
+        assertThat(pool.stats().usedSlots()).isEqualTo(512);
     }
 
     @Test

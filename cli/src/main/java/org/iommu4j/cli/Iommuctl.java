@@ -63,6 +63,12 @@ public final class Iommuctl implements Runnable {
             if (message == null) {
                 message = e.getClass().getSimpleName();
             }
+            if (e instanceof HostOptions.BadCommandLine) {
+                // Bad usage, said like the parser's errors: what is wrong, and where the help is.
+                at.getErr().println(at.getCommandSpec().qualifiedName() + ": " + oneLine(message) + " (see '"
+                        + at.getCommandSpec().qualifiedName() + " --help')");
+                return 2;
+            }
             at.getErr().println(at.getCommandSpec().qualifiedName() + ": " + oneLine(message));
             return e instanceof Scenario.Malformed ? 2 : 1;
         });

@@ -30,6 +30,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 /** Every command run in-process: its output, its errors and its exit code. */
 class IommuctlTest {
     private static final Path SCENARIOS = Path.of("..", "examples", "scenarios");
+    private static final Path README = Path.of("..", "README.md");
 
     /** One run of iommuctl. */
     record Run(int code, String out, String err) {
@@ -103,6 +104,51 @@ class IommuctlTest {
                     .contains("process wrote a 64-byte packet; the device read it intact")
                     .contains("CORRUPTED the other process's memory")
                     .contains("(U by noiommu: vfio-noiommu group for 0000:06:0d.0)");
+        }
+
+        @Test
+        void xenOpensTheContainerWithoutCapSysRawioBecauseTheHypervisorIsolates() {
+            Run r = iommuctl("demo", "--backend", "xen");
+            assertThat(r.code()).isZero();
+            assertThat(r.err()).isEmpty();
+            assertThat(r.out()).containsPattern("\n  container: VFIO_TYPE1v2_IOMMU\\(3\\) via vfio-iommu-type1,"
+                    + " opened by iommu-demo:\\d+ without CAP_SYS_RAWIO: the hypervisor isolates, so no privilege is"
+                    + " needed\n")
+                    .doesNotContain("with CAP_SYS_RAWIO")
+                    .contains("device wrote a 64-byte packet; the process read it intact")
+                    .contains("FAULTED, nothing written");
+            // A group without isolation still needs the privilege, and the demo says it has it.
+            assertThat(iommuctl("demo", "--backend", "swiotlb", "--unsafe").out())
+                    .containsPattern("opened by iommu-demo:\\d+ with CAP_SYS_RAWIO\n");
+        }
+
+        @Test
+        void theReadmeShowsTheRealOutputOfDemoUnsafe() throws IOException {
+            List<String> readme = Files.readAllLines(README, StandardCharsets.UTF_8);
+            int command = readme.indexOf("$ ./iommuctl demo --unsafe");
+            assertThat(command).as("README.md has a line '$ ./iommuctl demo --unsafe'").isNotNegative();
+            // The output follows the command in the same fenced block, or opens the next block.
+            int from = command + 1;
+            if (command == 0 || !readme.get(command - 1).startsWith("```")) {
+                while (from < readme.size() && readme.get(from).isBlank()) {
+                    from++;
+                }
+                assertThat(from).as("a fenced block follows the command").isLessThan(readme.size());
+                assertThat(readme.get(from)).startsWith("```");
+                from++;
+            }
+            int to = from;
+            while (to < readme.size() && !readme.get(to).startsWith("```")) {
+                to++;
+            }
+            assertThat(to).as("the block is closed").isLessThan(readme.size());
+            String shown = String.join("\n", readme.subList(from, to));
+
+            Run r = iommuctl("demo", "--unsafe");
+            assertThat(r.code()).isZero();
+            assertThat(r.err()).isEmpty();
+            String output = r.out().endsWith("\n") ? r.out().substring(0, r.out().length() - 1) : r.out();
+            assertThat(shown).as("the block after '$ ./iommuctl demo --unsafe' in README.md").isEqualTo(output);
         }
 
         @ParameterizedTest
@@ -267,6 +313,62 @@ class IommuctlTest {
         assertOneLine(badDevice.err());
         assertThat(iommuctl("taint", "--bogus").code()).isEqualTo(2);
         assertThat(iommuctl("dmesg", "--load", "intel-iommu").code()).isEqualTo(1);
+    }
+
+    static Stream<org.junit.jupiter.params.provider.Arguments> malformedCommandLines() {
+        return Stream.of(
+                org.junit.jupiter.params.provider.Arguments.of("taint", "xen", "xen.hide=(0000:06:0d.0",
+                        "invalid kernel command line word 'xen.hide=(0000:06:0d.0': a '(' is not closed"),
+                org.junit.jupiter.params.provider.Arguments.of("groups", "xen", "xen.hide=0000:06:0d.0)",
+                        "invalid kernel command line word 'xen.hide=0000:06:0d.0)': a ')' closes no '('"),
+                org.junit.jupiter.params.provider.Arguments.of("dmesg", "noiommu",
+                        "noiommu.enable_unsafe_noiommu_mode=\"1", "invalid kernel command line word"
+                                + " 'noiommu.enable_unsafe_noiommu_mode=\"1': a quote is not closed"),
+                org.junit.jupiter.params.provider.Arguments.of("taint", "noiommu",
+                        "noiommu.enable_unsafe_noiommu_mode=banana", "invalid value 'banana' for bool parameter"
+                                + " noiommu.enable_unsafe_noiommu_mode: expected one of"),
+                org.junit.jupiter.params.provider.Arguments.of("groups", "noiommu", "noiommu.bogus=1",
+                        "noiommu: Unknown parameter `bogus'; valid parameters:"));
+    }
+
+    @ParameterizedTest(name = "{0} --cmdline {2}")
+    @MethodSource("malformedCommandLines")
+    void aMalformedCommandLineIsBadUsageOnOneLine(String command, String backend, String line, String error) {
+        Run r = iommuctl(command, "--load", backend, "--cmdline", line);
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.out()).isEmpty();
+        assertOneLine(r.err());
+        assertThat(r.err()).startsWith("iommuctl " + command + ": bad --cmdline: " + error)
+                .endsWith(" (see 'iommuctl " + command + " --help')\n");
+        assertThat(iommuctl(command, "--json", "--load", backend, "--cmdline", line).code()).isEqualTo(2);
+        // Without a backend to read it, a malformed line is still malformed.
+        if (error.startsWith("invalid kernel command line word")) {
+            assertThat(iommuctl(command, "--cmdline", line).code()).isEqualTo(2);
+        }
+    }
+
+    @Test
+    void aWellFormedCommandLineThatABackendsInitRejectsIsAFailedLoad() {
+        // As modprobe's "Invalid argument" from a module's init: the line parses, the operation fails.
+        Run r = iommuctl("groups", "--load", "xen", "--cmdline", "xen.hide=(zz)");
+        assertThat(r.code()).isEqualTo(1);
+        assertThat(r.err()).isEqualTo("iommuctl groups: EINVAL: Error parsing pci_devs_to_hide at \"(zz)\"\n");
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"groups", "taint", "dmesg"})
+    void anUnknownBackendToLoadFailsListingTheAvailableNamesAndTheSearchedPlaces(String command,
+            @TempDir Path plugins) {
+        Run r = iommuctl(command, "--load", "intel-iommu");
+        assertThat(r.code()).isEqualTo(1);
+        assertThat(r.out()).isEmpty();
+        assertThat(r.err()).isEqualTo("iommuctl " + command + ": ENOENT: No backend named 'intel-iommu'. Available:"
+                + " [noiommu, swiotlb, xen]. Searched: [class path]\n");
+        Run withPlugins = iommuctl(command, "--plugin-dir", plugins.toString(), "--load", "intel-iommu",
+                "--cmdline", "noiommu.enable_unsafe_noiommu_mode=1");
+        assertThat(withPlugins.code()).isEqualTo(1);
+        assertThat(withPlugins.err()).isEqualTo("iommuctl " + command + ": ENOENT: No backend named 'intel-iommu'."
+                + " Available: [noiommu, swiotlb, xen]. Searched: [class path, " + plugins + "]\n");
     }
 
     private static String[] concat(String first, String... rest) {

@@ -1,6 +1,8 @@
 package org.iommu4j.backend.xen;
 
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import org.iommu4j.api.Backend;
 import org.iommu4j.api.BounceBufferPool;
 import org.iommu4j.api.BusListener;
@@ -16,10 +18,13 @@ import org.iommu4j.api.PciSlotPattern;
 import org.iommu4j.api.PhysicalMemory;
 
 /**
- * The running xen module. At start it makes swiotlb's pool machine-contiguous segment by segment
- * ({@code xen_swiotlb_fixup}), installs xen-swiotlb as every PCI device's DMA ops and registers the guest's
- * IOMMU driver, which puts every PCI device behind the hypervisor's IOMMU: the guest's own in its DMA context,
- * every other one blocked.
+ * The running xen module. At start it registers the guest's IOMMU driver, which puts every PCI device behind the
+ * hypervisor's IOMMU: the guest's own in its DMA context, every other one blocked (each logged once as its
+ * blocked group is made). Only then, so that a refused registration leaves nothing done, does it make swiotlb's
+ * pool machine-contiguous segment by segment ({@code xen_swiotlb_fixup}) and install xen-swiotlb as every PCI
+ * device's DMA ops. The PCI bus cannot have two IOMMU drivers: with the SWIOTLB-IOMMU enabled
+ * ({@code swiotlb.enable_unsafe_swiotlb_iommu=1}) xen refuses to load with {@link Errno#EBUSY} and says to turn
+ * it off.
  *
  * <p>Which devices are the guest's is pciback's business ({@link PcibackStub}): its slot list comes from
  * {@code xen-pciback.hide=} on the kernel command line and this module's own {@code hide} parameter, and the
@@ -28,7 +33,11 @@ import org.iommu4j.api.PhysicalMemory;
  * {@code bind}/{@code unbind}, which stand for the PCI core's {@code bind}/{@code unbind} files of the
  * {@code pciback} driver: {@code bind} seizes one listed device, as {@code pcistub_probe} seizes only devices on
  * its slot list ({@link Errno#ENODEV} for any other: write it to {@code new_slot} first), and {@code unbind}
- * lets one go. A seized device is assigned to the guest; a device let go of is blocked again.
+ * lets one go. A seized device is assigned to the guest; a device let go of is blocked again. A device the
+ * hypervisor will not assign (another domain has it) is not kept: {@code bind} fails with the hypervisor's
+ * refusal and the device stays blocked. {@code unbind} is refused with {@link Errno#EBUSY} while a driver is
+ * bound to the device. The stub seizes a listed device on its first probe, so a hot-added one joins the
+ * guest's context directly.
  *
  * <p>VFIO cannot take a device the guest was not given: its IOMMU context reports no
  * {@link org.iommu4j.api.IommuCapability#CACHE_COHERENCY}, so binding {@code vfio-pci} to it fails with
@@ -69,8 +78,10 @@ public final class XenBackend implements Backend {
             this.hypervisor = given;
             this.guest = givenGuest;
         }
-        fixupPool(pool);
         this.iommuOps = new XenIommuOps(kernel, hypervisor, guest, stub);
+        // registered before anything else is done, so that a refusal leaves nothing behind; the first probe of a
+        // listed device seizes it (pciback's probe), so the guest's devices go straight into its context
+        registerOps(kernel, iommuOps);
         boolean force = kernel.parameters().getBool("force") || swiotlbForce(kernel);
         this.dma = new XenSwiotlbDmaOps(kernel, hypervisor, guest, pool, iommuOps, force);
         this.hotplug = new BusListener() {
@@ -78,32 +89,52 @@ public final class XenBackend implements Backend {
             public void deviceAdded(Device device) {
                 if (device.bus() == BusType.PCI) {
                     kernel.dma().setDeviceOps(device, dma);
-                    PciAddress a = device.pciAddress().orElseThrow();
-                    if (stub.listed(a) && !stub.isSeized(a)) {
-                        changeOwnership(device, () -> stub.seize(a), () -> stub.release(a));
-                    }
                 }
             }
 
             @Override
             public void deviceRemoved(Device device) {
-                device.pciAddress().ifPresent(stub::release);
+                device.pciAddress().ifPresent(a -> {
+                    stub.release(a);
+                    iommuOps.forget(a);
+                });
             }
 
         };
-        for (Device d : kernel.devices().devices(BusType.PCI)) {
-            PciAddress a = d.pciAddress().orElseThrow();
-            if (stub.listed(a)) {
-                stub.seize(a);
-            }
+        try {
+            fixupPool(pool);
+        } catch (RuntimeException e) {
+            kernel.iommu().unregisterOps(BusType.PCI, iommuOps);
+            throw e;
         }
-        kernel.iommu().registerOps(BusType.PCI, iommuOps);
         for (Device d : kernel.devices().devices(BusType.PCI)) {
             kernel.dma().setDeviceOps(d, dma);
         }
         kernel.devices().addListener(hotplug);
         kernel.log().log(LogLevel.INFO, "running as " + guest + " on a hypervisor with " + hypervisor.machineFrames()
                 + " machine frames; the hypervisor owns the IOMMU");
+    }
+
+    /**
+     * Registers the guest's IOMMU driver for the PCI bus. The SWIOTLB-IOMMU ({@code swiotlb} loaded with
+     * {@code enable_unsafe_swiotlb_iommu=1}) may own the bus already; the core would say to unload swiotlb,
+     * which xen cannot do without, so say what can be done instead.
+     */
+    private static void registerOps(KernelServices kernel, XenIommuOps ops) {
+        try {
+            kernel.iommu().registerOps(BusType.PCI, ops);
+        } catch (IommuException e) {
+            // the api does not say who owns a bus's ops; the core's refusal names the owner
+            if (e.errno() != Errno.EBUSY || e.getMessage() == null || !e.getMessage().contains("registered by"
+                    + " swiotlb:")) {
+                throw e;
+            }
+            String message = "xen: the pci bus's IOMMU ops are the SWIOTLB-IOMMU's (swiotlb was loaded with"
+                    + " enable_unsafe_swiotlb_iommu=1): set swiotlb.enable_unsafe_swiotlb_iommu=0 (xen and the"
+                    + " SWIOTLB-IOMMU cannot both drive the PCI bus)";
+            kernel.log().log(LogLevel.ERR, message);
+            throw new IommuException(Errno.EBUSY, message, e);
+        }
     }
 
     /**
@@ -140,9 +171,13 @@ public final class XenBackend implements Backend {
     /**
      * Changes who holds a device and has the iommu core probe it again, so that it moves between the guest's
      * context and a blocked group; if that is refused (a VFIO user holds it: {@link Errno#EBUSY}), the change
-     * is undone, the device is left in a group, and the refusal thrown.
+     * is undone, the device is left in a group, and the refusal thrown. If the hypervisor refuses to assign a
+     * device being seized, the probe has let it go (it sits in a blocked group) and the hypervisor's refusal is
+     * thrown.
      */
     private void changeOwnership(Device device, Runnable change, Runnable undo) {
+        PciAddress a = device.pciAddress().orElseThrow();
+        iommuOps.takeRefusal(a);
         change.run();
         try {
             kernel.iommu().reprobe(device);
@@ -156,6 +191,11 @@ public final class XenBackend implements Backend {
                 }
             }
             throw e;
+        }
+        IommuException refused = iommuOps.takeRefusal(a).orElse(null);
+        if (refused != null) {
+            undo.run();
+            throw new IommuException(refused.errno(), refused.getMessage(), refused);
         }
     }
 
@@ -198,7 +238,10 @@ public final class XenBackend implements Backend {
                 + " at " + a));
     }
 
-    /** The PCI core's {@code bind} of pciback: {@code pcistub_probe} seizes only a device on the slot list. */
+    /**
+     * The PCI core's {@code bind} of pciback: {@code pcistub_probe} seizes only a device on the slot list, and the
+     * hypervisor must agree to assign it ({@link Errno#EBUSY} if another domain has it).
+     */
     private void bind(String text) {
         PciAddress a = exact(text);
         Device d = present(a);
@@ -209,18 +252,24 @@ public final class XenBackend implements Backend {
         if (stub.isSeized(a)) {
             throw new IommuException(Errno.EBUSY, "pciback: " + a + " is already bound to pciback");
         }
-        hypervisor.assignment(a).filter(other -> other != guest).ifPresent(other -> {
-            throw new IommuException(Errno.EBUSY, "xen: " + a + " is assigned to " + other);
-        });
         changeOwnership(d, () -> stub.seize(a), () -> stub.release(a));
     }
 
-    /** The PCI core's {@code unbind} of pciback: lets one seized device go; it stays on the slot list. */
+    /**
+     * The PCI core's {@code unbind} of pciback: lets one seized device go; it stays on the slot list. Refused with
+     * {@link Errno#EBUSY} while a driver (vfio-pci, a host driver) is bound to the device: taking the device from
+     * the guest would take its iommu group, and with it the driver, away without a word.
+     */
     private void unbind(String text) {
         PciAddress a = exact(text);
         Device d = present(a);
         if (!stub.isSeized(a)) {
             throw new IommuException(Errno.ENODEV, "pciback: " + a + " is not bound to pciback");
+        }
+        String driver = kernel.devices().driverOf(d).orElse(null);
+        if (driver != null) {
+            throw new IommuException(Errno.EBUSY, "pciback: " + a + " is bound to " + driver + ": unbind " + driver
+                    + " first");
         }
         changeOwnership(d, () -> stub.release(a), () -> stub.seize(a));
     }
@@ -242,12 +291,26 @@ public final class XenBackend implements Backend {
         return iommuOps;
     }
 
+    /**
+     * Unloads: the devices leave their groups. The module's reference count keeps xen loaded while a VFIO user
+     * holds a group, but not while vfio-pci is merely bound: such a device loses its driver with its group, and
+     * each one is logged.
+     */
     @Override
     public void stop() {
         kernel.devices().removeListener(hotplug);
-        for (Device d : kernel.devices().devices(BusType.PCI)) {
+        List<Device> devices = kernel.devices().devices(BusType.PCI);
+        Map<Device, String> drivers = new LinkedHashMap<>();
+        for (Device d : devices) {
             kernel.dma().clearDeviceOps(d);
+            kernel.devices().driverOf(d).ifPresent(driver -> drivers.put(d, driver));
         }
         kernel.iommu().unregisterOps(BusType.PCI, iommuOps);
+        drivers.forEach((d, driver) -> {
+            if (kernel.devices().driverOf(d).isEmpty()) {
+                kernel.log().log(LogLevel.WARNING, "xen: unloading took " + d.name() + " from " + driver + ": its"
+                        + " iommu group went away with xen's IOMMU driver");
+            }
+        });
     }
 }

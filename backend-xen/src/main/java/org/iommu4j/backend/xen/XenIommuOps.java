@@ -1,5 +1,9 @@
 package org.iommu4j.backend.xen;
 
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import org.iommu4j.api.BlockingDomain;
 import org.iommu4j.api.Device;
 import org.iommu4j.api.DomainType;
@@ -27,12 +31,20 @@ import org.iommu4j.api.PhysicalMemory;
  * </ul>
  * A VFIO container gets an unmanaged domain whose every mapping is a hypercall Xen validates against the
  * ownership of the machine frame mapped.
+ *
+ * <p>The first probe of a device (at load, or as it is hot-added) is also pciback's {@code pcistub_probe}: a
+ * device on the slot list is seized there, so that it goes straight into the guest's context. A seized device the
+ * hypervisor refuses to assign is let go again and stays blocked; the refusal is kept for
+ * {@link #takeRefusal} so that a {@code bind} can report it.
  */
 final class XenIommuOps implements IommuOps {
     private final KernelServices kernel;
     private final XenHypervisor hypervisor;
     private final XenDomain guest;
     private final PcibackStub stub;
+    /** Devices probed since they arrived, whose first probe (pciback's) is done. */
+    private final Set<PciAddress> probed = ConcurrentHashMap.newKeySet();
+    private final Map<PciAddress, IommuException> refused = new ConcurrentHashMap<>();
 
     XenIommuOps(KernelServices kernel, XenHypervisor hypervisor, XenDomain guest, PcibackStub stub) {
         this.kernel = kernel;
@@ -41,21 +53,55 @@ final class XenIommuOps implements IommuOps {
         this.stub = stub;
     }
 
-    /** Every PCI device: the hypervisor's IOMMU translates for all of them; pciback decides which are ours. */
+    /**
+     * Every PCI device: the hypervisor's IOMMU translates for all of them; pciback decides which are ours. A device
+     * seen for the first time since it arrived is seized if it is on the slot list.
+     */
     @Override
     public boolean probeDevice(Device device) {
         PciAddress a = device.pciAddress().orElse(null);
         if (a == null) {
             return false;
         }
+        if (probed.add(a) && stub.listed(a)) {
+            stub.seize(a);
+        }
         if (stub.isSeized(a)) {
             try {
                 hypervisor.assignDevice(guest, a);
+                refused.remove(a);
             } catch (IommuException e) {
-                kernel.log().log(LogLevel.WARNING, e.getMessage() + "; " + device.name() + " stays blocked");
+                stub.release(a);
+                refused.put(a, e);
+                kernel.log().log(LogLevel.WARNING, e.getMessage() + "; pciback lets " + device.name() + " go and it"
+                        + " stays blocked");
             }
         }
+        if (!isAssigned(device)) {
+            kernel.log().log(LogLevel.INFO, "xen: " + device.name() + " is not assigned to " + guest + ": the"
+                    + " hypervisor blocks its DMA");
+        }
         return true;
+    }
+
+    /**
+     * The hypervisor's refusal of the last attempt to assign a seized device, which pciback then let go.
+     *
+     * @param address a device's address
+     * @return the refusal, now forgotten, if the last probe of the device had one
+     */
+    Optional<IommuException> takeRefusal(PciAddress address) {
+        return Optional.ofNullable(refused.remove(address));
+    }
+
+    /**
+     * A device is leaving the bus: when one appears at its address again, its first probe seizes it if listed.
+     *
+     * @param address the device's address
+     */
+    void forget(PciAddress address) {
+        probed.remove(address);
+        refused.remove(address);
     }
 
     @Override

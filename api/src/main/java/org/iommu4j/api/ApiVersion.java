@@ -13,7 +13,7 @@ import java.util.regex.Pattern;
 public record ApiVersion(int major, int minor) implements Comparable<ApiVersion> {
 
     /** The version of the API in this jar; also in the jar manifest as {@value #MANIFEST_ATTRIBUTE}. */
-    public static final ApiVersion CURRENT = new ApiVersion(1, 0);
+    public static final ApiVersion CURRENT = new ApiVersion(1, 1);
 
     /** The jar manifest attribute that carries an API version (in the api jar, and in backend jars). */
     public static final String MANIFEST_ATTRIBUTE = "Iommu4j-Api-Version";

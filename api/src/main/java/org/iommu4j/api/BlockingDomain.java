@@ -8,6 +8,10 @@ package org.iommu4j.api;
  */
 public final class BlockingDomain implements IommuDomain {
 
+    /** A new blocking domain; instances are interchangeable (since API 1.1). */
+    public BlockingDomain() {
+    }
+
     @Override
     public DomainType type() {
         return DomainType.BLOCKED;

@@ -18,7 +18,7 @@ public interface DeviceDriver {
      * does, instead of using the kernel's DMA API. Only such a driver may bind to a device whose iommu group
      * user space owns; any other is refused with {@link Errno#EBUSY} before its probe runs.
      *
-     * @return false unless the driver overrides it
+     * @return false unless the driver overrides it (since API 1.1)
      */
     default boolean driverManagedDma() {
         return false;

@@ -3,9 +3,15 @@ package org.iommu4j.api;
 /** What an IOMMU can do for a device, asked with {@link IommuOps#capable}; the kernel's {@code enum iommu_cap}. */
 public enum IommuCapability {
     /**
-     * DMA through the IOMMU snoops CPU caches. VFIO requires it of an isolating IOMMU for every device it
-     * takes: binding {@code vfio-pci} to a device whose IOMMU does not report it fails with
-     * {@link Errno#EINVAL}, so an IOMMU that will not give a device to user space answers false for it.
+     * DMA through the IOMMU context the device can be given snoops CPU caches. VFIO requires it of an
+     * isolating IOMMU for every device it takes, as the kernel's {@code __vfio_register_dev} does: binding
+     * {@code vfio-pci} to a device whose IOMMU does not report it fails with {@link Errno#EINVAL}. A device the
+     * IOMMU keeps in a blocking context (Xen's devices not assigned to the guest) has no context that could
+     * snoop, so its IOMMU answers false for it.
+     *
+     * <p>Since API 1.1 VFIO checks this: an isolating backend written against 1.0, whose
+     * {@link IommuOps#capable} answers false for everything, must answer true here for the devices it lets
+     * VFIO take.
      */
     CACHE_COHERENCY,
     /** The IOMMU can refuse instruction fetches (IOMMU_NOEXEC). */

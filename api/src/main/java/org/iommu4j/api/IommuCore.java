@@ -51,4 +51,14 @@ public interface IommuCore {
      * @return the group it is in, if any
      */
     Optional<IommuGroup> groupOf(Device device);
+
+    /**
+     * Who drives a bus's IOMMU, so that a backend refused by {@link #registerOps} can say what to change.
+     *
+     * @param bus a bus
+     * @return the name of the module whose ops are registered for it, if any (since API 1.1; empty by default)
+     */
+    default Optional<String> opsOwner(BusType bus) {
+        return Optional.empty();
+    }
 }

@@ -31,7 +31,10 @@ public interface KernelLog {
      * {@code pr_fmt} gives one (swiotlb prints {@code software IO TLB: mapped [mem ...]}).
      *
      * @param prefix the prefix, without the colon
-     * @return a view of this log
+     * @return a view of this log (since API 1.1; by default this log, unchanged, for implementations that
+     *     cannot re-prefix; the kernel's can)
      */
-    KernelLog withPrefix(String prefix);
+    default KernelLog withPrefix(String prefix) {
+        return this;
+    }
 }

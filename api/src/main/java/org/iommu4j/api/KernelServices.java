@@ -47,9 +47,12 @@ public interface KernelServices {
      * The host's monotonic clock, the one its log and taint records are stamped with (a test can drive it), for
      * what the kernel times with jiffies: rate limits, timeouts.
      *
-     * @return nanoseconds since the host booted
+     * @return nanoseconds since the host booted (since API 1.1; by default the JVM's monotonic clock, for
+     *     implementations without a host clock; the kernel's returns the host's)
      */
-    long uptimeNanos();
+    default long uptimeNanos() {
+        return System.nanoTime();
+    }
 
     /** @return how many CPUs the host has, at least 1 */
     int cpuCount();

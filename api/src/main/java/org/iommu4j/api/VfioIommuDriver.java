@@ -62,7 +62,7 @@ public interface VfioIommuDriver {
      * of the failed bind, for example noiommu's "enable_unsafe_noiommu_mode is off".
      *
      * @param device a device this driver gave no group
-     * @return the reason, or empty when the driver never provides groups
+     * @return the reason, or empty when the driver never provides groups (since API 1.1)
      */
     default Optional<String> noGroupReason(Device device) {
         return Optional.empty();

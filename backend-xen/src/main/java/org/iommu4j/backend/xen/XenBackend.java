@@ -124,9 +124,8 @@ public final class XenBackend implements Backend {
         try {
             kernel.iommu().registerOps(BusType.PCI, ops);
         } catch (IommuException e) {
-            // the api does not say who owns a bus's ops; the core's refusal names the owner
-            if (e.errno() != Errno.EBUSY || e.getMessage() == null || !e.getMessage().contains("registered by"
-                    + " swiotlb:")) {
+            if (e.errno() != Errno.EBUSY || !kernel.iommu().opsOwner(BusType.PCI).filter("swiotlb"::equals)
+                    .isPresent()) {
                 throw e;
             }
             String message = "xen: the pci bus's IOMMU ops are the SWIOTLB-IOMMU's (swiotlb was loaded with"

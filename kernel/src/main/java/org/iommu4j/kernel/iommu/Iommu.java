@@ -544,6 +544,11 @@ public final class Iommu implements BusListener {
             public Optional<IommuGroup> groupOf(Device device) {
                 return Optional.ofNullable(((BusDevice) device).group());
             }
+
+            @Override
+            public Optional<String> opsOwner(BusType bus) {
+                return Iommu.this.opsOwner(bus).map(ModuleRef::name);
+            }
         };
     }
 }

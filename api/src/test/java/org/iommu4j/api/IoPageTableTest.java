@@ -127,6 +127,7 @@ class IoPageTableTest {
     }
 
     @Test
+    @org.junit.jupiter.api.Timeout(5)
     void unmapOfAHugeSparseRangeIsQuick() {
         table.map(0x7000, 0x1000, 0x1000, IommuProt.READ);
         table.map(1L << 62, 0x2000, 0x1000, IommuProt.READ);

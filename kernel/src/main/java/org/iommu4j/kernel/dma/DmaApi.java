@@ -172,7 +172,7 @@ public final class DmaApi {
     }
 
     private void injectFailure(BusDevice device, long size) {
-        if (device.failIommu() && failIommu.shouldFail(size)) {
+        if (device.failIommu() && failIommu.shouldFail(1)) { // the kernel asks should_fail(attr, 1)
             throw new DmaMappingException(Errno.ENOMEM, String.format("%s: iommu_alloc failed: no DMA address"
                     + " space for %d bytes", device.name(), size));
         }

@@ -21,6 +21,11 @@ import org.iommu4j.kernel.params.CommandLine;
  * All are off at boot unless the command line sets them with the kernel's
  * {@code <name>=<interval>,<probability>,<space>,<times>} words; a word that does not parse is reported and
  * ignored, as the kernel does.
+ *
+ * <p>Not modelled: the kernel's per-capability filters. Its {@code fail_page_alloc} skips order-0 and
+ * reclaiming ({@code GFP_KERNEL}) allocations by default ({@code min-order=1}, {@code ignore-gfp-wait=Y}) and
+ * {@code failslab} skips reclaiming ones; the simulated allocation points carry no GFP flags, so here an armed
+ * capability may fail every allocation point wired to it, which is what a test arming it wants.
  */
 public final class FaultInjection {
     /** The page allocator's attribute name. */

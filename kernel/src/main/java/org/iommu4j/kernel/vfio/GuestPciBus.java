@@ -90,10 +90,17 @@ public final class GuestPciBus {
      */
     public int configRead(PciAddress guest, int offset, int size) {
         VfioDeviceFile f = slots.get(guest);
-        if (f == null || !f.usable()) {
-            return size == 4 ? -1 : (1 << (8 * size)) - 1;
+        if (f != null && f.usable()) {
+            try {
+                return f.configRead(vmm, offset, size);
+            } catch (IommuException e) {
+                if (e.errno() != Errno.ENODEV && e.errno() != Errno.EBADF) {
+                    throw e;
+                }
+                // revoked or closed between the check and the read: the device is gone
+            }
         }
-        return f.configRead(vmm, offset, size);
+        return size == 4 ? -1 : (1 << (8 * size)) - 1;
     }
 
     /**
@@ -108,7 +115,13 @@ public final class GuestPciBus {
     public void configWrite(PciAddress guest, int offset, int size, int value) {
         VfioDeviceFile f = slots.get(guest);
         if (f != null && f.usable()) {
-            f.configWrite(vmm, offset, size, value);
+            try {
+                f.configWrite(vmm, offset, size, value);
+            } catch (IommuException e) {
+                if (e.errno() != Errno.ENODEV && e.errno() != Errno.EBADF) {
+                    throw e;
+                }
+            }
         }
     }
 }

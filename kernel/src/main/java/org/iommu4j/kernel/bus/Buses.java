@@ -26,7 +26,11 @@ import org.iommu4j.kernel.module.ModuleRef;
  * unbound, and the core listeners run last.
  */
 public final class Buses {
+    /** The 32-bit MMIO window firmware assigns BARs from, as a PC's below 4 GiB. */
+    private static final long MMIO_START = 0xe000_0000L;
+    private static final long MMIO_END = 0xfec0_0000L;
     private final ReentrantLock lock;
+    private long nextMmio = MMIO_START;
     private final DmaPort port;
     private final Map<BusType, ConcurrentSkipListMap<String, BusDevice>> devices = Map.of(
             BusType.PCI, new ConcurrentSkipListMap<>(), BusType.PLATFORM, new ConcurrentSkipListMap<>());
@@ -64,7 +68,27 @@ public final class Buses {
      * @throws IommuException {@link Errno#EEXIST} if the address is taken
      */
     public PciDevice addPci(PciDeviceSpec spec) {
-        return add(new PciDevice(spec, port), spec.driver());
+        PciDevice device = new PciDevice(spec, port);
+        lock.lock();
+        try {
+            long before = nextMmio;
+            long size = spec.bar0Size();
+            if (size != 0) {
+                long at = (nextMmio + size - 1) & -size;
+                if (at + size <= MMIO_END) {
+                    device.config().assignBar0(at);
+                    nextMmio = at + size;
+                }
+            }
+            try {
+                return add(device, spec.driver());
+            } catch (RuntimeException e) {
+                nextMmio = before;
+                throw e;
+            }
+        } finally {
+            lock.unlock();
+        }
     }
 
     /**

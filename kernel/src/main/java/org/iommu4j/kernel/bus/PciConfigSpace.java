@@ -70,6 +70,18 @@ public final class PciConfigSpace {
         }
     }
 
+    /**
+     * Firmware's assignment of BAR 0: the address, kept within the BAR's size mask, with the flag bits as they
+     * are.
+     *
+     * @param address where the BAR's region lives, aligned to its size
+     */
+    synchronized void assignBar0(long address) {
+        int sizeMask = (writable[BAR0] & 0xff) | (writable[BAR0 + 1] & 0xff) << 8
+                | (writable[BAR0 + 2] & 0xff) << 16 | (writable[BAR0 + 3] & 0xff) << 24;
+        put(BAR0, 4, (read(BAR0, 4) & ~sizeMask) | ((int) address & sizeMask));
+    }
+
     private void put(int offset, int size, int value) {
         for (int i = 0; i < size; i++) {
             data[offset + i] = (byte) (value >>> (8 * i));

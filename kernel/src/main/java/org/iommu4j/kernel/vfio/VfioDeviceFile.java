@@ -14,7 +14,8 @@ import org.iommu4j.kernel.proc.UserProcess;
  * <ul>
  * <li>the BARs, the expansion ROM BAR and the interrupt line live in a virtual copy taken when the device is
  *     opened: the user reads and writes the copy, never the host's registers, and a BAR keeps the hardware's
- *     size mask, so writing all ones and reading back sizes it as on real hardware;</li>
+ *     size mask, so writing all ones and reading back sizes it as on real hardware; a BAR the host never
+ *     assigned (and the ROM BAR, which no simulated device has) reads as not implemented;</li>
  * <li>writes reach the device only for the command register's I/O, memory, bus-master, parity, SERR and
  *     INTx-disable bits, the cache line size and the latency timer;</li>
  * <li>anything else written is dropped silently and counted ({@link #filteredWrites}); other reads pass
@@ -30,6 +31,7 @@ public final class VfioDeviceFile implements AutoCloseable {
     private final BusDevice device;
     private final AtomicLong filtered = new AtomicLong();
     private final byte[] virt = new byte[PciConfigSpace.SIZE];
+    private final byte[] sizeMask = new byte[PciConfigSpace.SIZE];
     private volatile String revoked;
     private volatile boolean closed;
 
@@ -38,10 +40,19 @@ public final class VfioDeviceFile implements AutoCloseable {
         this.groupFile = groupFile;
         this.device = device;
         if (device instanceof PciDevice pci) {
-            for (int i = 0; i < PciConfigSpace.SIZE; i++) {
-                if (virtualised(i)) {
-                    virt[i] = (byte) pci.config().read(i, 1);
+            PciConfigSpace config = pci.config();
+            synchronized (config) {
+                for (int bar = 0; bar < 6; bar++) {
+                    int at = PciConfigSpace.BAR0 + 4 * bar;
+                    // vfio_bar_fixup: a BAR the host never assigned reads as not implemented
+                    boolean assigned = (config.read(at, 4) & ~0xf) != 0;
+                    for (int i = at; i < at + 4; i++) {
+                        virt[i] = assigned ? (byte) config.read(i, 1) : 0;
+                        sizeMask[i] = assigned ? (byte) config.writableBits(i) : 0;
+                    }
                 }
+                virt[PciConfigSpace.INTERRUPT_LINE] = (byte) config.read(PciConfigSpace.INTERRUPT_LINE, 1);
+                sizeMask[PciConfigSpace.INTERRUPT_LINE] = (byte) 0xff;
             }
         }
     }
@@ -111,8 +122,8 @@ public final class VfioDeviceFile implements AutoCloseable {
             for (int i = 0; i < size; i++) {
                 int at = offset + i;
                 if (virtualised(at)) {
-                    int sizeMask = at == PciConfigSpace.INTERRUPT_LINE ? 0xff : config.writableBits(at);
-                    virt[at] = (byte) ((virt[at] & ~sizeMask) | ((value >>> (8 * i)) & sizeMask));
+                    int m = sizeMask[at] & 0xff;
+                    virt[at] = (byte) ((virt[at] & ~m) | ((value >>> (8 * i)) & m));
                     virtual |= 0xff << (8 * i);
                 } else {
                     allowed |= (USER_WRITABLE[at] & 0xff) << (8 * i);

@@ -104,6 +104,18 @@ class BusesTest {
     }
 
     @Test
+    void firmwareAssignsEachBar0AnAlignedSlotOfTheMmioWindow() {
+        Host h = Host.builder().pciDevice(PciDeviceSpec.of("0000:06:0d.0"))
+                .pciDevice(PciDeviceSpec.of("0000:07:00.0")).build();
+        assertThat(h.pci("0000:06:0d.0").config().read(PciConfigSpace.BAR0, 4)).isEqualTo(0xe000_0000);
+        assertThat(h.pci("0000:07:00.0").config().read(PciConfigSpace.BAR0, 4)).isEqualTo(0xe002_0000);
+        assertThatThrownBy(() -> h.buses().addPci(PciDeviceSpec.of("0000:07:00.0")))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EEXIST);
+        assertThat(h.buses().addPci(PciDeviceSpec.of("0000:08:00.0")).config().read(PciConfigSpace.BAR0, 4))
+                .isEqualTo(0xe004_0000); // the refused duplicate took no address space
+    }
+
+    @Test
     void configSpaceHonoursTheHardwaresWritableBits() {
         PciConfigSpace config = host.pci("0000:06:0d.0").config();
         assertThat(config.read(PciConfigSpace.VENDOR_ID, 2)).isEqualTo(0x8086);

@@ -31,10 +31,19 @@ class ModuleTableTest {
             .build();
 
     private static BackendProvider provider(String name, Consumer<KernelServices> init) {
-        ModuleInfo info = ModuleInfo.builder(name).version("1.0").description("test backend")
+        return providerOf(ModuleInfo.builder(name).version("1.0").description("test backend")
                 .parameter(new ParameterSpec("verbose", ParameterType.BOOL, "n", "log more", true))
                 .parameter(new ParameterSpec("level", ParameterType.INT, "1", "how hard", false))
-                .build();
+                .build(), init);
+    }
+
+    private static BackendProvider outOfTree(String name, String license) {
+        return providerOf(ModuleInfo.builder(name).version("1.0").description("vendor backend").license(license)
+                .inTree(false).parameter(new ParameterSpec("level", ParameterType.INT, "1", "how hard", false))
+                .build(), k -> { });
+    }
+
+    private static BackendProvider providerOf(ModuleInfo info, Consumer<KernelServices> init) {
         return new BackendProvider() {
             @Override
             public ModuleInfo info() {
@@ -44,24 +53,6 @@ class ModuleTableTest {
             @Override
             public Backend start(KernelServices kernel) {
                 init.accept(kernel);
-                return new Backend() {
-                };
-            }
-        };
-    }
-
-    private static BackendProvider outOfTree(String name, String license) {
-        ModuleInfo info = ModuleInfo.builder(name).version("1.0").description("vendor backend").license(license)
-                .inTree(false).parameter(new ParameterSpec("level", ParameterType.INT, "1", "how hard", false))
-                .build();
-        return new BackendProvider() {
-            @Override
-            public ModuleInfo info() {
-                return info;
-            }
-
-            @Override
-            public Backend start(KernelServices kernel) {
                 return new Backend() {
                 };
             }

@@ -1,5 +1,7 @@
 package org.iommu4j.api;
 
+import java.util.Optional;
+
 /**
  * An IOMMU driver, the kernel's {@code struct iommu_ops}: registered for a bus with
  * {@link IommuCore#registerOps}, after which the core asks it about every device on that bus, present and
@@ -69,6 +71,19 @@ public interface IommuOps {
      */
     default boolean capable(Device device, IommuCapability capability) {
         return false;
+    }
+
+    /**
+     * Why {@link #capable} answers false for a device, naming what would change that; the kernel adds it to the
+     * message of a refusal that follows, such as VFIO's for a device without
+     * {@link IommuCapability#CACHE_COHERENCY}.
+     *
+     * @param device a managed device
+     * @param capability a capability {@link #capable} denied
+     * @return the reason, or empty (the default; since API 1.1)
+     */
+    default Optional<String> missingCapabilityReason(Device device, IommuCapability capability) {
+        return Optional.empty();
     }
 
     /**

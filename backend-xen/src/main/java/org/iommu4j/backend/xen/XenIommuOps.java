@@ -140,6 +140,16 @@ final class XenIommuOps implements IommuOps {
         return capability == IommuCapability.CACHE_COHERENCY && isAssigned(device);
     }
 
+    @Override
+    public Optional<String> missingCapabilityReason(Device device, IommuCapability capability) {
+        if (capability != IommuCapability.CACHE_COHERENCY || isAssigned(device)) {
+            return Optional.empty();
+        }
+        return Optional.of("xen: " + device.name() + " is not assigned to " + guest + ", so the hypervisor blocks"
+                + " its DMA: give it to the guest with xen-pciback.hide=(" + device.name() + "), or write it to"
+                + " xen's new_slot and bind it to pciback");
+    }
+
     /**
      * @param device a device
      * @return whether the hypervisor has it assigned to this guest

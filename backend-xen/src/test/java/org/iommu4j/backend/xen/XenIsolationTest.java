@@ -248,7 +248,10 @@ class XenIsolationTest {
         assertThatThrownBy(() -> host.vfio().bind(STRANGER))
                 .isInstanceOf(IommuException.class)
                 .hasMessage("vfio-pci 0000:07:00.0: probe with driver vfio-pci failed with error -22: its IOMMU (xen)"
-                        + " does not report IOMMU_CAP_CACHE_COHERENCY for it, which VFIO requires")
+                        + " does not report IOMMU_CAP_CACHE_COHERENCY for it, which VFIO requires: xen: 0000:07:00.0 is"
+                        + " not assigned to domain 1 (guest), so the hypervisor blocks its DMA: give it to the guest"
+                        + " with xen-pciback.hide=(0000:07:00.0), or write it to xen's new_slot and bind it to"
+                        + " pciback")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
         assertThat(host.pci(STRANGER).driver()).isNull();
         assertThat(host.vfio().deviceNodes()).isEmpty();

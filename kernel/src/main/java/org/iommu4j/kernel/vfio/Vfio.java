@@ -285,7 +285,8 @@ public final class Vfio {
         if (provider == null && group.isolated() && group.ops() != null
                 && !group.ops().capable(device, IommuCapability.CACHE_COHERENCY)) {
             throw probeFailed(device, "its IOMMU (" + owner.name() + ") does not report IOMMU_CAP_CACHE_COHERENCY"
-                    + " for it, which VFIO requires");
+                    + " for it, which VFIO requires" + group.ops().missingCapabilityReason(device,
+                    IommuCapability.CACHE_COHERENCY).map(why -> ": " + why).orElse(""));
         }
         VfioGroup vg = groups.get(group.id());
         if (vg == null) {

@@ -29,6 +29,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
+import java.util.zip.ZipException;
 import org.iommu4j.api.ApiVersion;
 import org.iommu4j.api.BackendProvider;
 import org.iommu4j.api.ModuleInfo;
@@ -65,6 +66,9 @@ public final class BackendLoader implements AutoCloseable {
             + Pattern.quote(SERVICES));
     /** The provider class named in a {@link ServiceConfigurationError}: "Provider x.Y not found". */
     private static final Pattern PROVIDER_CLASS = Pattern.compile("Provider (\\S+) ");
+    /** The whole message of a {@link ServiceConfigurationError} about a listed class that is missing or unfit. */
+    private static final Pattern UNFIT_PROVIDER = Pattern.compile(Pattern.quote(BackendProvider.class.getName())
+            + ": Provider (\\S+) (not found|not a subtype)");
 
     private final LoaderConfig config;
     private List<Found> found;
@@ -392,7 +396,8 @@ public final class BackendLoader implements AutoCloseable {
                 }
                 p = it.next();
             } catch (ServiceConfigurationError e) {
-                bad.add(new BrokenPlugin(plugin == null ? classPathCulprit(e) : origin, e.getMessage()));
+                bad.add(new BrokenPlugin(plugin == null ? classPathCulprit(e) : origin,
+                        serviceError(e, plugin == null ? "on the class path" : "in the plugin's jars")));
                 continue;
             }
             String location = plugin == null ? codeSource(p.type()) : origin;
@@ -489,6 +494,23 @@ public final class BackendLoader implements AutoCloseable {
             }
         }
         return url.toString();
+    }
+
+    /**
+     * A {@link ServiceConfigurationError} as a person can act on it: a listed provider class that is missing or
+     * does not implement the interface is named with the file that lists it and what to change; any other error
+     * (a malformed or unreadable services file, whose message names the file and line) keeps the JDK's text.
+     */
+    private static String serviceError(ServiceConfigurationError e, String where) {
+        String message = e.getMessage() == null ? e.toString() : e.getMessage();
+        Matcher m = UNFIT_PROVIDER.matcher(message);
+        if (!m.matches()) {
+            return message;
+        }
+        String problem = m.group(2).equals("not found") ? "but no class of that name is " + where
+                : "but that class does not implement " + BackendProvider.class.getName();
+        return SERVICES + " lists " + m.group(1) + ", " + problem + "; correct the entry to the fully qualified name"
+                + " of the public class implementing " + BackendProvider.class.getName() + ", or add that class";
     }
 
     /**
@@ -651,8 +673,12 @@ public final class BackendLoader implements AutoCloseable {
                         merged.putValue(name, a.getValue(name));
                     }
                 }
+            } catch (ZipException e) {
+                bad.add(new BrokenPlugin(jar.toString(), "not a readable jar: " + e.getMessage() + " (the file is not"
+                        + " a zip archive, or it is truncated or corrupt; build the jar again or copy it again)"));
+                return null;
             } catch (IOException e) {
-                bad.add(new BrokenPlugin(jar.toString(), "not a readable jar: " + e.getMessage()));
+                bad.add(new BrokenPlugin(jar.toString(), "not a readable jar: " + e));
                 return null;
             }
         }

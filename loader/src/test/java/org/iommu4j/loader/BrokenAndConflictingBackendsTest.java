@@ -106,7 +106,17 @@ class BrokenAndConflictingBackendsTest {
                 .isEqualTo("thrower.Provider could not be instantiated: java.lang.IllegalStateException: no hardware"
                         + " here");
         assertThat(loader.broken()).filteredOn(b -> b.path().endsWith("no-class.jar")).singleElement()
-                .extracting(BrokenPlugin::cause).asString().contains("missing.Provider not found");
+                .extracting(BrokenPlugin::cause).isEqualTo("META-INF/services/org.iommu4j.api.BackendProvider lists"
+                        + " missing.Provider, but no class of that name is in the plugin's jars; correct the entry to"
+                        + " the fully qualified name of the public class implementing"
+                        + " org.iommu4j.api.BackendProvider, or add that class");
+        assertThat(loader.broken()).filteredOn(b -> b.path().endsWith("no-services.jar")).singleElement()
+                .extracting(BrokenPlugin::cause)
+                .isEqualTo("lists no org.iommu4j.api.BackendProvider in META-INF/services");
+        assertThat(loader.broken()).filteredOn(b -> b.path().endsWith("corrupt.jar")).singleElement()
+                .extracting(BrokenPlugin::cause).isEqualTo("not a readable jar: zip END header not found (the file"
+                        + " is not a zip archive, or it is truncated or corrupt; build the jar again or copy it"
+                        + " again)");
         assertThat(loader.broken()).filteredOn(b -> b.path().endsWith("empty-dir")).singleElement()
                 .extracting(BrokenPlugin::cause).isEqualTo("holds no jar");
         assertThat(loader.backends()).extracting(BackendCandidate::name)
@@ -256,12 +266,18 @@ class BrokenAndConflictingBackendsTest {
         assertThat(loader.broken()).extracting(BrokenPlugin::path).containsExactlyInAnyOrder(noClass.toString(),
                 thrower.toString(), badName.toString());
         assertThat(loader.broken()).filteredOn(b -> b.path().equals(noClass.toString())).singleElement()
-                .extracting(BrokenPlugin::cause).asString().contains("missing.Provider not found");
+                .extracting(BrokenPlugin::cause).isEqualTo("META-INF/services/org.iommu4j.api.BackendProvider lists"
+                        + " missing.Provider, but no class of that name is on the class path; correct the entry to"
+                        + " the fully qualified name of the public class implementing"
+                        + " org.iommu4j.api.BackendProvider, or add that class");
         assertThat(loader.broken()).filteredOn(b -> b.path().equals(thrower.toString())).singleElement()
                 .extracting(BrokenPlugin::cause).isEqualTo("thrower.Provider could not be instantiated:"
                         + " java.lang.IllegalStateException: no hardware here");
         assertThat(loader.broken()).filteredOn(b -> b.path().equals(badName.toString())).singleElement()
-                .extracting(BrokenPlugin::cause).asString().contains("Illegal provider-class name: 9lives.Provider");
+                .extracting(BrokenPlugin::cause).isEqualTo("org.iommu4j.api.BackendProvider: "
+                        + badName.toUri().toString().replaceFirst("^file:/+", "jar:file:/")
+                        + "!/META-INF/services/org.iommu4j.api.BackendProvider:1: Illegal provider-class name:"
+                        + " 9lives.Provider");
         assertThat(loader.backends()).extracting(BackendCandidate::name).containsExactly("noiommu", "swiotlb", "xen");
         loaderStillWorks(loader);
     }

@@ -222,12 +222,24 @@ public final class XenBackend implements Backend {
         return guest;
     }
 
-    /** The PCI core's {@code bind}/{@code unbind} name one device: {@code DDDD:BB:SS.F}, no wildcards. */
-    private static PciAddress exact(String text) {
-        PciSlotPattern p = PciSlotPattern.parse(text.strip());
+    /**
+     * The PCI core's {@code bind}/{@code unbind} name one device: {@code DDDD:BB:SS.F} (or {@code BB:SS.F}), no
+     * wildcards. Each refusal is {@link Errno#EINVAL} and says, for the attribute written, what to write instead.
+     *
+     * @param op {@code bind} or {@code unbind}
+     */
+    private static PciAddress exact(String op, String text) {
+        PciSlotPattern p;
+        try {
+            p = PciSlotPattern.parse(text.strip());
+        } catch (IommuException e) {
+            throw new IommuException(Errno.EINVAL, op + " takes one device, DDDD:BB:SS.F or BB:SS.F in hex without"
+                    + " wildcards; '" + text.strip() + "' is not one");
+        }
         if (p.slot() == PciSlotPattern.ANY || p.function() == PciSlotPattern.ANY) {
-            throw new IommuException(Errno.EINVAL, "bind takes one device, DDDD:BB:SS.F without wildcards; use"
-                    + " new_slot for " + p);
+            throw new IommuException(Errno.EINVAL, op + " takes one device, DDDD:BB:SS.F without wildcards; "
+                    + (op.equals("bind") ? "use new_slot for " + p : "unbind the devices " + p
+                            + " covers one at a time"));
         }
         return new PciAddress(p.domain(), p.bus(), p.slot(), p.function());
     }
@@ -242,7 +254,7 @@ public final class XenBackend implements Backend {
      * hypervisor must agree to assign it ({@link Errno#EBUSY} if another domain has it).
      */
     private void bind(String text) {
-        PciAddress a = exact(text);
+        PciAddress a = exact("bind", text);
         Device d = present(a);
         if (!stub.listed(a)) {
             throw new IommuException(Errno.ENODEV, "pciback: " + a + " is not on the slot list: write it to new_slot"
@@ -260,7 +272,7 @@ public final class XenBackend implements Backend {
      * the guest would take its iommu group, and with it the driver, away without a word.
      */
     private void unbind(String text) {
-        PciAddress a = exact(text);
+        PciAddress a = exact("unbind", text);
         Device d = present(a);
         if (!stub.isSeized(a)) {
             throw new IommuException(Errno.ENODEV, "pciback: " + a + " is not bound to pciback");

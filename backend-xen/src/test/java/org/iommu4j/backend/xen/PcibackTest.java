@@ -162,6 +162,129 @@ class PcibackTest {
         assertThat(slots).startsWith("0000:07:00.0\n0000:07:00.1\n").endsWith("0000:07:1f.7\n");
     }
 
+    /*
+     * The state every bind/unbind row starts from: 0000:07:00.1 hidden at load (listed and bound); 0000:08:00.0
+     * and 0000:0a:00.0 written to new_slot (listed, not bound; the second is not present); every other device
+     * neither listed nor bound.
+     */
+    private static final String SLOTS_BEFORE = "0000:07:00.1\n0000:08:00.0\n0000:0a:00.0\n";
+
+    private static LoadedModule listedAndBound(Host host) {
+        LoadedModule xen = host.modules().insert(new XenProvider(), Map.of("p2m", "contiguous", "hide",
+                "(0000:07:00.1)"), "class path");
+        attribute(xen, "new_slot").write("0000:08:00.0");
+        attribute(xen, "new_slot").write("0000:0a:00.0");
+        assertThat(attribute(xen, "slots").read()).isEqualTo(SLOTS_BEFORE);
+        assertThat(assigned(host)).containsExactly("0000:07:00.1");
+        return xen;
+    }
+
+    private static final String BAD_FORM = " takes one device, DDDD:BB:SS.F or BB:SS.F in hex without wildcards; '";
+
+    static Stream<Arguments> bindTable() {
+        List<String> before = List.of("0000:07:00.1");
+        List<String> bound = List.of("0000:07:00.1", "0000:08:00.0");
+        return Stream.of(
+                // good: one present device on the slot list, in each form the PCI core's bind takes
+                Arguments.of("0000:08:00.0", null, null, bound),
+                Arguments.of("08:00.0", null, null, bound),
+                Arguments.of("0000:08:00.0\n", null, null, bound),
+                Arguments.of(" 08:00.0 ", null, null, bound),
+                // malformed
+                Arguments.of("banana", "bind" + BAD_FORM + "banana' is not one", Errno.EINVAL, before),
+                Arguments.of("0000:08:00", "bind" + BAD_FORM + "0000:08:00' is not one", Errno.EINVAL, before),
+                Arguments.of("0000:08:20.0", "bind" + BAD_FORM + "0000:08:20.0' is not one", Errno.EINVAL, before),
+                Arguments.of("0000:08:00.8", "bind" + BAD_FORM + "0000:08:00.8' is not one", Errno.EINVAL, before),
+                Arguments.of("", "bind" + BAD_FORM + "' is not one", Errno.EINVAL, before),
+                // wildcards
+                Arguments.of("0000:08:00.*", "bind takes one device, DDDD:BB:SS.F without wildcards; use new_slot"
+                        + " for 0000:08:00.*", Errno.EINVAL, before),
+                Arguments.of("07:*.*", "bind takes one device, DDDD:BB:SS.F without wildcards; use new_slot for"
+                        + " 0000:07:*.*", Errno.EINVAL, before),
+                // listed, but no such device
+                Arguments.of("0000:0a:00.0", "pciback: no PCI device at 0000:0a:00.0", Errno.ENODEV, before),
+                // present, but not listed
+                Arguments.of("0000:06:0d.0", "pciback: 0000:06:0d.0 is not on the slot list: write it to new_slot"
+                        + " first", Errno.ENODEV, before),
+                Arguments.of("0001:07:00.0", "pciback: 0001:07:00.0 is not on the slot list: write it to new_slot"
+                        + " first", Errno.ENODEV, before),
+                // already bound
+                Arguments.of("0000:07:00.1", "pciback: 0000:07:00.1 is already bound to pciback", Errno.EBUSY,
+                        before),
+                Arguments.of("07:00.1", "pciback: 0000:07:00.1 is already bound to pciback", Errno.EBUSY, before));
+    }
+
+    @ParameterizedTest(name = "bind \"{0}\" -> {2}")
+    @MethodSource("bindTable")
+    void bindTakesOneListedPresentUnboundDeviceAndRefusesAnythingElseChangingNothing(String text, String message,
+            Errno errno, List<String> assignedAfter) {
+        Host host = host("");
+        LoadedModule xen = listedAndBound(host);
+        if (message == null) {
+            attribute(xen, "bind").write(text);
+        } else {
+            assertThatThrownBy(() -> attribute(xen, "bind").write(text))
+                    .isInstanceOf(IommuException.class)
+                    .hasMessage(message)
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(errno);
+        }
+        assertState(host, xen, assignedAfter);
+    }
+
+    static Stream<Arguments> unbindTable() {
+        List<String> before = List.of("0000:07:00.1");
+        return Stream.of(
+                // good: the bound device, in each form
+                Arguments.of("0000:07:00.1", null, null, List.of()),
+                Arguments.of("07:00.1", null, null, List.of()),
+                Arguments.of("0000:07:00.1\n", null, null, List.of()),
+                // malformed
+                Arguments.of("banana", "unbind" + BAD_FORM + "banana' is not one", Errno.EINVAL, before),
+                Arguments.of("0000:07:00", "unbind" + BAD_FORM + "0000:07:00' is not one", Errno.EINVAL, before),
+                Arguments.of("0000:07:00.1.0", "unbind" + BAD_FORM + "0000:07:00.1.0' is not one", Errno.EINVAL,
+                        before),
+                Arguments.of("10000:07:00.1", "unbind" + BAD_FORM + "10000:07:00.1' is not one", Errno.EINVAL,
+                        before),
+                // wildcards: unbinding is one function at a time, and new_slot is no answer to it
+                Arguments.of("0000:07:00.*", "unbind takes one device, DDDD:BB:SS.F without wildcards; unbind the"
+                        + " devices 0000:07:00.* covers one at a time", Errno.EINVAL, before),
+                Arguments.of("07:*.*", "unbind takes one device, DDDD:BB:SS.F without wildcards; unbind the"
+                        + " devices 0000:07:*.* covers one at a time", Errno.EINVAL, before),
+                // listed, but no such device
+                Arguments.of("0000:0a:00.0", "pciback: no PCI device at 0000:0a:00.0", Errno.ENODEV, before),
+                // listed, present, not bound
+                Arguments.of("0000:08:00.0", "pciback: 0000:08:00.0 is not bound to pciback", Errno.ENODEV, before),
+                // present, neither listed nor bound
+                Arguments.of("0000:06:0d.0", "pciback: 0000:06:0d.0 is not bound to pciback", Errno.ENODEV, before),
+                Arguments.of("0000:07:00.0", "pciback: 0000:07:00.0 is not bound to pciback", Errno.ENODEV, before));
+    }
+
+    @ParameterizedTest(name = "unbind \"{0}\" -> {2}")
+    @MethodSource("unbindTable")
+    void unbindReleasesOneBoundDeviceKeepingItListedAndRefusesAnythingElseChangingNothing(String text,
+            String message, Errno errno, List<String> assignedAfter) {
+        Host host = host("");
+        LoadedModule xen = listedAndBound(host);
+        if (message == null) {
+            attribute(xen, "unbind").write(text);
+        } else {
+            assertThatThrownBy(() -> attribute(xen, "unbind").write(text))
+                    .isInstanceOf(IommuException.class)
+                    .hasMessage(message)
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(errno);
+        }
+        assertState(host, xen, assignedAfter);
+    }
+
+    /** bind and unbind never change the slot list; the guest has exactly the bound devices, the rest are blocked. */
+    private static void assertState(Host host, LoadedModule xen, List<String> assignedAfter) {
+        assertThat(attribute(xen, "slots").read()).isEqualTo(SLOTS_BEFORE);
+        assertThat(assigned(host)).containsExactlyElementsOf(assignedAfter);
+        assertThat(blocked(host)).containsExactlyElementsOf(DEVICES.stream().filter(d -> !assignedAfter.contains(d))
+                .sorted().toList());
+        assertThat(host.iommu().groups()).allMatch(Group::isolated);
+    }
+
     @Test
     void bindSeizesOnlyAListedDeviceAndNewSlotAndRemoveSlotChangeOnlyTheList() {
         Host host = host("");
@@ -198,7 +321,8 @@ class PcibackTest {
         assertThat(host.iommu().groups()).hasSize(DEVICES.size());
 
         assertThatThrownBy(() -> attribute(xen, "bind").write("0000:07:00.*"))
-                .hasMessage("bind takes one device, DDDD:BB:SS.F without wildcards; use new_slot for 0000:07:00.*");
+                .hasMessage("bind takes one device, DDDD:BB:SS.F without wildcards; use new_slot for 0000:07:00.*")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
         assertThatThrownBy(() -> attribute(xen, "unbind").write("0000:06:0d.0"))
                 .hasMessage("pciback: 0000:06:0d.0 is not bound to pciback")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENODEV);
@@ -206,7 +330,11 @@ class PcibackTest {
                 .hasMessage("pciback: no PCI device at 0000:0a:00.0")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENODEV);
         assertThatThrownBy(() -> attribute(xen, "new_slot").write("banana"))
+                .isInstanceOf(IommuException.class)
+                .hasMessage("invalid PCI slot 'banana': expected DDDD:BB:SS.F or BB:SS.F in hex, with * for the device"
+                        + " and function (DDDD:BB:SS.*, DDDD:BB:*.*)")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+        assertThat(attribute(xen, "slots").read()).isEqualTo("0000:08:00.0\n");
         assertThatThrownBy(() -> attribute(xen, "remove_slot").write("0000:09:00.0"))
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOENT);
     }

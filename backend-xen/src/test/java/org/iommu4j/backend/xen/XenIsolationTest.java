@@ -75,10 +75,27 @@ class XenIsolationTest {
     void aDeviceDmaIntoAnotherGuestsFrameFaultsAndThatGuestsMemoryIsUnchanged() {
         XenDomain other = xen.hypervisor().createDomain("other-guest", 16, P2mLayout.contiguous());
         long theirs = other.mfn(3) << 12;
-        xen.hypervisor().writeMachine(theirs, "theirs".getBytes());
-        assertThatThrownBy(() -> host.pci(NIC).dmaWrite(theirs, "mine".getBytes()))
-                .isInstanceOf(IommuFaultException.class);
+        xen.hypervisor().writeMachine(theirs, "theirs".getBytes(StandardCharsets.US_ASCII));
+        byte[] frameBefore = xen.hypervisor().readMachine(theirs, 4096);
+        byte[] guestBefore = new byte[4096];
+        host.memory().read(theirs, guestBefore, 0, guestBefore.length);
+        long faultsBefore = host.pci(NIC).faultCount();
+        assertThat(xen.hypervisor().ownerOf(theirs >>> 12)).isEqualTo(other.domid());
+
+        String fault = String.format("0000:06:0d.0: iommu fault: DMA write at bus address 0x%x: not mapped", theirs);
+        assertThatThrownBy(() -> host.pci(NIC).dmaWrite(theirs, "mine".getBytes(StandardCharsets.US_ASCII)))
+                .isInstanceOf(IommuFaultException.class)
+                .hasMessage(fault);
+
         assertThat(xen.hypervisor().readMachine(theirs, 6)).asString().isEqualTo("theirs");
+        assertThat(xen.hypervisor().readMachine(theirs, 4096)).isEqualTo(frameBefore);
+        // nor did it land on the guest's own page at that address, as it would with no translation at all
+        byte[] guestAfter = new byte[4096];
+        host.memory().read(theirs, guestAfter, 0, guestAfter.length);
+        assertThat(guestAfter).isEqualTo(guestBefore);
+        assertThat(host.pci(NIC).faultCount()).isEqualTo(faultsBefore + 1);
+        assertThat(host.log().messages()).containsOnlyOnce("pci " + fault);
+        assertThat(host.taint().taintedString()).isEqualTo("Not tainted");
     }
 
     @Test

@@ -84,6 +84,8 @@ class NoiommuTest {
         host.vfio().bind(NIC);
         assertThatThrownBy(() -> host.vfio().openGroup(user, "/dev/vfio/noiommu-0"))
                 .isInstanceOf(IommuException.class)
+                .hasMessage("opening /dev/vfio/noiommu-0 requires CAP_SYS_RAWIO (it has no IOMMU isolation); "
+                        + user + " does not have it")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EPERM);
     }
 
@@ -99,6 +101,36 @@ class NoiommuTest {
         assertThat(host.iommu().groups()).isEmpty();
         assertThat(host.taint().taintedString()).isEqualTo("Not tainted");
         assertThat(host.vfio().openContainer(root).checkExtension(Vfio.NOIOMMU_IOMMU)).isZero();
+    }
+
+    @Test
+    void withTheOptInTurnedOffAfterAGroupExistsTheNoiommuTypeIsRefused() {
+        LoadedModule m = load("1");
+        host.vfio().bind(NIC);
+        VfioContainer container = host.vfio().openContainer(root);
+        VfioGroupFile group = host.vfio().openGroup(root, "/dev/vfio/noiommu-0");
+        group.setContainer(root, container);
+        m.parameters().set(NoiommuProvider.ENABLE, "0");
+
+        assertThat(container.checkExtension(Vfio.NOIOMMU_IOMMU)).isZero();
+        // the kernel's VFIO_SET_IOMMU: no driver answers the extension check, so -ENODEV
+        assertThatThrownBy(() -> container.setIommu(root, Vfio.NOIOMMU_IOMMU))
+                .isInstanceOf(IommuException.class)
+                .hasMessage("VFIO_SET_IOMMU: no VFIO iommu driver offers VFIO_NOIOMMU_IOMMU(8) for unisolated"
+                        + " (no-IOMMU) groups; registered: [vfio-iommu-type1, vfio-noiommu]")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENODEV);
+        long va = root.mmapContiguous(4096);
+        assertThatThrownBy(() -> container.mapDma(root, va, 4096, root.virtToPhys(va), IommuProt.READ))
+                .isInstanceOf(IommuException.class)
+                .hasMessage("the container has no iommu type: VFIO_SET_IOMMU first")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+        assertThat(root.lockedPages()).isZero();
+
+        // the refusal left the container as it was: with the opt-in back on, the same call succeeds
+        m.parameters().set(NoiommuProvider.ENABLE, "1");
+        container.setIommu(root, Vfio.NOIOMMU_IOMMU);
+        assertThat(container.mapDma(root, va, 4096, root.virtToPhys(va), IommuProt.READ).iova())
+                .isEqualTo(root.virtToPhys(va));
     }
 
     @Test
@@ -130,18 +162,45 @@ class NoiommuTest {
         @Test
         void everyCriticalAccessPointChecksTheCaller() {
             load("1");
+            host.vfio().bind("0000:08:00.0");
             Session s = open(root, NIC);
             long va = user.mmapContiguous(4096);
+            String node = s.group().node();
+
+            // set iommu type: a container the privileged process set up, but whose type is not set yet
+            VfioContainer fresh = host.vfio().openContainer(root);
+            VfioGroupFile other = host.vfio().openGroup(root, host.pci("0000:08:00.0").group().id());
+            other.setContainer(root, fresh);
+            assertThatThrownBy(() -> fresh.setIommu(user, Vfio.NOIOMMU_IOMMU))
+                    .isInstanceOf(IommuException.class)
+                    .hasMessage("setting the iommu type of a container with vfio-noiommu requires CAP_SYS_RAWIO"
+                            + " (its iommu driver gives no DMA isolation); " + user + " does not have it")
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EPERM);
+            // refused, not half done: the privileged owner can still set the type
+            fresh.setIommu(root, Vfio.NOIOMMU_IOMMU);
 
             assertThatThrownBy(() -> s.group().getDevice(user, NIC))
+                    .isInstanceOf(IommuException.class)
+                    .hasMessage("getting a device from " + node + " requires CAP_SYS_RAWIO (it has no IOMMU"
+                            + " isolation); " + user + " does not have it")
                     .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EPERM);
             assertThatThrownBy(() -> s.device().configRead(user, 0, 4))
+                    .isInstanceOf(IommuException.class)
+                    .hasMessage("accessing a device of " + node + " requires CAP_SYS_RAWIO (it has no IOMMU"
+                            + " isolation); " + user + " does not have it")
                     .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EPERM);
             assertThatThrownBy(() -> s.container().mapDma(user, va, 4096, user.virtToPhys(va), IommuProt.WRITE))
+                    .isInstanceOf(IommuException.class)
+                    .hasMessage("mapping DMA in a container with vfio-noiommu requires CAP_SYS_RAWIO (its iommu"
+                            + " driver gives no DMA isolation); " + user + " does not have it")
                     .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EPERM);
             assertThatThrownBy(() -> s.group().unsetContainer(user))
+                    .isInstanceOf(IommuException.class)
+                    .hasMessage("removing from its container " + node + " requires CAP_SYS_RAWIO (it has no"
+                            + " IOMMU isolation); " + user + " does not have it")
                     .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EPERM);
             assertThat(user.lockedPages()).isZero();
+            assertThat(s.container().groupIds()).hasSize(1);
         }
     }
 
@@ -171,7 +230,9 @@ class NoiommuTest {
             long phys = root.virtToPhys(va);
             assertThatThrownBy(() -> s.container().mapDma(root, va, 2 * 4096, 0x10000, IommuProt.READ))
                     .hasMessage(String.format("VFIO_IOMMU_MAP_DMA: iova 0x10000 is not the physical address 0x%x of"
-                            + " vaddr 0x%x (page 0): without an IOMMU, iova == phys", phys, va));
+                            + " vaddr 0x%x (page 0): without an IOMMU, iova == phys", phys, va))
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+            assertThat(root.lockedPages()).isZero();
             assertThat(s.container().mapDma(root, va, 2 * 4096, Vfio.ANY_IOVA, IommuProt.READ).iova())
                     .isEqualTo(phys);
         }

@@ -2,11 +2,13 @@ package org.iommu4j.backend.swiotlb;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import net.jqwik.api.ForAll;
@@ -22,6 +24,13 @@ import org.junit.jupiter.api.Test;
 
 class SwiotlbConcurrencyTest {
 
+    /**
+     * Two threads map and unmap a million times between them. A slot handed out twice is caught whichever way
+     * the threads interleave: each thread claims the slots of its mapping in a shared owner table right after
+     * the map (a claim on a slot the other thread holds fails), stamps a value unique to the thread and the
+     * iteration into every slot of its bounce buffer through the device, and just before the unmap re-reads
+     * its stamps and gives its claims back (a stamp overwritten, or a claim taken, fails).
+     */
     @org.junit.jupiter.params.ParameterizedTest(name = "{0} area(s)")
     @org.junit.jupiter.params.provider.ValueSource(strings = {"1", "2"})
     void twoThreadsMillionMapUnmapPairsNoSlotTwiceNoneLost(String nareas) throws Exception {
@@ -32,25 +41,68 @@ class SwiotlbConcurrencyTest {
         int pairsPerThread = 500_000;
         AtomicReference<Throwable> failure = new AtomicReference<>();
         AtomicLong clashes = new AtomicLong();
+        AtomicLong pairs = new AtomicLong();
+        AtomicIntegerArray owner = new AtomicIntegerArray(pool.nslabs());
+        List<String> overlaps = java.util.Collections.synchronizedList(new ArrayList<>());
         List<Thread> threads = new ArrayList<>();
         for (int t = 0; t < 2; t++) {
+            int me = t + 1;
             long orig = 0x1000_0000L * (t + 1);
             byte tag = (byte) (0x40 + t);
             host.memory().fill(orig, 4096, tag);
             threads.add(new Thread(() -> {
                 byte[] seen = new byte[64];
+                byte[] stamp = new byte[8];
+                byte[] back = new byte[8];
+                ByteBuffer stampBuf = ByteBuffer.wrap(stamp);
+                ByteBuffer backBuf = ByteBuffer.wrap(back);
                 try {
                     for (int i = 0; i < pairsPerThread; i++) {
-                        long tlb = pool.map(dev, orig, 64 + (i & 3) * 1024, 64 + (i & 3) * 1024, 0,
-                                DmaDirection.TO_DEVICE);
-                        host.memory().read(tlb, seen, 0, 64);
+                        int size = 64 + (i & 3) * 1024;
+                        long tlb = pool.map(dev, orig, size, size, 0, DmaDirection.TO_DEVICE);
+                        int first = (int) ((tlb - pool.start()) >>> SwiotlbPool.IO_TLB_SHIFT);
+                        int last = (int) ((tlb + size - 1 - pool.start()) >>> SwiotlbPool.IO_TLB_SHIFT);
+                        for (int s = first; s <= last; s++) {
+                            int held = owner.compareAndExchange(s, 0, me);
+                            if (held != 0 && overlaps.size() < 10) {
+                                overlaps.add(String.format("thread %d pair %d got slot %d (0x%x), which thread %d"
+                                        + " still holds", me, i, s, tlb, held));
+                            }
+                        }
+                        dev.dmaRead(tlb, seen, 0, 64);
                         for (byte b : seen) {
                             if (b != tag) {
                                 clashes.incrementAndGet();
                                 break;
                             }
                         }
-                        pool.unmap(dev, tlb, 64 + (i & 3) * 1024, DmaDirection.TO_DEVICE);
+                        long value = ((long) me << 32) | i;
+                        stampBuf.putLong(0, value);
+                        for (int s = first; s <= last; s++) {
+                            dev.dmaWrite(Math.max(tlb, pool.start() + ((long) s << SwiotlbPool.IO_TLB_SHIFT)),
+                                    stamp, 0, 8);
+                        }
+                        dev.dmaWrite(tlb + size - 8, stamp, 0, 8);
+                        // just before the unmap: the stamps and the claims must still be ours
+                        for (int s = first; s <= last + 1; s++) {
+                            long at = s > last ? tlb + size - 8
+                                    : Math.max(tlb, pool.start() + ((long) s << SwiotlbPool.IO_TLB_SHIFT));
+                            dev.dmaRead(at, back, 0, 8);
+                            long found = backBuf.getLong(0);
+                            if (found != value && overlaps.size() < 10) {
+                                overlaps.add(String.format("thread %d pair %d: its stamp 0x%x at 0x%x became 0x%x",
+                                        me, i, value, at, found));
+                            }
+                        }
+                        for (int s = first; s <= last; s++) {
+                            int held = owner.compareAndExchange(s, me, 0);
+                            if (held != me && overlaps.size() < 10) {
+                                overlaps.add(String.format("thread %d pair %d: slot %d is claimed by %d at unmap",
+                                        me, i, s, held));
+                            }
+                        }
+                        pool.unmap(dev, tlb, size, DmaDirection.TO_DEVICE);
+                        pairs.incrementAndGet();
                     }
                 } catch (Throwable e) {
                     failure.compareAndSet(null, e);
@@ -61,7 +113,9 @@ class SwiotlbConcurrencyTest {
         for (Thread t : threads) {
             t.join();
         }
+        assertThat(overlaps).isEmpty();
         assertThat(failure.get()).isNull();
+        assertThat(pairs.get()).isEqualTo(1_000_000L);
         assertThat(clashes.get()).isZero();
         assertThat(pool.stats().usedSlots()).isZero();
         assertThat(pool.stats().highWaterSlots()).isBetween(1L, 8L);

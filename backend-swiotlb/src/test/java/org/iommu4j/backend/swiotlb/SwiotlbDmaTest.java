@@ -129,6 +129,22 @@ class SwiotlbDmaTest {
             host.dma().syncForCpu(narrow, out, 2048, DmaDirection.TO_DEVICE);
             assertThat(read(HIGH + 8192, 2048)).containsOnly(0);
             assertThat(swiotlb.attribute("bounced_bytes_from_device")).isEqualTo("0");
+
+            // TO_DEVICE: the CPU rewrites the original after the map; the device sees the new bytes only once
+            // the buffer is synced for it
+            byte[] before = pattern(2048, 10);
+            byte[] after = pattern(2048, 11);
+            host.memory().write(HIGH + 16384, before, 0, 2048);
+            long in = host.dma().map(narrow, HIGH + 16384, 2048, DmaDirection.TO_DEVICE);
+            assertThat(swiotlb.pool().contains(in)).isTrue();
+            host.memory().write(HIGH + 16384, after, 0, 2048);
+            assertThat(narrow.dmaRead(in, 2048)).isEqualTo(before);
+            long toDevice = swiotlb.pool().stats().bytesToDevice();
+            host.dma().syncForDevice(narrow, in, 2048, DmaDirection.TO_DEVICE);
+            assertThat(narrow.dmaRead(in, 2048)).isEqualTo(after);
+            assertThat(swiotlb.pool().stats().bytesToDevice()).isEqualTo(toDevice + 2048);
+            host.dma().unmap(narrow, in, 2048, DmaDirection.TO_DEVICE);
+            assertThat(read(HIGH + 16384, 2048)).isEqualTo(after);
         }
 
         @Test

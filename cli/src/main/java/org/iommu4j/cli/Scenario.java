@@ -138,7 +138,7 @@ final class Scenario {
     Outcome run() {
         try {
             host = buildHost(root.path("host"));
-        } catch (IllegalArgumentException e) {
+        } catch (IllegalArgumentException | org.iommu4j.api.InvalidParameterException e) {
             throw new Malformed("host: " + e.getMessage());
         }
         for (JsonNode p : root.path("processes")) {

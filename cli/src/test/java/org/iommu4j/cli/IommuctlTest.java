@@ -391,6 +391,19 @@ class IommuctlTest {
     }
 
     @Test
+    void aScenarioWithAMalformedKernelCommandLineIsBadUsage(@TempDir Path dir) throws Exception {
+        Path file = dir.resolve("cmdline.json");
+        Files.writeString(file, "{\"host\": {\"cmdline\": \"xen.hide=(0000:06:0d.0\","
+                + " \"devices\": [{\"bdf\": \"0000:06:0d.0\"}]}, \"steps\": []}");
+        Run r = iommuctl("run", file.toString());
+        assertThat(r.code()).isEqualTo(2);
+        assertThat(r.out()).isEmpty();
+        assertThat(r.err()).startsWith("iommuctl run: ").contains("host: ").contains("xen.hide=(0000:06:0d.0")
+                .endsWith("\n").doesNotContain("\n\n");
+        assertThat(r.err().lines()).hasSize(1);
+    }
+
+    @Test
     void aScenarioStopsAtTheFirstUnexpectedResultWithItsStepNumber(@TempDir Path dir) throws Exception {
         Path file = dir.resolve("broken.json");
         Files.writeString(file, "{\"host\": {\"devices\": [{\"bdf\": \"0000:06:0d.0\"}]},"

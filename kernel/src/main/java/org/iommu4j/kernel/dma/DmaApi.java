@@ -1,5 +1,6 @@
 package org.iommu4j.kernel.dma;
 
+import java.util.Optional;
 import java.util.concurrent.locks.ReentrantLock;
 import org.iommu4j.api.CoherentBuffer;
 import org.iommu4j.api.Device;
@@ -154,8 +155,8 @@ public final class DmaApi {
     }
 
     /** @return the DMA-API checker, when the host runs with it */
-    public java.util.Optional<DmaDebug> debug() {
-        return java.util.Optional.ofNullable(debug);
+    public Optional<DmaDebug> debug() {
+        return Optional.ofNullable(debug);
     }
 
     /**

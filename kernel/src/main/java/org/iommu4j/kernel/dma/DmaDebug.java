@@ -274,11 +274,16 @@ public final class DmaDebug implements BusListener {
                     + " [device address=0x%016x] [size=%d bytes] [mapped with %s] [unmapped with %s]", dmaAddress,
                     size, dirName(entry.direction()), dirName(direction)));
         }
+        uncount(entry);
+        return entry;
+    }
+
+    /** Undoes {@link #insert}'s counting for an entry taken out of the map. */
+    private void uncount(Entry entry) {
         entries.decrementAndGet();
         if (entry.direction() != DmaDirection.TO_DEVICE) {
             activeCachelines.computeIfPresent(cacheline(entry), (k, n) -> n == 1 ? null : n - 1);
         }
-        return entry;
     }
 
     /** The kernel's best fit among entries at the same device address: a perfect match, or the only one. */
@@ -297,16 +302,15 @@ public final class DmaDebug implements BusListener {
             for (Entry e : here) {
                 int level = (e.size() == size ? 1 : 0) + (e.type() == type ? 1 : 0)
                         + (e.direction() == direction ? 1 : 0);
-                if (level == 3) {
-                    best = e;
-                    break;
-                }
                 if (level > bestLevel) {
                     bestLevel = level;
                     best = e;
                 }
+                if (level == 3) {
+                    break;
+                }
             }
-            if (best == null || (here.size() > 1 && !isPerfect(best, type, size, direction))) {
+            if (best == null || (here.size() > 1 && bestLevel < 3)) {
                 return null;
             }
             here.remove(best);
@@ -315,10 +319,6 @@ public final class DmaDebug implements BusListener {
             }
             return best;
         }
-    }
-
-    private static boolean isPerfect(Entry e, Type type, long size, DmaDirection direction) {
-        return e.type() == type && e.size() == size && e.direction() == direction;
     }
 
     void syncing(BusDevice device, long dmaAddress, long size, DmaDirection direction, boolean forCpu) {
@@ -374,14 +374,7 @@ public final class DmaDebug implements BusListener {
             return;
         }
         synchronized (map) {
-            for (List<Entry> here : map.values()) {
-                for (Entry entry : here) {
-                    entries.decrementAndGet();
-                    if (entry.direction() != DmaDirection.TO_DEVICE) {
-                        activeCachelines.computeIfPresent(cacheline(entry), (k, n) -> n == 1 ? null : n - 1);
-                    }
-                }
-            }
+            map.values().forEach(here -> here.forEach(this::uncount));
         }
     }
 

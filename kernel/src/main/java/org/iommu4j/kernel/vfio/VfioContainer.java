@@ -18,6 +18,7 @@ import org.iommu4j.api.Vfio;
 import org.iommu4j.api.VfioDmaMapping;
 import org.iommu4j.api.VfioIommu;
 import org.iommu4j.api.VfioIommuDriver;
+import org.iommu4j.kernel.iommu.Iommu;
 import org.iommu4j.kernel.module.ModuleRef;
 import org.iommu4j.kernel.proc.UserProcess;
 import org.iommu4j.kernel.vfio.VfioIommuDrivers.Registered;
@@ -460,7 +461,7 @@ public final class VfioContainer implements AutoCloseable {
                 throw new IommuException(Errno.EPERM, group.node() + " cannot join this container: groups with"
                         + " and without IOMMU isolation do not mix in one container");
             }
-            org.iommu4j.kernel.iommu.Iommu core = vfio.host().iommu();
+            Iommu core = vfio.host().iommu();
             core.claimDmaOwner(group.group(), group);
             if (iommu != null) {
                 try {

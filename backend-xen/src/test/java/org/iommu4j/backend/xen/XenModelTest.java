@@ -1,0 +1,93 @@
+package org.iommu4j.backend.xen;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import org.iommu4j.api.BounceBufferPool;
+import org.iommu4j.api.Errno;
+import org.iommu4j.backend.swiotlb.SwiotlbProvider;
+import org.iommu4j.kernel.Host;
+import org.iommu4j.kernel.bus.DmaMasks;
+import org.iommu4j.kernel.bus.PciDevice;
+import org.iommu4j.kernel.bus.PciDeviceSpec;
+import org.iommu4j.kernel.module.LoadedModule;
+import org.iommu4j.testsupport.DmaApiModel;
+import org.iommu4j.testsupport.DmaApiModel.Count;
+import org.iommu4j.testsupport.Seeded;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The model-based stateful test of xen-swiotlb's DMA ops ({@link DmaApiModel}) on a guest whose pages are
+ * scattered over machine memory (a seeded layout per sequence): buffers whose machine frames are not contiguous,
+ * or lie past a device's mask, bounce. {@code -Pstress} raises the number of sequences
+ * ({@code iommu4j.model.sequences}).
+ */
+class XenModelTest {
+    static final int SEQUENCES = Seeded.count("iommu4j.model.sequences", 200);
+    static final int STEPS = Seeded.count("iommu4j.model.steps", 500);
+
+    @Test
+    void theDmaApiAgreesWithTheModelAfterEveryStep() {
+        Map<Count, Long> totals = new EnumMap<>(Count.class);
+        Seeded.forEach("XenModelTest.dma", SEQUENCES, r -> {
+            DmaApiModel model = run(r::nextInt, STEPS, r.nextBoolean(), r.nextLong());
+            for (Count k : Count.values()) {
+                totals.merge(k, model.count(k), Long::sum);
+            }
+        });
+        // every path was taken, and only those the backend has
+        assertThat(totals).as("what the sequences did").containsEntry(Count.MAP_REFUSED, 0L)
+                .allSatisfy((k, v) -> assertThat(k == Count.MAP_REFUSED || v > 0).as("%s: %d", k, v).isTrue());
+    }
+
+    /**
+     * One sequence, also the Jazzer op-sequence target's body.
+     *
+     * @return the model, with what the sequence did
+     * @param choices where the steps come from
+     * @param steps how many
+     * @param debug whether the host runs with DMA-API debugging
+     * @param layoutSeed the seed of the guest's scattered p2m
+     */
+    static DmaApiModel run(DmaApiModel.Choices choices, int steps, boolean debug, long layoutSeed) {
+        Host host = Host.builder().memory(64L << 20).dmaApiDebug(debug)
+                .pciDevice(PciDeviceSpec.of("0000:06:0d.0"))
+                .pciDevice(PciDeviceSpec.of("0000:07:00.0").withDmaMask(DmaMasks.bits(32)))
+                .build();
+        XenHypervisor hv = new XenHypervisor(0x120000);
+        hv.createDomain("Domain-0", 0x400, P2mLayout.contiguous());
+        XenDomain guest = hv.createGuest("guest", host.memory(), P2mLayout.scattered(layoutSeed));
+        host.modules().insert(new SwiotlbProvider(), Map.of("nslabs", "4096"),
+                "class path");
+        LoadedModule xen = host.modules().insert(new XenProvider(hv, guest),
+                Map.of("hide", "(0000:06:0d.0)(0000:07:00.0)"), "class path");
+        BounceBufferPool pool = host.symbols().view(xen).lookup(BounceBufferPool.class);
+        DmaApiModel model = new DmaApiModel(host, xen, new DmaApiModel.Backend() {
+            @Override
+            public Errno mapOutcome(PciDevice device, long phys, long size) {
+                return null; // the pool (8 MiB, made machine-contiguous below 4 GiB) holds every buffer at once
+            }
+
+            @Override
+            public boolean bounced(long dmaAddress) {
+                long mfn = dmaAddress >>> 12;
+                return hv.ownerOf(mfn) == guest.domid()
+                        && pool.contains((hv.pfnOf(mfn) << 12) | (dmaAddress & 0xfff));
+            }
+
+            @Override
+            public long slotsInUse() {
+                return pool.stats().usedSlots();
+            }
+        }, List.of(host.pci("0000:06:0d.0"), host.pci("0000:07:00.0")));
+        for (int i = 0; i < steps; i++) {
+            model.step(choices);
+        }
+        model.teardown();
+        host.modules().remove("xen");
+        host.modules().remove("swiotlb");
+        return model;
+    }
+}

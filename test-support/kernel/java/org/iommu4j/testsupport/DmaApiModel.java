@@ -363,7 +363,23 @@ public final class DmaApiModel {
     private void badCall(Choices c, Buffer b) {
         PciDevice dev = devices.get(c.pick(devices.size()));
         long phys = b.phys;
-        switch (c.pick(3)) {
+        switch (c.pick(4)) {
+            case 3 -> {
+                // sizes no buffer has: past the end of memory, or wrapping past 2^64
+                long size = switch (c.pick(3)) {
+                    case 0 -> host.memory().size();
+                    case 1 -> Long.MAX_VALUE;
+                    default -> -phys; // phys + size is 2^64 exactly
+                };
+                lastStep = String.format("map of 0x%x bytes at 0x%x", size, phys);
+                try {
+                    long dma = host.dma().map(dev, phys, size, DmaDirection.TO_DEVICE);
+                    throw new AssertionError(lastStep + " succeeded at 0x" + Long.toHexString(dma)
+                            + "; expected a typed error");
+                } catch (IommuException expected) {
+                    counts[Count.BAD_CALLS.ordinal()]++;
+                }
+            }
             case 0 -> {
                 long size = c.pick(2) == 0 ? 0 : -1 - c.pick(4096);
                 lastStep = "map of size " + size;

@@ -87,7 +87,7 @@ public final class Host {
         faults.applyCommandLine(commandLine);
         log.log(LogLevel.INFO, "Memory: " + ((b.memory - FIRMWARE_RESERVED) >>> 10) + "K available ("
                 + (FIRMWARE_RESERVED >>> 10) + "K reserved by firmware), " + cpus + " CPUs");
-        this.deviceDma = new DeviceDma(memory, log);
+        this.deviceDma = new DeviceDma(memory.deviceView(), log); // device DMA is not a CPU access
         this.buses = new Buses(configLock, deviceDma);
         this.iommu = new Iommu(configLock, buses, log, faults.pageAlloc());
         this.dma = new DmaApi(configLock, buses, new DirectDmaOps(memory, pageAllocator, log), dmaDebug(b),
@@ -119,6 +119,7 @@ public final class Host {
         }
         DmaDebug debug = new DmaDebug(log, taint, entries);
         buses.addListener(debug, ModuleRef.KERNEL);
+        memory.watchCpuAccess(debug.cpuAccessCheck()); // beyond the kernel's checks: CPU touches of device buffers
         return debug;
     }
 

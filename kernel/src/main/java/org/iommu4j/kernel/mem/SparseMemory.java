@@ -20,6 +20,34 @@ public final class SparseMemory implements PhysicalMemory {
 
     private final long size;
     private final AtomicReferenceArray<byte[]> chunks;
+    /** Told of every CPU access when DMA-API debugging watches them; null (one volatile read) otherwise. */
+    private volatile CpuAccessWatcher watcher;
+    private final PhysicalMemory deviceView = new PhysicalMemory() {
+        @Override
+        public long size() {
+            return size;
+        }
+
+        @Override
+        public void read(long phys, byte[] dst, int offset, int length) {
+            readRaw(phys, dst, offset, length);
+        }
+
+        @Override
+        public void write(long phys, byte[] src, int offset, int length) {
+            writeRaw(phys, src, offset, length);
+        }
+
+        @Override
+        public void copy(long srcPhys, long dstPhys, long length) {
+            copyRaw(srcPhys, dstPhys, length);
+        }
+
+        @Override
+        public void fill(long phys, long length, byte value) {
+            fillRaw(phys, length, value);
+        }
+    };
 
     /**
      * @param size bytes, a positive multiple of the page size
@@ -39,6 +67,26 @@ public final class SparseMemory implements PhysicalMemory {
         return size;
     }
 
+    /**
+     * The same memory as devices reach it: their DMA is not a CPU access, so it is not shown to the watcher.
+     *
+     * @return a view for the host's device DMA engine
+     */
+    public PhysicalMemory deviceView() {
+        return deviceView;
+    }
+
+    /**
+     * Shows every CPU access ({@link #read}, {@link #write}, {@link #copy}, {@link #fill}, and so a process's
+     * memory, which is this memory) to a watcher, as DMA-API debugging's CPU-touch check asks. Without one
+     * the accessors read one volatile field and do nothing else.
+     *
+     * @param w the watcher, or null for none
+     */
+    public void watchCpuAccess(CpuAccessWatcher w) {
+        this.watcher = w;
+    }
+
     /** @return bytes of storage actually allocated */
     public long residentBytes() {
         long n = 0;
@@ -52,6 +100,14 @@ public final class SparseMemory implements PhysicalMemory {
 
     @Override
     public void read(long phys, byte[] dst, int offset, int length) {
+        readRaw(phys, dst, offset, length);
+        CpuAccessWatcher w = watcher;
+        if (w != null) {
+            w.cpuRead(phys, length);
+        }
+    }
+
+    private void readRaw(long phys, byte[] dst, int offset, int length) {
         Objects.checkFromIndexSize(offset, length, dst.length);
         checkRange(phys, length);
         while (length > 0) {
@@ -71,6 +127,14 @@ public final class SparseMemory implements PhysicalMemory {
 
     @Override
     public void write(long phys, byte[] src, int offset, int length) {
+        writeRaw(phys, src, offset, length);
+        CpuAccessWatcher w = watcher;
+        if (w != null) {
+            w.cpuWrite(phys, length);
+        }
+    }
+
+    private void writeRaw(long phys, byte[] src, int offset, int length) {
         Objects.checkFromIndexSize(offset, length, src.length);
         checkRange(phys, length);
         while (length > 0) {
@@ -85,6 +149,15 @@ public final class SparseMemory implements PhysicalMemory {
 
     @Override
     public void copy(long srcPhys, long dstPhys, long length) {
+        copyRaw(srcPhys, dstPhys, length);
+        CpuAccessWatcher w = watcher;
+        if (w != null) {
+            w.cpuRead(srcPhys, length);
+            w.cpuWrite(dstPhys, length);
+        }
+    }
+
+    private void copyRaw(long srcPhys, long dstPhys, long length) {
         checkRange(srcPhys, length);
         checkRange(dstPhys, length);
         if (length == 0 || srcPhys == dstPhys) {
@@ -134,6 +207,14 @@ public final class SparseMemory implements PhysicalMemory {
 
     @Override
     public void fill(long phys, long length, byte value) {
+        fillRaw(phys, length, value);
+        CpuAccessWatcher w = watcher;
+        if (w != null) {
+            w.cpuWrite(phys, length);
+        }
+    }
+
+    private void fillRaw(long phys, long length, byte value) {
         checkRange(phys, length);
         while (length > 0) {
             int in = (int) (phys & CHUNK_MASK);

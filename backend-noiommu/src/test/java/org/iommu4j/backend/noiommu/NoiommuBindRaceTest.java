@@ -51,9 +51,12 @@ class NoiommuBindRaceTest {
         AtomicLong refusals = new AtomicLong();
         List<String> wrong = Collections.synchronizedList(new ArrayList<>());
         int iterations = 2000;
+        long deadline = System.nanoTime() + 20_000_000_000L;
+        java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
         Thread binder = new Thread(() -> {
             try {
-                for (int i = 0; i < iterations; i++) {
+                // at least 2000 binds and unbinds, and on until the program got 20 whole sessions in between
+                for (int i = 0; (i < iterations || sessions.get() < 20) && System.nanoTime() < deadline; i++) {
                     try {
                         if (i % 2 == 0) {
                             host.vfio().bind(NIC);
@@ -68,11 +71,13 @@ class NoiommuBindRaceTest {
                 }
             } catch (Throwable t) {
                 failure.compareAndSet(null, t);
+            } finally {
+                done.set(true);
             }
         });
         Thread program = new Thread(() -> {
             try {
-                for (int i = 0; i < iterations; i++) {
+                for (int i = 0; !done.get(); i++) {
                     VfioContainer container = null;
                     VfioGroupFile group = null;
                     VfioDmaMapping m = null;

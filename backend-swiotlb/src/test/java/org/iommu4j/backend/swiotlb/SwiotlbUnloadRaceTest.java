@@ -145,7 +145,8 @@ class SwiotlbUnloadRaceTest {
         long phys = host.pageAllocator().allocateUserPage();
         List<SwiotlbPool> pools = Collections.synchronizedList(new ArrayList<>());
         pools.add(load(host));
-        java.util.concurrent.locks.ReentrantLock turn = new java.util.concurrent.locks.ReentrantLock();
+        java.util.concurrent.locks.ReentrantLock turn = new java.util.concurrent.locks.ReentrantLock(true);
+        long deadline = System.nanoTime() + 20_000_000_000L;
         AtomicLong live = new AtomicLong(-1);
         AtomicBoolean stop = new AtomicBoolean();
         AtomicReference<Throwable> failure = new AtomicReference<>();
@@ -172,7 +173,9 @@ class SwiotlbUnloadRaceTest {
         });
         Thread unloader = new Thread(() -> {
             try {
-                for (int i = 0; i < 300; i++) {
+                // 300 turns, and on until both outcomes were seen
+                for (int i = 0; (i < 300 || refusedWhileLive.get() == 0 || unloaded.get() == 0)
+                        && System.nanoTime() < deadline; i++) {
                     turn.lock();
                     try {
                         if (host.modules().find("swiotlb").isEmpty()) {

@@ -106,6 +106,7 @@ public final class DmaApiModel {
     private final List<CoherentBuffer> coherent = new ArrayList<>();
     private final List<Long> userPages = new ArrayList<>();
     private final List<Long> lowBlocks = new ArrayList<>();
+    private final long freePagesAtStart;
     private long liveMappings;
     private long bouncedSlots;
     private long steps;
@@ -144,6 +145,7 @@ public final class DmaApiModel {
             }
             buffers.add(new Buffer(first));
         }
+        freePagesAtStart = host.pageAllocator().freePageCount();
         check();
     }
 
@@ -432,6 +434,9 @@ public final class DmaApiModel {
         expect(backend.slotsInUse() == 0, "bounce slots left in use: " + backend.slotsInUse());
         host.dma().debug().ifPresent(d -> expect(d.activeEntries() == 0, "DMA-API records left: "
                 + d.activeEntries()));
+        long free = host.pageAllocator().freePageCount();
+        expect(free == freePagesAtStart, (freePagesAtStart - free) + " pages were not given back (coherent buffers,"
+                + " bounce memory)");
         for (long block : lowBlocks) {
             host.pageAllocator().freePages(block, 5);
         }
@@ -472,5 +477,27 @@ public final class DmaApiModel {
 
     private static long slots(long size) {
         return (size + SLOT - 1) / SLOT;
+    }
+
+    /**
+     * After the backends were unloaded: every page is back in the allocator and no module left registrations
+     * for the kernel to clean up (its {@code stop()} undid all it did).
+     *
+     * @param host the host
+     * @param freeAtBoot the allocator's free pages before anything was loaded
+     * @param expected the kernel's clean-up lines that are expected: swiotlb leaves its exported pool to the
+     *     kernel, as a Linux module's exports go with it at unload
+     */
+    public static void requireClean(Host host, long freeAtBoot, String... expected) {
+        long free = host.pageAllocator().freePageCount();
+        if (free != freeAtBoot) {
+            throw new AssertionError((freeAtBoot - free) + " pages were not given back after unload");
+        }
+        List<String> allowed = List.of(expected);
+        List<String> behind = host.log().messages().stream().filter(m -> m.contains("registrations behind"))
+                .filter(m -> !allowed.contains(m)).toList();
+        if (!behind.isEmpty()) {
+            throw new AssertionError("a module did not undo its registrations: " + behind);
+        }
     }
 }

@@ -61,6 +61,7 @@ class NoiommuModelTest {
                 .pciDevice(PciDeviceSpec.of("0000:06:0d.0"))
                 .pciDevice(PciDeviceSpec.of("0000:07:00.0").withDmaMask(DmaMasks.bits(28)))
                 .build();
+        long freeAtBoot = host.pageAllocator().freePageCount();
         LoadedModule module = host.modules().insert(new NoiommuProvider(), Map.of(NoiommuProvider.ENABLE, "1"),
                 "class path");
         DmaApiModel model = new DmaApiModel(host, module, new DmaApiModel.Backend() {
@@ -84,6 +85,7 @@ class NoiommuModelTest {
         }
         model.teardown();
         host.modules().remove("noiommu");
+        DmaApiModel.requireClean(host, freeAtBoot);
         return model;
     }
 
@@ -112,6 +114,7 @@ class NoiommuModelTest {
      */
     static VfioModel runVfio(DmaApiModel.Choices choices, int steps) {
         Host host = Host.builder().memory(512L << 20).pciDevice(PciDeviceSpec.of(NIC)).build();
+        long freeAtBoot = host.pageAllocator().freePageCount();
         host.modules().insert(new NoiommuProvider(), Map.of(NoiommuProvider.ENABLE, "1"), "class path");
         UserProcess p = host.spawn("hct_test", 0, Set.of(Capability.CAP_SYS_RAWIO, Capability.CAP_IPC_LOCK));
         host.vfio().bind(NIC);
@@ -146,6 +149,7 @@ class NoiommuModelTest {
         p.exit();
         host.vfio().unbind(NIC);
         host.modules().remove("noiommu");
+        DmaApiModel.requireClean(host, freeAtBoot);
         return model;
     }
 }

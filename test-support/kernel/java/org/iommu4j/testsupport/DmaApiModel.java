@@ -234,6 +234,17 @@ public final class DmaApiModel {
         if (backend.bounced(dma)) {
             counts[Count.BOUNCED.ordinal()]++;
             bouncedSlots += slots(size);
+            // Linux v6.12 swiotlb_tbl_map_single: with no min_align_mask the bounce starts a slot
+            expect(dma % SLOT == 0, "the bounce buffer 0x" + Long.toHexString(dma) + " does not start a slot");
+            for (Buffer other : buffers) {
+                Mapping o = other.mapping;
+                if (o != null && other != b && backend.bounced(o.dma())
+                        && Long.compareUnsigned(o.dma(), dma + size) < 0
+                        && Long.compareUnsigned(dma, o.dma() + o.size()) < 0) {
+                    throw new AssertionError(String.format("after step %d, %s: the bounce buffer 0x%x+%d overlaps"
+                            + " the live one of %s", steps, lastStep, dma, size, describe(o)));
+                }
+            }
         }
         if (dir != DmaDirection.FROM_DEVICE) {
             deviceRead(b);

@@ -232,4 +232,24 @@ class SwiotlbIommuTest {
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EBUSY);
         assertThat(host.pci(NIC).group()).isNotNull();
     }
+
+    @Test
+    void turningTheOptInOffWhileVfioHoldsOneDeviceChangesNothingForTheOthers() {
+        SwiotlbFixture swiotlb = load(true);
+        host.vfio().bind(NIC); // bound, its group node made, but nobody has opened it
+        openOn("0000:07:00.0"); // held by a user: this one refuses
+        java.util.List<String> nodes = host.vfio().deviceNodes();
+        assertThat(nodes).contains("/dev/vfio/noiommu-0");
+        int nicGroup = host.pci(NIC).group().id();
+
+        assertThatThrownBy(() -> swiotlb.module.parameters().set(SwiotlbProvider.ENABLE_IOMMU, "0"))
+                .isInstanceOf(IommuException.class)
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EBUSY);
+
+        assertThat(host.pci(NIC).driver()).isEqualTo("vfio-pci");
+        assertThat(host.pci(NIC).group().id()).isEqualTo(nicGroup);
+        assertThat(host.vfio().deviceNodes()).isEqualTo(nodes);
+        assertThat(swiotlb.module.parameters().getBool(SwiotlbProvider.ENABLE_IOMMU)).isTrue();
+        assertThat(host.vfio().openGroup(root, "/dev/vfio/noiommu-" + nicGroup)).isNotNull();
+    }
 }

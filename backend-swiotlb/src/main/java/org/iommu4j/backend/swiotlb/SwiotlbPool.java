@@ -591,7 +591,7 @@ public final class SwiotlbPool implements BounceBufferPool {
             synchronized (areaOf(index)) {
                 if (head[index] && window[index] && mapSize[index] != size) {
                     throw new IommuException(Errno.EINVAL, String.format("swiotlb: release of 0x%x with size %d,"
-                            + " but %d bytes were reserved there; nothing was released", windowAddr, size,
+                            + " but %d bytes were mapped there; nothing was unmapped", windowAddr, size,
                             mapSize[index]));
                 }
             }

@@ -108,6 +108,24 @@ class SwiotlbDynamicPoolTest {
     }
 
     @Test
+    void aWorkerThatFindsNoMemoryBelowThePoolLimitSaysSoAndTheTransientPoolStillServes() {
+        // below 2 MiB only the default pool fits (the first MiB is the firmware's): the worker finds nothing
+        SwiotlbFixture swiotlb = new SwiotlbFixture(host, Map.of("nslabs", "512", "nareas", "1", "limit",
+                "0x200000"));
+        SwiotlbMem mem = ((SwiotlbBackend) swiotlb.backend()).mem();
+        assertThat(swiotlb.pool().end()).isLessThanOrEqualTo(0x200000L);
+        fill(4);
+
+        long dma = host.dma().map(nic, HIGH + 0x1000_0000L, 4096, DmaDirection.TO_DEVICE);
+
+        assertThat(mem.transientPools()).singleElement().matches(p -> p.contains(dma));
+        assertThat(mem.pools()).containsExactly(swiotlb.pool());
+        assertThat(host.log().messages()).contains("software IO TLB: Failed to allocate new pool");
+        host.dma().unmap(nic, dma, 4096, DmaDirection.TO_DEVICE);
+        assertThat(mem.transientPools()).isEmpty();
+    }
+
+    @Test
     void withDynamicOffAFullPoolRefusesTheMappingAndNothingGrows() {
         SwiotlbFixture swiotlb = new SwiotlbFixture(host, Map.of("nslabs", "512", "nareas", "1", "dynamic", "0"));
         SwiotlbMem mem = ((SwiotlbBackend) swiotlb.backend()).mem();

@@ -303,6 +303,36 @@ class SwiotlbIssueRegressionTest {
         assertThat(host.log().messages()).filteredOn(m -> m.contains("overflow")).hasSize(1);
     }
 
+    /** v6.9's pre-padding: an alloc alignment above a slot is met with whole padding slots before the mapping. */
+    @Test
+    void anAllocAlignmentAboveAPagePadsWithWholeSlotsKeepsTheDevicesBitsAndWarnsOnce() {
+        Host host = Host.builder().pciDevice(PciDeviceSpec.of(NIC).withMinAlignMask(0xfff)).build();
+        SwiotlbPool pool = new SwiotlbFixture(host, Map.of("nslabs", "512", "nareas", "1")).pool();
+        PciDevice dev = host.pci(NIC);
+        long orig = 0x1001_2945L;
+        host.memory().write(orig, pattern(1000, 2), 0, 1000);
+
+        long tlb = pool.map(dev, orig, 1000, 1000, 0x3fff, DmaDirection.TO_DEVICE);
+
+        assertThat(tlb & 0xfff).isEqualTo(0x945);
+        assertThat((tlb - 0x945) & 0x3fff).isZero(); // one padding slot after a 16 KiB-aligned start
+        assertThat(dev.dmaRead(tlb, 1000)).isEqualTo(pattern(1000, 2));
+        assertThat(pool.stats().usedSlots()).isEqualTo(8); // ALIGN(0x945 + 1000, 16 KiB)
+        assertThat(host.log().messages()).containsSubsequence("------------[ cut here ]------------",
+                "pci 0000:06:0d.0: Alloc alignment may prevent fulfilling requests with max mapping_size",
+                "WARNING: CPU: 0 PID: 1 at kernel/dma/swiotlb.c swiotlb_tbl_map_single");
+        long second = pool.map(dev, orig, 1000, 1000, 0x3fff, DmaDirection.TO_DEVICE);
+        assertThat(host.log().messages()).filteredOn(m -> m.contains("Alloc alignment")).hasSize(1);
+        pool.unmap(dev, tlb, 1000, DmaDirection.TO_DEVICE);
+        pool.unmap(dev, second, 1000, DmaDirection.TO_DEVICE);
+        assertThat(pool.stats().usedSlots()).isZero();
+        // the padding slots went back too: the whole pool takes whole-segment mappings again
+        for (int i = 0; i < 4; i++) {
+            pool.map(dev, 0x2000_0000L, 262144 - 4096, 262144 - 4096, 0, DmaDirection.TO_DEVICE);
+        }
+        assertThat(pool.stats().usedSlots()).isEqualTo(4 * 126);
+    }
+
     /** Issue 11, observability: io_tlb_used, io_tlb_used_hiwater and the areas' own counts. */
     @Test
     void usageAndTheHighWaterMarkAreVisiblePerAreaAndTheMarkResetsOnlyToZero() throws Exception {

@@ -118,6 +118,62 @@ class SwiotlbTeardownTest {
         assertThat(host.pageAllocator().freePageCount()).isEqualTo(before);
     }
 
+    @Test
+    void teardownRacingMapsNeverFreesAHeldSlotAndNoSlotIsHandedOutAfterIt() throws Exception {
+        long before = host.pageAllocator().freePageCount();
+        SwiotlbFixture swiotlb = new SwiotlbFixture(host, Map.of("nslabs", "512", "nareas", "1"));
+        SwiotlbPool pool = swiotlb.pool();
+        AtomicBoolean stopped = new AtomicBoolean();
+        AtomicBoolean done = new AtomicBoolean();
+        AtomicLong afterTeardown = new AtomicLong();
+        AtomicLong refused = new AtomicLong();
+        java.util.List<Throwable> failures = new java.util.concurrent.CopyOnWriteArrayList<>();
+        Thread mapper = new Thread(() -> {
+            try {
+                while (!done.get()) {
+                    long tlb;
+                    try {
+                        tlb = pool.map(nic, HIGH, 4096, 4096, 0, DmaDirection.TO_DEVICE);
+                    } catch (DmaMappingException e) {
+                        assertThat(e.getMessage()).startsWith("Can not allocate SWIOTLB buffer earlier");
+                        refused.incrementAndGet();
+                        continue;
+                    }
+                    if (stopped.get()) {
+                        afterTeardown.incrementAndGet(); // a slot of a pool that was already torn down
+                    }
+                    pool.unmap(nic, tlb, 4096, DmaDirection.TO_DEVICE);
+                }
+            } catch (Throwable t) {
+                failures.add(t);
+            }
+        });
+        mapper.start();
+        int busy = 0;
+        for (int attempt = 0; attempt < 100_000 && !stopped.get(); attempt++) {
+            try {
+                swiotlb.backend().stop();
+                stopped.set(true);
+            } catch (IommuException e) {
+                assertThat(e.errno()).isEqualTo(Errno.EBUSY);
+                busy++;
+                Thread.yield();
+            }
+        }
+        long refusedAtStop = refused.get();
+        while (stopped.get() && refused.get() < refusedAtStop + 100 && failures.isEmpty()) {
+            Thread.onSpinWait();
+        }
+        done.set(true);
+        mapper.join(10_000);
+
+        assertThat(failures).isEmpty();
+        assertThat(stopped).as("teardown succeeded after %d refusals", busy).isTrue();
+        assertThat(afterTeardown.get()).isZero();
+        assertThat(pool.stats().usedSlots()).isZero();
+        assertThat(host.pageAllocator().freePageCount()).isEqualTo(before);
+    }
+
     /** The module's services with a memory whose first armed copy waits for the test. */
     private static final class PausingServices implements KernelServices {
         private final KernelServices k;

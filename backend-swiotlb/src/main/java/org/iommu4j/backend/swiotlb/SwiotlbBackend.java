@@ -25,6 +25,9 @@ import org.iommu4j.api.PhysicalMemory;
  * attributes are debugfs's counters and pciback's slot files.
  */
 final class SwiotlbBackend implements Backend {
+    /** The most slots one pool may have here: 32 GiB, as Java arrays of per-slot state must stay small. */
+    private static final long MAX_NSLABS = 1L << 24;
+
     private final KernelServices kernel;
     private final SwiotlbConfig config;
     /** The allocator, or null with swiotlb=noforce or when no memory could be had for the default pool. */
@@ -76,11 +79,10 @@ final class SwiotlbBackend implements Backend {
                             Long.toUnsignedString(config.nslabs()), nslabs));
                 }
                 poolPages = PhysicalMemory.pageAlignUp(nslabs << SwiotlbPool.IO_TLB_SHIFT) >>> PhysicalMemory.PAGE_SHIFT;
-                long phys = start;
                 try {
                     mem = new SwiotlbMem(kernel, start, (int) nslabs, Math.max(1, nareas), config.dynamic(), limit);
                 } catch (RuntimeException e) {
-                    kernel.pageAllocator().freeContiguous(phys, poolPages);
+                    kernel.pageAllocator().freeContiguous(start, poolPages);
                     throw e;
                 }
                 // swiotlb_print_info: mem->end is the address just past the pool
@@ -115,9 +117,6 @@ final class SwiotlbBackend implements Backend {
             }
         });
     }
-
-    /** The most slots one pool may have here: 32 GiB, as Java arrays of per-slot state must stay small. */
-    private static final long MAX_NSLABS = 1L << 24;
 
     private long tryAllocate(long pages, long limit) {
         try {

@@ -241,9 +241,6 @@ final class SwiotlbBackend implements Backend {
         }
         if (mem != null) {
             mem.resetHighWater();
-            for (SwiotlbPool p : mem.pools()) {
-                p.resetHighWater();
-            }
         }
     }
 

@@ -158,6 +158,9 @@ final class SwiotlbMem {
     /** Writing 0 to debugfs {@code io_tlb_used_hiwater}: the pools' marks and the allocator's go to 0. */
     void resetHighWater() {
         usedHiwater.set(0);
+        for (SwiotlbPool p : allPools()) {
+            p.clearHighWater();
+        }
     }
 
     void countUsed(long slots) {

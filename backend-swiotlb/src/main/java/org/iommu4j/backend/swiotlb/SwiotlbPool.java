@@ -190,15 +190,20 @@ public final class SwiotlbPool implements BounceBufferPool {
         return out;
     }
 
+    /** As writing 0 to debugfs {@code io_tlb_used_hiwater}: every pool's marks and the allocator's go to 0. */
     @Override
     public void resetHighWater() {
+        mem.resetHighWater();
+    }
+
+    /** Sets this pool's and its areas' high-water marks to 0. */
+    void clearHighWater() {
         hiwater.set(0);
         for (Area a : areas) {
             synchronized (a) {
                 a.hiwater = 0;
             }
         }
-        mem.resetHighWater();
     }
 
     long bytesToDevice() {

@@ -368,6 +368,9 @@ class SwiotlbIssueRegressionTest {
         assertThat(swiotlb.pool().stats().highWaterSlots()).isZero();
         long b = host.dma().map(nic, HIGH, 2048, DmaDirection.TO_DEVICE);
         assertThat(swiotlb.attribute("io_tlb_used_hiwater")).isEqualTo("2");
+        swiotlb.pool().resetHighWater(); // the api's way, the same as writing 0
+        assertThat(swiotlb.attribute("io_tlb_used_hiwater")).isEqualTo("0");
+        assertThat(swiotlb.pool().areaStats()).extracting(BounceAreaStats::highWaterSlots).containsOnly(0L);
         host.dma().unmap(nic, b, 2048, DmaDirection.TO_DEVICE);
         host.dma().unmap(nic, other[0], 2048, DmaDirection.TO_DEVICE);
         assertThat(swiotlb.pool().areaStats()).extracting(BounceAreaStats::usedSlots).containsOnly(0L);

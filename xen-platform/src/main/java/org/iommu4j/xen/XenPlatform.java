@@ -132,6 +132,17 @@ public final class XenPlatform {
     }
 
     /**
+     * A physical device is hot-plugged: the hypervisor gives it an entry (Domain-0's) and it appears on
+     * Domain-0's bus.
+     *
+     * @param spec the device
+     */
+    public void hotAdd(PciDeviceSpec spec) {
+        iommu.addDevice(spec);
+        dom0().host().buses().addPci(spec);
+    }
+
+    /**
      * {@code xl pci-attach}: gives a guest a device Domain-0's pciback holds for guests; the device appears on
      * the guest's PCI bus (pcifront), at the same address.
      *

@@ -254,7 +254,7 @@ public final class XenBackend implements Backend {
             for (String line : List.of("****** removing device " + a + " while still in-use by a guest! ******",
                     "****** driver domain may still access this device's i/o resources!",
                     "****** shutdown driver domain before binding device", "****** to other drivers or domains")) {
-                kernel.log().log(LogLevel.WARNING, "pciback: " + line);
+                kernel.log().log(LogLevel.WARNING, line);
             }
         }
         changeOwnership(d, () -> stub.release(a), () -> stub.seize(a));

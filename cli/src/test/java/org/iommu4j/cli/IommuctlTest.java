@@ -122,11 +122,12 @@ class IommuctlTest {
                     .containsPattern("opened by iommu-demo:\\d+ with CAP_SYS_RAWIO\n");
         }
 
-        @Test
-        void theReadmeShowsTheRealOutputOfDemoUnsafe() throws IOException {
+        @ParameterizedTest
+        @ValueSource(strings = {"demo --unsafe", "demo --backend xen"})
+        void theReadmeShowsTheRealOutputOfTheDemo(String arguments) throws IOException {
             List<String> readme = Files.readAllLines(README, StandardCharsets.UTF_8);
-            int command = readme.indexOf("$ ./iommuctl demo --unsafe");
-            assertThat(command).as("README.md has a line '$ ./iommuctl demo --unsafe'").isNotNegative();
+            int command = readme.indexOf("$ ./iommuctl " + arguments);
+            assertThat(command).as("README.md has a line '$ ./iommuctl " + arguments + "'").isNotNegative();
             // The output follows the command in the same fenced block, or opens the next block.
             int from = command + 1;
             if (command == 0 || !readme.get(command - 1).startsWith("```")) {
@@ -144,11 +145,11 @@ class IommuctlTest {
             assertThat(to).as("the block is closed").isLessThan(readme.size());
             String shown = String.join("\n", readme.subList(from, to));
 
-            Run r = iommuctl("demo", "--unsafe");
+            Run r = iommuctl(arguments.split(" "));
             assertThat(r.code()).isZero();
             assertThat(r.err()).isEmpty();
             String output = r.out().endsWith("\n") ? r.out().substring(0, r.out().length() - 1) : r.out();
-            assertThat(shown).as("the block after '$ ./iommuctl demo --unsafe' in README.md").isEqualTo(output);
+            assertThat(shown).as("the block after '$ ./iommuctl " + arguments + "' in README.md").isEqualTo(output);
         }
 
         @ParameterizedTest

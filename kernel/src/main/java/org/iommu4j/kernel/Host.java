@@ -78,6 +78,10 @@ public final class Host {
         this.clock = b.clock != null ? b.clock : () -> System.nanoTime() - boot;
         this.cpus = b.cpus;
         this.cpuOfThread = ThreadLocal.withInitial(() -> nextCpu.getAndIncrement() % cpus);
+        if (b.domain != null && b.domain.memory().size() != b.memory) {
+            throw new IllegalArgumentException("memory size " + b.memory + " is not the domain's "
+                    + b.domain.memory().size() + ": a domain's kernel has the domain's memory");
+        }
         this.domain = b.domain;
         this.memory = b.domain != null ? b.domain.memory() : new SparseMemory(b.memory);
         this.log = new KernelLogBuffer(b.logCapacity, clock);

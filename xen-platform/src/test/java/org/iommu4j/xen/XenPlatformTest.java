@@ -115,6 +115,17 @@ class XenPlatformTest {
         assertThatThrownBy(() -> c.map(0x1000, p.machineFrames(), 1, IommuProt.WRITE))
                 .hasMessage(String.format("xen: domain 1 may not map mfn 0x%x: there is no such machine frame"
                         + " (machine memory has 0x%x)", p.machineFrames(), p.machineFrames()));
+        long edge = -1;
+        for (long pfn = 0; edge < 0; pfn++) {
+            if (p.ownerOf(a.mfn(pfn) + 1) != a.domid()) {
+                edge = a.mfn(pfn);
+            }
+        }
+        long start = edge;
+        // a run that starts on the domain's frame and runs into one it does not own is refused whole
+        assertThatThrownBy(() -> c.map(0x2000, start, 2, IommuProt.READ))
+                .extracting(XenPlatformTest::errno).isEqualTo(Errno.EPERM);
+        assertThat(c.translate(0x2000L << 12, 0)).isEqualTo(IommuDomain.FAULT_NOT_MAPPED);
         long own = a.mfn(9);
         c.map(own, own, 1, IommuProt.READ | IommuProt.WRITE);
         c.map(own, own, 1, IommuProt.READ | IommuProt.WRITE);

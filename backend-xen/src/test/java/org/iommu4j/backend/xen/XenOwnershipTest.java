@@ -138,6 +138,15 @@ class XenOwnershipTest {
         assertThat(platform.assignment(NIC)).contains(guest);
         assertThat(type(host, NIC)).isEqualTo("blocked");
         assertThat(guest.host().pci(NIC).group().sysfsType()).isEqualTo("DMA");
+
+        // pciback cannot seize it again while the guest has it: bind reports the hypervisor's refusal
+        assertThatThrownBy(() -> Machines.attribute(xen, "bind").write(NIC))
+                .hasMessage("xen: " + NIC + " is assigned to d1 (guest): detach it from that guest first (xl"
+                        + " pci-detach)")
+                .extracting(XenOwnershipTest::errno).isEqualTo(Errno.EBUSY);
+        assertThat(type(host, NIC)).isEqualTo("blocked");
+        assertThat(host.log().messages()).contains("xen: " + NIC + " is assigned to d1 (guest): detach it from that"
+                + " guest first (xl pci-detach); pciback lets " + NIC + " go");
     }
 
     @Test

@@ -126,6 +126,16 @@ final class MachineFrames {
         return out;
     }
 
+    /** Takes back whole extents a domain was given and never split, as when its kernel failed to boot. */
+    synchronized void unpopulate(long[] firstMfns) {
+        for (long m : firstMfns) {
+            int e = (int) (m >>> EXTENT_SHIFT);
+            extentOwner.set(e, FREE);
+            extentBackRef[e] = 0;
+            freeExtents.set(e);
+        }
+    }
+
     /** Records that a domain's extent {@code pfnExtent} is backed by the machine extent at {@code firstMfn}. */
     synchronized void bind(int domid, long firstMfn, int pfnExtent) {
         int e = (int) (firstMfn >>> EXTENT_SHIFT);

@@ -31,7 +31,7 @@ public final class XenDomain implements HypervisorDomain {
     private final int[] perm;
     private final int[] inverse;
     private final SparseFrameTable moved;
-    private final PseudoPhysicalMemory memory = new PseudoPhysicalMemory();
+    private final PseudoPhysicalMemory memory;
     private final Hypercalls hypercalls = new Hypercalls();
     private final DmaPort port;
     private Host host;
@@ -50,7 +50,13 @@ public final class XenDomain implements HypervisorDomain {
             inverse[perm[i]] = i;
         }
         this.moved = new SparseFrameTable(pages);
+        this.memory = new PseudoPhysicalMemory(extentMfn.length);
         this.port = iommu.portFor(this);
+    }
+
+    /** @return the first machine frame of each of the domain's extents, as populated */
+    long[] extents() {
+        return extentMfn;
     }
 
     void boot(Host host) {
@@ -213,7 +219,12 @@ public final class XenDomain implements HypervisorDomain {
      * goes to machine memory. Allocation-free.
      */
     private final class PseudoPhysicalMemory implements HostMemory {
-        private final BitSet touched = new BitSet();
+        /** Extents written, sized once so that the lock-free reads never see it grow. */
+        private final BitSet touched;
+
+        PseudoPhysicalMemory(int extents) {
+            this.touched = new BitSet(extents);
+        }
 
         @Override
         public long size() {

@@ -109,7 +109,9 @@ public final class XenPlatform {
      * @param memoryBytes its memory, a multiple of 2 MiB, at least 16 MiB
      * @param commandLine its kernel command line
      * @return the guest
-     * @throws IommuException {@link Errno#ENOMEM} when machine memory is short, {@link Errno#EINVAL} for a bad size
+     * @throws IommuException {@link Errno#ENOMEM} when machine memory is short, {@link Errno#EINVAL} for a bad size;
+     *     {@link org.iommu4j.api.InvalidParameterException} for a malformed command line. A guest that does not
+     *     boot is destroyed: the machine is left as it was
      */
     public XenDomain createGuest(String name, long memoryBytes, String commandLine) {
         return createGuest(name, memoryBytes, commandLine, defaultLayout, UnaryOperator.identity());
@@ -126,9 +128,19 @@ public final class XenPlatform {
      */
     public XenDomain createGuest(String name, long memoryBytes, String commandLine, P2mLayout layout,
             UnaryOperator<Host.Builder> host) {
-        XenDomain d = createDomain(name, memoryBytes, layout);
-        d.boot(host.apply(Host.builder().domainOf(d).cpus(cpus).commandLine(commandLine)).build());
-        return d;
+        synchronized (machine) {
+            XenDomain d = createDomain(name, memoryBytes, layout);
+            try {
+                d.boot(host.apply(Host.builder().domainOf(d).cpus(cpus).commandLine(commandLine)).build());
+            } catch (RuntimeException e) {
+                // a kernel that does not boot leaves the machine as it was
+                domains.remove(d);
+                machine.unpopulate(d.extents());
+                log.log(LogLevel.INFO, "(XEN) " + d + ": destroyed, its kernel did not boot: " + e.getMessage());
+                throw e;
+            }
+            return d;
+        }
     }
 
     /**

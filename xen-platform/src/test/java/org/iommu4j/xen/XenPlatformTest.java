@@ -44,6 +44,21 @@ class XenPlatformTest {
     }
 
     @Test
+    void aGuestWhoseKernelDoesNotBootLeavesTheMachineAsItWas() {
+        XenPlatform p = XenPlatform.builder().machineMemory(1L << 30).dom0Memory(64L << 20).build();
+        long free = p.freeFrames();
+        assertThatThrownBy(() -> p.createGuest("bad", 64L << 20, "xen.hide=(0000:06:0d.0"))
+                .isInstanceOf(org.iommu4j.api.InvalidParameterException.class);
+        assertThat(p.freeFrames()).isEqualTo(free);
+        assertThat(p.domains()).hasSize(1);
+        assertThat(p.createGuest("good", 64L << 20, "").domid()).isEqualTo(1);
+        assertThatThrownBy(() -> p.createGuest("odd", (64L << 20) + 4096, ""))
+                .hasMessage("xen: memory of odd (67112960 bytes) is invalid: expected a multiple of 2 MiB, at least"
+                        + " 16 MiB")
+                .extracting(XenPlatformTest::errno).isEqualTo(Errno.EINVAL);
+    }
+
+    @Test
     void theGuestsMemoryIsItsMachineFrames() {
         XenPlatform p = XenPlatform.builder().machineMemory(1L << 30).dom0Memory(64L << 20).build();
         XenDomain guest = p.createGuest("guest", 64L << 20, "");

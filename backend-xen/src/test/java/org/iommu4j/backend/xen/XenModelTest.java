@@ -16,6 +16,9 @@ import org.iommu4j.kernel.bus.DmaMasks;
 import org.iommu4j.kernel.bus.PciDevice;
 import org.iommu4j.kernel.bus.PciDeviceSpec;
 import org.iommu4j.kernel.module.LoadedModule;
+import org.iommu4j.xen.P2mLayout;
+import org.iommu4j.xen.XenDomain;
+import org.iommu4j.xen.XenPlatform;
 import org.iommu4j.kernel.proc.UserProcess;
 import org.iommu4j.kernel.vfio.VfioContainer;
 import org.iommu4j.kernel.vfio.VfioGroupFile;
@@ -26,8 +29,8 @@ import org.iommu4j.testsupport.VfioModel;
 import org.junit.jupiter.api.Test;
 
 /**
- * The model-based stateful test of xen-swiotlb's DMA ops ({@link DmaApiModel}) on a guest whose pages are
- * scattered over machine memory (a seeded layout per sequence): buffers whose machine frames are not contiguous,
+ * The model-based stateful test of xen-swiotlb's DMA ops ({@link DmaApiModel}) in a guest of a small Xen
+ * platform whose pages are scattered over machine memory (a seeded layout per sequence): buffers whose machine frames are not contiguous,
  * or lie past a device's mask, bounce. {@code -Pstress} raises the number of sequences
  * ({@code iommu4j.model.sequences}).
  */
@@ -62,18 +65,16 @@ class XenModelTest {
      * @param layoutSeed the seed of the guest's scattered p2m
      */
     static DmaApiModel run(DmaApiModel.Choices choices, int steps, boolean debug, long layoutSeed) {
-        Host host = Host.builder().memory(64L << 20).dmaApiDebug(debug)
-                .pciDevice(PciDeviceSpec.of("0000:06:0d.0"))
-                .pciDevice(PciDeviceSpec.of("0000:07:00.0").withDmaMask(DmaMasks.bits(32)))
-                .build();
+        XenPlatform platform = platform(PciDeviceSpec.of("0000:06:0d.0"),
+                PciDeviceSpec.of("0000:07:00.0").withDmaMask(DmaMasks.bits(32)));
+        XenDomain guest = platform.createGuest("guest", 64L << 20, "", P2mLayout.scattered(layoutSeed),
+                b -> b.dmaApiDebug(debug));
+        Host host = guest.host();
         long freeAtBoot = host.pageAllocator().freePageCount();
-        XenHypervisor hv = new XenHypervisor(0x120000);
-        hv.createDomain("Domain-0", 0x400, P2mLayout.contiguous());
-        XenDomain guest = hv.createGuest("guest", host.memory(), P2mLayout.scattered(layoutSeed));
-        host.modules().insert(new SwiotlbProvider(), Map.of("nslabs", "4096"),
-                "class path");
-        LoadedModule xen = host.modules().insert(new XenProvider(hv, guest),
-                Map.of("hide", "(0000:06:0d.0)(0000:07:00.0)"), "class path");
+        host.modules().insert(new SwiotlbProvider(), Map.of("nslabs", "4096"), "class path");
+        LoadedModule xen = host.modules().insert(new XenProvider(), Map.of(), "class path");
+        platform.attach("0000:06:0d.0", guest);
+        platform.attach("0000:07:00.0", guest);
         BounceBufferPool pool = host.symbols().view(xen).lookup(BounceBufferPool.class);
         DmaApiModel model = new DmaApiModel(host, xen, new DmaApiModel.Backend() {
             @Override
@@ -83,9 +84,8 @@ class XenModelTest {
 
             @Override
             public boolean bounced(long dmaAddress) {
-                long mfn = dmaAddress >>> 12;
-                return hv.ownerOf(mfn) == guest.domid()
-                        && pool.contains((hv.pfnOf(mfn) << 12) | (dmaAddress & 0xfff));
+                long pfn = guest.hypercalls().mfnToPfn(dmaAddress >>> 12);
+                return pfn >= 0 && pool.contains((pfn << 12) | (dmaAddress & 0xfff));
             }
 
             @Override
@@ -127,14 +127,13 @@ class XenModelTest {
      * @return the model
      */
     static VfioModel runVfio(DmaApiModel.Choices choices, int steps) {
-        Host host = Host.builder().memory(64L << 20).pciDevice(PciDeviceSpec.of(NIC)).build();
+        XenPlatform platform = platform(PciDeviceSpec.of(NIC));
+        XenDomain guest = platform.createGuest("guest", 64L << 20, "", P2mLayout.scattered(7), b -> b);
+        Host host = guest.host();
         long freeAtBoot = host.pageAllocator().freePageCount();
-        XenHypervisor hv = new XenHypervisor(0x120000);
-        hv.createDomain("Domain-0", 0x400, P2mLayout.contiguous());
-        XenDomain guest = hv.createGuest("guest", host.memory(), P2mLayout.scattered(7));
         host.modules().insert(new SwiotlbProvider(), Map.of("nslabs", "4096"), "class path");
-        LoadedModule xen = host.modules().insert(new XenProvider(hv, guest), Map.of("hide", "(" + NIC + ")"),
-                "class path");
+        LoadedModule xen = host.modules().insert(new XenProvider(), Map.of(), "class path");
+        platform.attach(NIC, guest);
         BounceBufferPool pool = host.symbols().view(xen).lookup(BounceBufferPool.class);
         UserProcess p = host.spawn("qemu", 0, Set.of(Capability.CAP_SYS_RAWIO, Capability.CAP_IPC_LOCK));
         host.vfio().bind(NIC);
@@ -172,5 +171,18 @@ class XenModelTest {
         host.modules().remove("swiotlb");
         DmaApiModel.requireClean(host, freeAtBoot, SWIOTLB_EXPORT);
         return model;
+    }
+
+    /** A small machine whose Domain-0 holds the devices in pciback, ready to attach them to a guest. */
+    private static XenPlatform platform(PciDeviceSpec... devices) {
+        StringBuilder hide = new StringBuilder();
+        XenPlatform.Builder b = XenPlatform.builder().machineMemory(1L << 30).dom0Memory(64L << 20);
+        for (PciDeviceSpec d : devices) {
+            b.pciDevice(d);
+            hide.append('(').append(d.address()).append(')');
+        }
+        XenPlatform platform = b.dom0CommandLine("xen-pciback.hide=" + hide).build();
+        Machines.loadDriver(platform.dom0().host(), Map.of());
+        return platform;
     }
 }

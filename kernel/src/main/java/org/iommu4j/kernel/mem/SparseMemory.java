@@ -12,7 +12,7 @@ import org.iommu4j.api.PhysicalMemory;
  * only the unit of storage, large enough that copies run at flat {@code System.arraycopy} speed (see the
  * performance notes in DESIGN.md).
  */
-public final class SparseMemory implements PhysicalMemory {
+public final class SparseMemory implements HostMemory {
     /** Bytes per storage chunk. */
     public static final int CHUNK_SIZE = 2 << 20;
     private static final int CHUNK_SHIFT = 21;
@@ -67,27 +67,25 @@ public final class SparseMemory implements PhysicalMemory {
         return size;
     }
 
-    /**
-     * The same memory as devices reach it: their DMA is not a CPU access, so it is not shown to the watcher.
-     *
-     * @return a view for the host's device DMA engine
-     */
+    @Override
     public PhysicalMemory deviceView() {
         return deviceView;
     }
 
     /**
      * Shows every CPU access ({@link #read}, {@link #write}, {@link #copy}, {@link #fill}, and so a process's
-     * memory, which is this memory) to a watcher, as DMA-API debugging's CPU-touch check asks. Without one
-     * the accessors read one volatile field and do nothing else.
+     * memory, which is this memory) to a watcher. Without one the accessors read one volatile field and do
+     * nothing else.
      *
      * @param w the watcher, or null for none
      */
+    @Override
     public void watchCpuAccess(CpuAccessWatcher w) {
         this.watcher = w;
     }
 
     /** @return bytes of storage actually allocated */
+    @Override
     public long residentBytes() {
         long n = 0;
         for (int i = 0; i < chunks.length(); i++) {

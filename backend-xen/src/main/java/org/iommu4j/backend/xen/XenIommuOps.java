@@ -137,7 +137,9 @@ final class XenIommuOps implements IommuOps {
      */
     @Override
     public boolean capable(Device device, IommuCapability capability) {
-        return capability == IommuCapability.CACHE_COHERENCY && isAssigned(device);
+        // the hypervisor remaps (and so isolates) every guest's interrupts
+        return (capability == IommuCapability.CACHE_COHERENCY || capability == IommuCapability.INTR_REMAP)
+                && isAssigned(device);
     }
 
     @Override

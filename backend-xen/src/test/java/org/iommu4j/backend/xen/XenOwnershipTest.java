@@ -118,7 +118,7 @@ class XenOwnershipTest {
         assertThatThrownBy(() -> host.modules().remove("xen"))
                 .extracting(XenOwnershipTest::errno).isEqualTo(Errno.EAGAIN);
         assertThat(host.pci(NIC).driver()).isEqualTo("vfio-pci");
-        group.close();
+        group.close(qemu);
 
         // bound, but no user: the module's reference count does not hold xen, so the unload is told
         host.modules().remove("xen");

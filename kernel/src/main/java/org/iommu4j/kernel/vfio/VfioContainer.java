@@ -785,8 +785,8 @@ public final class VfioContainer extends FileObject {
 
     /**
      * A group joins; called by the group file under the host's configuration lock, after it checked the
-     * caller's hold on this container. The group's DMA ownership is claimed here once (the kernel's
-     * {@code iommu_group_claim_dma_owner}) and kept until the group file is released.
+     * caller's hold on this container. The group's DMA ownership is claimed here (the kernel's
+     * {@code iommu_group_claim_dma_owner}, in {@code vfio_container_attach_group}) and given up when it leaves.
      */
     void attach(VfioGroup group) {
         lock.lock();
@@ -828,8 +828,8 @@ public final class VfioContainer extends FileObject {
 
     /**
      * A group leaves; the last one takes the iommu and every mapping with it, as type 1's detach does, and the
-     * container goes if no process holds it any more. The group stays DMA-owned (in the blocking domain)
-     * while its file is open.
+     * container goes if no process holds it any more. VFIO gives up the group's DMA ownership
+     * ({@code iommu_group_release_dma_owner}); no device of it is open then, as the kernel ensures.
      */
     void detach(VfioGroup group) {
         lock.lock();
@@ -855,6 +855,10 @@ public final class VfioContainer extends FileObject {
                 }
             }
             group.setContainer(null);
+            if (group.dmaClaimed()) {
+                vfio.host().iommu().releaseDmaOwner(group.group());
+                group.setDmaClaimed(false);
+            }
             if (groups.isEmpty() && !held()) {
                 released = true;
             }

@@ -18,8 +18,9 @@ import org.iommu4j.kernel.proc.UserProcess;
  * keeps the group file alive: the group is released (it leaves its container, and VFIO gives up its DMA
  * ownership) when the last descriptor to it and the last of its devices are closed.
  *
- * <p>While the file is open the group stays DMA-owned by VFIO: out of a container its devices sit in the
- * blocking domain and reach no memory at all.
+ * <p>While the group is in a container VFIO owns its DMA: its devices reach the container's mappings and
+ * nothing else (the blocking domain until an iommu type is set); a container whose descriptors are all closed
+ * stays alive for them, so closing it never returns an open device to the kernel's default domain.
  */
 public final class VfioGroupFile extends FileObject {
     private final Vfio vfio;
@@ -121,7 +122,7 @@ public final class VfioGroupFile extends FileObject {
 
     /**
      * {@code VFIO_GROUP_UNSET_CONTAINER}: leaves the container; if it was the last group, the container drops
-     * its iommu and every mapping. The group's devices then sit in the blocking domain.
+     * its iommu and every mapping. No device of the group is open then.
      *
      * @param caller who asks
      * @throws IommuException {@link Errno#EBADF} if the caller does not hold the file; {@link Errno#EINVAL}
@@ -132,6 +133,7 @@ public final class VfioGroupFile extends FileObject {
         vfio.lock().lock();
         try {
             requireUsable();
+            VfioAccess.checkGroup(caller, group, VfioAccess.Step.UNSET_CONTAINER);
             VfioContainer c = group.container();
             if (c == null) {
                 throw new IommuException(Errno.EINVAL, node() + " is not in a container");
@@ -140,7 +142,6 @@ public final class VfioGroupFile extends FileObject {
                 throw new IommuException(Errno.EBUSY, node() + " has " + devices.size()
                         + " open device(s): close them before leaving the container");
             }
-            VfioAccess.checkGroup(caller, group, VfioAccess.Step.UNSET_CONTAINER);
             c.detach(group);
         } finally {
             vfio.lock().unlock();

@@ -397,8 +397,8 @@ public final class UserProcess {
      */
     private long[] frames(long vaddr, long length) {
         requireAlive();
-        if (length < 1) {
-            throw new IommuException(Errno.EINVAL, "length " + length + " is invalid: expected at least 1 byte");
+        if (length == 0) {
+            throw new IommuException(Errno.EINVAL, "length 0 is invalid: expected at least 1 byte");
         }
         if (AddressRange.wraps(vaddr, length)) {
             throw new IommuException(Errno.EFAULT, String.format("range 0x%x+0x%x wraps", vaddr, length));

@@ -130,4 +130,14 @@ class Type1UnmapArithmeticTest {
         assertThat(container.mappings()).hasSize(5);
         assertThat(container.unmapDma(qemu, 0x8000_0000_0000_0000L, 0x8000_0000_0000_0000L)).isEqualTo(0x4000);
     }
+
+    @Test
+    void aMapOfATebibyteOverASmallBufferIsEfaultAndPinsNothing() {
+        assertThatThrownBy(() -> container.mapDma(qemu, va, 1L << 40, 0x1_0000_0000L, RW))
+                .isInstanceOf(IommuException.class)
+                .hasMessage(String.format("address 0x%x is not mapped in qemu:%d", va + 4 * 4096, qemu.pid()))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EFAULT);
+        assertThat(qemu.lockedPages()).isEqualTo(4);
+        assertThat(container.mappings()).hasSize(4);
+    }
 }

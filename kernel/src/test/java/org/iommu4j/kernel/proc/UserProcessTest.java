@@ -121,7 +121,6 @@ class UserProcessTest {
     @Test
     void aMappingLargerThanMemoryIsRefusedAtOnceWithNothingAllocated() {
         long free = host.pageAllocator().freePageCount();
-        long started = System.nanoTime();
         assertThatThrownBy(() -> process.mmap(1L << 40))
                 .isInstanceOf(IommuException.class)
                 .hasMessage("mmap of 1099511627776 bytes in qemu:" + process.pid() + ": out of memory: it needs"
@@ -133,8 +132,6 @@ class UserProcessTest {
         assertThatThrownBy(() -> process.mmap(1L << 50))
                 .hasMessage("mmap length 1125899906842624 is invalid: expected 1 byte to 8 TiB")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
-        // refused before any page is touched: far below the time a page-by-page attempt would take
-        assertThat(System.nanoTime() - started).isLessThan(2_000_000_000L);
     }
 
     @Test

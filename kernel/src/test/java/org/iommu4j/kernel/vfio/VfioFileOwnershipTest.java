@@ -221,4 +221,27 @@ class VfioFileOwnershipTest {
         assertThatThrownBy(() -> host.vfio().openGroup(mallory, (String) null))
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOENT);
     }
+
+    @Test
+    void aPassedDeviceStaysOpenForItsOtherHolderAndKeepsItsGroupBusy() {
+        UserProcess helper = host.spawn("helper", 1000, Set.of());
+        device.passTo(qemu, helper);
+        device.close(qemu);
+        ebadf(() -> device.configRead(qemu, 0, 2), "[vfio-device] " + NIC, qemu);
+        assertThat(device.configRead(helper, 0, 2)).isEqualTo(0x8086);
+        assertThatThrownBy(() -> group.unsetContainer(qemu))
+                .hasMessage(group.node() + " has 1 open device(s): close them before leaving the container")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EBUSY);
+
+        // the group file's last descriptor goes, but the open device keeps the group in its container
+        group.close(qemu);
+        assertThat(group.released()).isFalse();
+        assertThat(container.groupIds()).containsExactly(group.id());
+        assertThat(device.configRead(helper, 0, 2)).isEqualTo(0x8086);
+        helper.exit();
+        assertThat(device.usable()).isFalse();
+        assertThat(group.released()).isTrue();
+        assertThat(container.groupIds()).isEmpty();
+        assertThat(host.vfio().openGroup(mallory, nic.group().id()).opener()).isSameAs(mallory);
+    }
 }

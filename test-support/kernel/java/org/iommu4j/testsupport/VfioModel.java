@@ -305,14 +305,15 @@ public final class VfioModel {
                 lastStep = "map_dma of size 0x" + Long.toHexString(size);
                 refused(() -> container.mapDma(process, vaddr, size, Vfio.ANY_IOVA, IommuProt.READ), Errno.EINVAL,
                         String.format("VFIO_IOMMU_MAP_DMA: vaddr 0x%x iova ANY size 0x%x: vaddr, iova and size must"
-                                + " be page-aligned and size positive", vaddr, size));
+                                + " be multiples of the IOMMU's smallest page 0x1000 and size not 0", vaddr, size));
             }
             case 1 -> {
                 long iova = (1L << 40) + 1 + c.pick(PAGE - 1);
                 lastStep = "map_dma at an unaligned iova";
                 refused(() -> container.mapDma(process, vaddr, PAGE, iova, IommuProt.READ), Errno.EINVAL,
                         String.format("VFIO_IOMMU_MAP_DMA: vaddr 0x%x iova 0x%x size 0x1000: vaddr, iova and size"
-                                + " must be page-aligned and size positive", vaddr, iova));
+                                + " must be multiples of the IOMMU's smallest page 0x1000 and size not 0", vaddr,
+                                iova));
             }
             default -> {
                 lastStep = "map_dma with no access";

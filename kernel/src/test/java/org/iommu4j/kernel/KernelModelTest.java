@@ -120,8 +120,8 @@ class KernelModelTest {
             model.step(choices);
         }
         model.teardown();
-        group.close();
-        container.close();
+        group.close(qemu);
+        container.close(qemu);
         assertThat(qemu.lockedPages()).isZero();
         qemu.exit();
         host.vfio().unbind(NIC);

@@ -20,6 +20,7 @@ import org.iommu4j.kernel.bus.PciDeviceSpec;
 import org.iommu4j.kernel.iommu.Group;
 import org.iommu4j.kernel.proc.UserProcess;
 import org.iommu4j.kernel.vfio.VfioContainer;
+import org.iommu4j.kernel.vfio.VfioDeviceFile;
 import org.iommu4j.kernel.vfio.VfioGroupFile;
 import org.iommu4j.testsupport.Seeded;
 import org.junit.jupiter.api.Test;
@@ -80,6 +81,7 @@ class NoiommuBindRaceTest {
                 for (int i = 0; !done.get(); i++) {
                     VfioContainer container = null;
                     VfioGroupFile group = null;
+                    VfioDeviceFile device = null;
                     VfioDmaMapping m = null;
                     try {
                         Group g = host.pci(NIC).group();
@@ -90,7 +92,7 @@ class NoiommuBindRaceTest {
                         group = host.vfio().openGroup(root, g.id());
                         group.setContainer(root, container);
                         container.setIommu(root, Vfio.NOIOMMU_IOMMU);
-                        group.getDevice(root, NIC);
+                        device = group.getDevice(root, NIC);
                         m = container.mapDma(root, va, 4 * 4096, root.virtToPhys(va), IommuProt.READ | IommuProt.WRITE);
                         host.pci(NIC).dmaWrite(m.iova() + 8, new byte[] {(byte) i});
                         if (root.read(va + 8, 1)[0] != (byte) i && wrong.size() < 5) {
@@ -109,11 +111,14 @@ class NoiommuBindRaceTest {
                         if (m != null) {
                             container.unmapDma(root, m.iova(), m.size());
                         }
+                        if (device != null) {
+                            device.close(root);
+                        }
                         if (group != null) {
-                            group.close();
+                            group.close(root);
                         }
                         if (container != null) {
-                            container.close();
+                            container.close(root);
                         }
                     }
                 }

@@ -144,8 +144,8 @@ class NoiommuModelTest {
             model.step(choices);
         }
         model.teardown();
-        group.close();
-        container.close();
+        group.close(p);
+        container.close(p);
         p.exit();
         host.vfio().unbind(NIC);
         host.modules().remove("noiommu");

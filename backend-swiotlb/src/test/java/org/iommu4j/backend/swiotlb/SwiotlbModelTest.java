@@ -157,8 +157,8 @@ class SwiotlbModelTest {
             model.step(choices);
         }
         model.teardown();
-        group.close();
-        container.close();
+        group.close(p);
+        container.close(p);
         p.exit();
         host.vfio().unbind(NIC);
         host.modules().remove("swiotlb");

@@ -163,8 +163,8 @@ class XenModelTest {
             model.step(choices);
         }
         model.teardown();
-        group.close();
-        container.close();
+        group.close(p);
+        container.close(p);
         p.exit();
         host.vfio().unbind(NIC);
         host.modules().remove("xen");

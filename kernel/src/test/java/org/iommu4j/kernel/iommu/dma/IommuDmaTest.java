@@ -79,7 +79,7 @@ class IommuDmaTest {
 
     @Test
     void aLazyUnmapLeavesThePageReachableAndTheIovaUnusedUntilTheFlush() {
-        Host host = host("", PciDeviceSpec.of(NIC));
+        Host host = Host.builder().clock(() -> 0).pciDevice(PciDeviceSpec.of(NIC)).build(); // no timer
         PageTableIommu ops = new PageTableIommu().deferredFlush();
         host.iommu().registerOps(BusType.PCI, ops, VTD);
         PciDevice nic = host.pci(NIC);

@@ -28,8 +28,10 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * table and no object of its own. Each leaf table covers 2 MiB of iova space, and the tables above it
  * 1 GiB, 512 GiB, 256 TiB, 2<sup>57</sup> bytes and, at the top, all 2<sup>64</sup>. A slot of the tables
  * covering 1 GiB and 512 GiB holds either a table or a large leaf (2 MiB or 1 GiB), never both. Tables are allocated
- * when {@link #map} first needs them and freed by {@link #unmap} when it empties them; the top table lives as
- * long as the page table.
+ * when {@link #map} first needs them and freed by an {@link #unmap} whose range covers all they span, the rule
+ * of the Linux v6.12 VT-d driver ({@code dma_pte_clear_level}); an unmap of part of a table leaves it, empty or
+ * not, so that mapping and unmapping one page in a loop allocates nothing after the first map. The top table
+ * lives as long as the page table.
  *
  * <h2>Cost</h2>
  * {@link #lookup} reads five table references and one entry, each with acquire semantics: a bounded number
@@ -184,7 +186,7 @@ public final class IoPageTable {
     }
 
     /**
-     * Removes whatever is mapped in the range, freeing the tables it empties. A 2 MiB or 1 GiB leaf the range
+     * Removes whatever is mapped in the range, freeing the tables it covers whole. A 2 MiB or 1 GiB leaf the range
      * touches is removed whole, as the Linux v6.12 VT-d driver does, and counted whole in the return.
      *
      * @param iova page-aligned bus address
@@ -342,6 +344,11 @@ public final class IoPageTable {
         int to = (int) ((hi - base) >>> shift);
         if (shift == targetShift) {
             for (int i = from; i <= to; i++) {
+                if (shift != 0 && table.children.getPlain(i) != null) {
+                    // An empty table left by earlier unmaps gives its slot to the large leaf.
+                    table.children.setRelease(i, null);
+                    table.live--;
+                }
                 table.entries.setRelease(i, pteOfPageZero + ((base + ((long) i << shift)) << PhysicalMemory.PAGE_SHIFT));
             }
             table.live += to - from + 1;
@@ -363,7 +370,7 @@ public final class IoPageTable {
     }
 
     /**
-     * Clears the entries of {@code [lo, hi]} under a table, unlinking child tables it empties; a large leaf
+     * Clears the entries of {@code [lo, hi]} under a table, unlinking child tables it covers whole; a large leaf
      * the range touches goes whole.
      *
      * @return how many 4 KiB pages were mapped by what was cleared
@@ -396,8 +403,8 @@ public final class IoPageTable {
                 long childBase = base + ((long) i << shift);
                 cleared += unmapRange(child, shift - BITS, childBase, Math.max(lo, childBase),
                         Math.min(hi, childBase + (1L << shift) - 1));
-                if (child.live == 0) {
-                    // Every slot of the child is empty now and nothing will write it again.
+                if (child.live == 0 && lo <= childBase && hi >= childBase + (1L << shift) - 1) {
+                    // The range covered all the child spans: it is empty and nothing will write it again.
                     table.children.setRelease(i, null);
                     table.live--;
                 }

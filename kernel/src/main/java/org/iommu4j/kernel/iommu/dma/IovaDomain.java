@@ -12,7 +12,9 @@ import java.util.TreeMap;
  * <p>Each CPU has a loaded and a previous magazine of {@value #MAG_SIZE} frame numbers behind its own lock; full
  * magazines go to a depot shared by the CPUs (its own lock, taken only when a CPU's two magazines are both full or
  * both empty). A cached range stays allocated in the tree, as in the kernel, so {@link #allocFast} from a
- * magazine and {@link #freeFast} into one touch neither the tree nor its lock and allocate nothing. The tree is
+ * magazine and {@link #freeFast} into one touch neither the tree nor its lock and allocate nothing. Empty
+ * magazines are kept for reuse, as the kernel's magazine slab cache keeps freed ones, so moving magazines to
+ * and from the depot allocates nothing either once the caches have grown. The tree is
  * used when the caches miss; its nodes are the only allocation, as the kernel's {@code alloc_iova_mem}.
  *
  * <p>Not modelled: the tree's cached-node hints and {@code max32_alloc_size} (they make the kernel's search
@@ -54,6 +56,8 @@ public final class IovaDomain {
         final CpuRcache[] cpus;
         /** Full magazines; guarded by itself. */
         final ArrayDeque<Magazine> depot = new ArrayDeque<>();
+        /** Empty magazines kept for reuse, as the kernel's {@code iova_magazine_cache} slab keeps freed ones. */
+        final ArrayDeque<Magazine> spare = new ArrayDeque<>();
 
         Rcache(int n) {
             cpus = new CpuRcache[n];
@@ -206,14 +210,14 @@ public final class IovaDomain {
                     c.prev = c.loaded;
                     c.loaded = t;
                 } else {
-                    Magazine full;
                     synchronized (rcache.depot) {
-                        full = rcache.depot.poll();
+                        Magazine full = rcache.depot.poll();
+                        if (full == null) {
+                            return 0;
+                        }
+                        rcache.spare.push(c.loaded); // the kernel frees the empty one to its slab
+                        c.loaded = full;
                     }
-                    if (full == null) {
-                        return 0;
-                    }
-                    c.loaded = full; // the empty one is dropped, as the kernel frees it
                 }
             }
             return pop(c.loaded, limitPfn - size);
@@ -250,8 +254,9 @@ public final class IovaDomain {
                 } else {
                     synchronized (rcache.depot) {
                         rcache.depot.push(c.loaded);
+                        Magazine empty = rcache.spare.poll();
+                        c.loaded = empty != null ? empty : new Magazine(); // iova_magazine_alloc, from the slab
                     }
-                    c.loaded = new Magazine(); // the kernel's iova_magazine_alloc
                 }
             }
             c.loaded.pfns[c.loaded.size++] = pfn;

@@ -1,6 +1,7 @@
 package org.iommu4j.loader;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -9,6 +10,7 @@ import java.util.List;
 import java.util.Map;
 import org.iommu4j.api.ApiVersion;
 import org.iommu4j.api.DmaDirection;
+import org.iommu4j.api.IommuException;
 import org.iommu4j.api.PciAcs;
 import org.iommu4j.api.PciBridge;
 import org.iommu4j.api.PciBridgeType;
@@ -59,6 +61,14 @@ class TranslatingPluginTest {
         host.memory().read(phys, seen, 0, seen.length);
         assertThat(dma).isNotEqualTo(phys).isEqualTo(0xffff_f000L);
         assertThat(seen).isEqualTo(packet);
+
+        // a live iommu-dma mapping lives in vtd's domain: the module stays until it is unmapped
+        BackendLoader loader = new BackendLoader(LoaderConfig.classPathOnly().withPluginDirectories(plugins));
+        assertThatThrownBy(() -> loader.unload(host, "vtd")).isInstanceOf(IommuException.class)
+                .hasMessage("Module vtd is in use");
+        host.dma().unmap(nic, dma, 64, DmaDirection.FROM_DEVICE);
+        loader.unload(host, "vtd");
+        assertThat(host.iommu().groups()).isEmpty();
     }
 
     @Test

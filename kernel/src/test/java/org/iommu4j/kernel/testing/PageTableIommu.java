@@ -28,6 +28,8 @@ public final class PageTableIommu implements IommuOps {
     private boolean pciGrouping;
     private long pageSizes = org.iommu4j.api.PhysicalMemory.PAGE_SIZE;
     private volatile RuntimeException translateThrows;
+    private long apertureStart;
+    private long apertureEnd = -1L;
 
     /** Manages every device it is asked about. */
     public PageTableIommu() {
@@ -85,6 +87,17 @@ public final class PageTableIommu implements IommuOps {
      */
     public PageTableIommu pageSizes(long bitmap) {
         pageSizes = bitmap;
+        return this;
+    }
+
+    /**
+     * @param start the first IOVA domains translate
+     * @param end the last, inclusive
+     * @return this
+     */
+    public PageTableIommu aperture(long start, long end) {
+        apertureStart = start;
+        apertureEnd = end;
         return this;
     }
 
@@ -163,6 +176,16 @@ public final class PageTableIommu implements IommuOps {
         @Override
         public void mapPages(long iova, long paddr, long pageSize, long count, int prot) {
             table.mapPages(iova, paddr, pageSize, count, prot);
+        }
+
+        @Override
+        public long apertureStart() {
+            return owner.apertureStart;
+        }
+
+        @Override
+        public long apertureEnd() {
+            return owner.apertureEnd;
         }
 
         @Override

@@ -17,8 +17,12 @@ import java.util.TreeMap;
  * and from the depot allocates nothing either once the caches have grown. The tree is
  * used when the caches miss; its nodes are the only allocation, as the kernel's {@code alloc_iova_mem}.
  *
- * <p>Not modelled: the tree's cached-node hints and {@code max32_alloc_size} (they make the kernel's search
- * faster, not different), the depot's delayed trimming ({@code IOVA_DEPOT_DELAY}), CPU hot-unplug.
+ * <p>One difference in the tree search: the kernel continues below its last allocation (the cached node,
+ * {@code cached32_node} for 32-bit limits) and goes back to the top only when that fails, a next-fit search;
+ * the model searches down from the limit every time (first fit from the top), so it fills a hole above its last
+ * allocation sooner. Both hand out the highest free, size-aligned range they find. Not modelled:
+ * {@code max32_alloc_size} (a shortcut for a full 32-bit space), the depot's delayed trimming
+ * ({@code IOVA_DEPOT_DELAY}), CPU hot-unplug.
  */
 public final class IovaDomain {
     /** Frame numbers per magazine, {@code IOVA_MAG_SIZE}: 127 makes the kernel's magazine 1 KiB. */

@@ -254,4 +254,35 @@ class IommuDmaTest {
         assertThat(host.taint().isSet(TaintFlag.WARN)).isTrue();
         assertThat(host.deviceDma().faultCount()).isEqualTo(1);
     }
+
+    @Test
+    void whenTheSpaceBelowFourGigabytesIsFullADeviceSaysSoOnceAndUsesItsWholeMask() {
+        Host host = host("", PciDeviceSpec.of(NIC));
+        // an aperture with two pages below 4 GiB, and the 64-bit space up to 2^40
+        host.iommu().registerOps(BusType.PCI, new PageTableIommu().aperture(0xffff_e000L, (1L << 40) - 1), VTD);
+        PciDevice nic = host.pci(NIC);
+        long phys = buffer(host);
+        long a = host.dma().map(nic, phys, 4096, DmaDirection.TO_DEVICE);
+        long b = host.dma().map(nic, phys, 4096, DmaDirection.TO_DEVICE);
+        long c = host.dma().map(nic, phys, 4096, DmaDirection.TO_DEVICE);
+        long d = host.dma().map(nic, phys, 4096, DmaDirection.TO_DEVICE);
+
+        assertThat(new long[] {a, b, c, d}).containsExactly(0xffff_f000L, 0xffff_e000L, (1L << 40) - 4096,
+                (1L << 40) - 8192);
+        assertThat(host.log().messages()).containsOnlyOnce("pci " + NIC + ": Using 40-bit DMA addresses");
+        assertThat(nic.pci32BitWorkaround()).isFalse();
+    }
+
+    @Test
+    void anAddressNeverMappedIsRefusedOnUnmapAndNothingChanges() {
+        Host host = host("", PciDeviceSpec.of(NIC));
+        host.iommu().registerOps(BusType.PCI, new PageTableIommu(), VTD);
+        PciDevice nic = host.pci(NIC);
+        long dma = host.dma().map(nic, buffer(host), 4096, DmaDirection.TO_DEVICE);
+        assertThatThrownBy(() -> host.dma().unmap(nic, 0x1234_5000L, 4096, DmaDirection.TO_DEVICE))
+                .isInstanceOf(IommuException.class)
+                .hasMessage(NIC + ": DMA address 0x12345000 is not mapped in its IOMMU domain")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+        nic.dmaRead(dma, 16); // still mapped
+    }
 }

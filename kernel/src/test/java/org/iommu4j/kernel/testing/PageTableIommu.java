@@ -28,6 +28,7 @@ public final class PageTableIommu implements IommuOps {
     private boolean pciGrouping;
     private long pageSizes = org.iommu4j.api.PhysicalMemory.PAGE_SIZE;
     private volatile RuntimeException translateThrows;
+    private volatile RuntimeException mapThrows;
     private long apertureStart;
     private long apertureEnd = -1L;
 
@@ -99,6 +100,11 @@ public final class PageTableIommu implements IommuOps {
         apertureStart = start;
         apertureEnd = end;
         return this;
+    }
+
+    /** @param e what every domain's mapPages throws from now on, or null */
+    public void throwFromMap(RuntimeException e) {
+        mapThrows = e;
     }
 
     /** @param e what every domain's translate throws from now on, or null */
@@ -175,6 +181,10 @@ public final class PageTableIommu implements IommuOps {
 
         @Override
         public void mapPages(long iova, long paddr, long pageSize, long count, int prot) {
+            RuntimeException e = owner.mapThrows;
+            if (e != null) {
+                throw e;
+            }
             table.mapPages(iova, paddr, pageSize, count, prot);
         }
 

@@ -285,4 +285,33 @@ class IommuDmaTest {
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
         nic.dmaRead(dma, 16); // still mapped
     }
+
+    @Test
+    void aThrowingMapFailsTheDmaApiMapWithEioAWarnAndTaintAndGivesTheIovaBack() {
+        Host host = host("", PciDeviceSpec.of(NIC));
+        PageTableIommu ops = new PageTableIommu();
+        host.iommu().registerOps(BusType.PCI, ops, VTD);
+        PciDevice nic = host.pci(NIC);
+        ops.throwFromMap(new NullPointerException("no context entry"));
+
+        assertThatThrownBy(() -> host.dma().map(nic, buffer(host), 4096, DmaDirection.TO_DEVICE))
+                .isInstanceOf(org.iommu4j.api.DmaMappingException.class)
+                .hasMessage(NIC + ": iommu_map failed: iommu: IOMMU driver of module vtd_test threw in map at iova"
+                        + " 0xfffff000: java.lang.NullPointerException: no context entry")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EIO);
+        assertThat(host.log().messages()).contains("WARNING: CPU: 0 PID: 1 at drivers/iommu/iommu.c __iommu_map");
+        assertThat(host.taint().isSet(TaintFlag.WARN)).isTrue();
+        ops.throwFromMap(null);
+        assertThat(host.dma().map(nic, buffer(host), 4096, DmaDirection.TO_DEVICE)).isEqualTo(0xffff_f000L);
+    }
+
+    @Test
+    void anUntrustedDeviceIsNeverPassedThrough() {
+        PciBridge port = PciBridge.of("0000:00:07.0", PciBridgeType.ROOT_PORT, 0x3a).asExternalFacing();
+        Host host = host("", PciDeviceSpec.of("0000:3a:00.0").below(port), PciDeviceSpec.of(NIC));
+        host.iommu().registerOps(BusType.PCI, new PageTableIommu().passThrough(), VTD);
+        assertThat(host.pci("0000:3a:00.0").group().sysfsType()).isEqualTo("DMA");
+        assertThat(host.pci(NIC).group().sysfsType()).isEqualTo("identity");
+        assertThat(host.dma().map(host.pci(NIC), 0x20_0000L, 64, DmaDirection.TO_DEVICE)).isEqualTo(0x20_0000L);
+    }
 }

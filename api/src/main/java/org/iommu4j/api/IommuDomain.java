@@ -8,6 +8,20 @@ package org.iommu4j.api;
  * multiples of the smallest page size in {@link IommuOps#pageSizeBitmap()}, sizes are positive, and ranges do
  * not wrap. {@link #translate} is the device-DMA hot path: it is called for every page a device touches, from
  * any thread, concurrently with map and unmap, so it must not allocate or take a lock shared by all devices.
+ *
+ * <h2>What the core calls, and what it keeps itself (since 1.2)</h2>
+ * The core calls {@link #attachDevice} and {@link #detachDevice} when a group moves between domains (every
+ * device of the group, all or none); {@link #mapPages} once per run of equal pages after splitting a map by
+ * {@link IommuOps#pageSizeBitmap()} into the largest pages that fit; {@link #unmapPages} likewise;
+ * {@link #iovaToPhys} for the DMA API's unmap and syncs; {@link #flushIotlbAll} after strict unmaps and when a
+ * flush queue of a lazy DMA domain is flushed; {@link #translate} for every page a device touches; and
+ * {@link #free} once, when the domain's group goes away. It keeps itself, so a driver need not: which group is
+ * attached to which domain (and its own blocking domain while user space owns a group), the IOVA space and
+ * flush queues of a DMA domain (the DMA API's iommu-dma; {@link #apertureStart()} and {@link #apertureEnd()}
+ * bound it), argument checks, and the driver's per-device data ({@link IommuCore#setDevicePrivate}).
+ * {@link IommuCore#domainOf} returns this object, not a wrapper. An exception other than
+ * {@link IommuException} from a domain is taken as a driver bug: the access faults or the call fails with
+ * {@link Errno#EIO}, and the kernel warns naming the module and taints W.
  */
 public interface IommuDomain {
 

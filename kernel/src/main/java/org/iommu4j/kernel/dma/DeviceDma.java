@@ -62,14 +62,15 @@ public final class DeviceDma implements DmaPort {
             return;
         }
         long last = address + length - 1;
-        if (address < 0 || last < address || Long.compareUnsigned(last, device.dmaMask()) > 0) {
+        // bus addresses are unsigned: an IOVA may lie above 2^63 (iommu.forcedac=1 hands out the top of the space)
+        if (Long.compareUnsigned(last, address) < 0 || Long.compareUnsigned(last, device.dmaMask()) > 0) {
             throw fault(device, address, write, String.format("beyond the device's DMA mask 0x%x",
                     device.dmaMask()));
         }
         Group group = device.group();
         IommuDomain domain = group == null ? null : group.currentDomain();
         if (domain == null) {
-            if (last >= memory.size()) {
+            if (Long.compareUnsigned(last, memory.size()) >= 0) {
                 throw fault(device, address, write, "no memory there (memory ends at 0x"
                         + Long.toHexString(memory.size()) + ")");
             }

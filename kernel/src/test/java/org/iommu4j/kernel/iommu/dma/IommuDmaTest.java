@@ -158,9 +158,18 @@ class IommuDmaTest {
     void forceDacSkipsTheThirtyTwoBitPassForASixtyFourBitDevice() {
         Host host = host("iommu.forcedac=1", PciDeviceSpec.of(NIC));
         host.iommu().registerOps(BusType.PCI, new PageTableIommu(), VTD);
-        long dma = host.dma().map(host.pci(NIC), buffer(host), 4096, DmaDirection.TO_DEVICE);
+        long phys = buffer(host);
+        long dma = host.dma().map(host.pci(NIC), phys, 4096, DmaDirection.FROM_DEVICE);
         assertThat(dma).isEqualTo(0xffff_ffff_ffff_f000L);
         assertThat(host.log().messages()).contains("Forcing DAC for PCI devices");
+        host.pci(NIC).dmaWrite(dma + 0xfc0, PACKET); // the device reaches an IOVA above 2^63
+        byte[] seen = new byte[PACKET.length];
+        host.memory().read(phys + 0xfc0, seen, 0, seen.length);
+        assertThat(seen).isEqualTo(PACKET);
+        assertThatThrownBy(() -> host.pci(NIC).dmaWrite(dma + 0xff0, PACKET)) // wraps past 2^64
+                .isInstanceOf(IommuFaultException.class)
+                .hasMessage(NIC + ": iommu fault: DMA write at bus address 0xfffffffffffffff0: beyond the device's"
+                        + " DMA mask 0xffffffffffffffff");
     }
 
     @Test

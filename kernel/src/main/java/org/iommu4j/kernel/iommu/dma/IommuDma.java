@@ -213,7 +213,7 @@ public final class IommuDma implements DmaOps {
 
     /** The kernel's {@code __iommu_dma_map}. */
     private long mapPhys(BusDevice d, IommuDmaCookie c, long phys, long size, int prot, long dmaMask) {
-        if (d.minAlignMask() > PAGE_MASK) {
+        if (Long.compareUnsigned(d.minAlignMask(), PAGE_MASK) > 0) {
             warnings.warnOnce("kernel", "drivers/iommu/dma-iommu.c __iommu_dma_map " + d.name(),
                     d.logPrefix() + ": Unsupported alignment constraint");
             throw new DmaMappingException(Errno.EINVAL, d.name() + ": Unsupported alignment constraint: min_align_mask"

@@ -323,4 +323,26 @@ class IommuDmaTest {
         assertThat(host.pci(NIC).group().sysfsType()).isEqualTo("identity");
         assertThat(host.dma().map(host.pci(NIC), 0x20_0000L, 64, DmaDirection.TO_DEVICE)).isEqualTo(0x20_0000L);
     }
+
+    @Test
+    void whenTheBounceAreaIsFullAnUntrustedDevicesUnalignedMapFailsAndAFreedSlotIsUsedAgain() {
+        PciBridge port = PciBridge.of("0000:00:07.0", PciBridgeType.ROOT_PORT, 0x3a).asExternalFacing();
+        Host host = host("", PciDeviceSpec.of("0000:3a:00.0").below(port));
+        host.iommu().registerOps(BusType.PCI, new PageTableIommu(), VTD);
+        PciDevice tb = host.pci("0000:3a:00.0");
+        long page = buffer(host);
+        long[] held = new long[BounceArea.PAGES];
+        for (int i = 0; i < held.length; i++) {
+            held[i] = host.dma().map(tb, page + 8, 100, DmaDirection.TO_DEVICE);
+        }
+        assertThat(host.dma().opsFor(tb).maxMappingSize(tb)).isEqualTo(256 * 1024);
+        assertThatThrownBy(() -> host.dma().map(tb, page + 8, 100, DmaDirection.TO_DEVICE))
+                .isInstanceOf(org.iommu4j.api.DmaMappingException.class)
+                .hasMessage("0000:3a:00.0: swiotlb buffer is full (sz: 100 bytes), total 64 (slots), used 64 (slots)");
+        // a page-aligned whole page needs no bounce
+        long aligned = host.dma().map(tb, page, 4096, DmaDirection.TO_DEVICE);
+        host.dma().unmap(tb, held[3], 100, DmaDirection.TO_DEVICE);
+        assertThat(host.dma().map(tb, page + 8, 100, DmaDirection.TO_DEVICE)).isNotNegative();
+        host.dma().unmap(tb, aligned, 4096, DmaDirection.TO_DEVICE);
+    }
 }

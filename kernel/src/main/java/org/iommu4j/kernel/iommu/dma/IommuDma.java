@@ -216,7 +216,7 @@ public final class IommuDma implements DmaOps {
         if (Long.compareUnsigned(d.minAlignMask(), PAGE_MASK) > 0) {
             warnings.warnOnce("kernel", "drivers/iommu/dma-iommu.c __iommu_dma_map " + d.name(),
                     d.logPrefix() + ": Unsupported alignment constraint");
-            throw new DmaMappingException(Errno.EINVAL, d.name() + ": Unsupported alignment constraint: min_align_mask"
+            throw new DmaMappingException(Errno.ENOMEM, d.name() + ": Unsupported alignment constraint: min_align_mask"
                     + String.format(" 0x%x is above the IOVA granule's 0xfff", d.minAlignMask()));
         }
         long offset = phys & PAGE_MASK;
@@ -231,7 +231,8 @@ public final class IommuDma implements DmaOps {
             iommu.map(c.ops(), c.domain(), iova, phys - offset, length, prot);
         } catch (IommuException e) {
             c.iovad().freeFast(cpu.getAsInt(), iova >>> PhysicalMemory.PAGE_SHIFT, length >>> PhysicalMemory.PAGE_SHIFT);
-            throw new DmaMappingException(e.errno(), d.name() + ": iommu_map failed: " + e.getMessage());
+            // DMA_MAPPING_ERROR, which a driver reports as ENOMEM whatever the cause; the message keeps it
+            throw new DmaMappingException(Errno.ENOMEM, d.name() + ": iommu_map failed: " + e.getMessage());
         }
         return iova + offset;
     }

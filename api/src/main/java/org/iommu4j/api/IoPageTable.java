@@ -349,7 +349,8 @@ public final class IoPageTable {
                     table.children.setRelease(i, null);
                     table.live--;
                 }
-                table.entries.setRelease(i, pteOfPageZero + ((base + ((long) i << shift)) << PhysicalMemory.PAGE_SHIFT));
+                long firstPage = base + ((long) i << shift);
+                table.entries.setRelease(i, pteOfPageZero + (firstPage << PhysicalMemory.PAGE_SHIFT));
             }
             table.live += to - from + 1;
             return;

@@ -38,7 +38,8 @@ public record PciBridge(PciAddress address, PciBridgeType type, int secondaryBus
             throw new IllegalArgumentException("secondary bus " + secondaryBus + " of bridge " + address
                     + " is invalid: expected 1 to 255");
         }
-        if (parent != null && (parent.secondaryBus() != address.bus() || parent.address().domain() != address.domain())) {
+        if (parent != null && (parent.secondaryBus() != address.bus()
+                || parent.address().domain() != address.domain())) {
             throw new IllegalArgumentException(String.format("bridge %s is not on the secondary bus %02x of its"
                     + " parent %s", address, parent.secondaryBus(), parent.address()));
         }

@@ -62,7 +62,8 @@ import org.iommu4j.kernel.params.CommandLine;
  * <h2>A driver that throws</h2>
  * An exception other than {@link IommuException} from a driver's translate, map, unmap, iova_to_phys or flush
  * is a driver bug: the core contains it. Device DMA faults ({@link org.iommu4j.api.IommuFaultException}), a VFIO
- * map fails with {@link Errno#EIO}, a DMA API map with DMA_MAPPING_ERROR (ENOMEM naming the cause), and the kernel prints a WARN naming the module and taints W.
+ * map fails with {@link Errno#EIO}, a DMA API map with DMA_MAPPING_ERROR (ENOMEM naming the cause), and the
+ * kernel prints a WARN naming the module and taints W.
  * Linux has no such containment (a driver's bug is an oops); it is an invention of the model.
  */
 public final class Iommu implements BusListener {

@@ -170,7 +170,8 @@ public final class PageTableIommu implements IommuOps {
         private final DomainType type;
         private final PageTableIommu owner;
         private final IoPageTable table = new IoPageTable();
-        private final java.util.concurrent.atomic.AtomicInteger flushes = new java.util.concurrent.atomic.AtomicInteger();
+        private final java.util.concurrent.atomic.AtomicInteger flushes =
+                new java.util.concurrent.atomic.AtomicInteger();
         private final Set<Device> attached = ConcurrentHashMap.newKeySet();
         private volatile boolean freed;
 

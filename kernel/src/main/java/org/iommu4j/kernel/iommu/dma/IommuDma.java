@@ -230,7 +230,8 @@ public final class IommuDma implements DmaOps {
         try {
             iommu.map(c.ops(), c.domain(), iova, phys - offset, length, prot);
         } catch (IommuException e) {
-            c.iovad().freeFast(cpu.getAsInt(), iova >>> PhysicalMemory.PAGE_SHIFT, length >>> PhysicalMemory.PAGE_SHIFT);
+            c.iovad().freeFast(cpu.getAsInt(), iova >>> PhysicalMemory.PAGE_SHIFT,
+                    length >>> PhysicalMemory.PAGE_SHIFT);
             // DMA_MAPPING_ERROR, which a driver reports as ENOMEM whatever the cause; the message keeps it
             throw new DmaMappingException(Errno.ENOMEM, d.name() + ": iommu_map failed: " + e.getMessage());
         }

@@ -69,6 +69,13 @@ class TranslatingPluginTest {
         host.dma().unmap(nic, dma, 64, DmaDirection.FROM_DEVICE);
         loader.unload(host, "vtd");
         assertThat(host.iommu().groups()).isEmpty();
+
+        // iommu.passthrough=1: identity domains, and the DMA API hands out physical addresses
+        Host pt = Host.builder().commandLine("iommu.passthrough=1")
+                .pciDevice(PciDeviceSpec.of("0000:06:0d.0").below(legacy)).build();
+        loader.load(pt, "vtd", Map.of());
+        assertThat(pt.sysfs().read("/sys/kernel/iommu_groups/0/type")).hasValue("identity");
+        assertThat(pt.dma().map(pt.pci("0000:06:0d.0"), phys, 64, DmaDirection.TO_DEVICE)).isEqualTo(phys);
     }
 
     @Test

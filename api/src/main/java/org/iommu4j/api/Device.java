@@ -1,5 +1,6 @@
 package org.iommu4j.api;
 
+import java.util.List;
 import java.util.Optional;
 
 /**
@@ -70,6 +71,62 @@ public interface Device {
     default long reachLimit() {
         long limit = busDmaLimit();
         return limit == 0 ? dmaMask() : Math.min(dmaMask(), limit);
+    }
+
+    /**
+     * The bridges above a PCI device, nearest first, up to the one on a root bus; empty for a device on a root
+     * bus and for platform devices.
+     *
+     * @return the parent chain
+     * @since 1.2 (empty by default)
+     */
+    default List<PciBridge> upstreamBridges() {
+        return List.of();
+    }
+
+    /**
+     * @return whether the device is one function of a multi-function device (its header's multi-function bit)
+     * @since 1.2 (false by default)
+     */
+    default boolean isMultifunction() {
+        return false;
+    }
+
+    /**
+     * Whether ACS isolates this function from its peers, the kernel's {@code pci_acs_enabled} with
+     * {@link PciAcs#REQUIRED} ({@code drivers/pci/pci.c}, Linux v6.12): false for conventional PCI devices,
+     * true for a single-function PCIe endpoint (ACS does not apply to it), and for a function of a
+     * multi-function device true only when its ACS capability has the required controls on.
+     *
+     * @return whether the device is isolated from the other functions of its slot
+     * @since 1.2 (false by default)
+     */
+    default boolean acsIsolates() {
+        return false;
+    }
+
+    /**
+     * The requester IDs the device's DMA may reach the IOMMU with, in the order
+     * {@code pci_for_each_dma_alias} visits them: its own, its quirk aliases (functions whose ID it uses,
+     * {@code pci_add_dma_alias}), then the IDs bridges above it substitute.
+     *
+     * @return the aliases, each {@code bus << 8 | devfn}; empty for platform devices
+     * @since 1.2 (empty by default)
+     */
+    default List<Integer> dmaAliases() {
+        return List.of();
+    }
+
+    /**
+     * Whether the kernel distrusts the device because it sits below an external-facing port
+     * ({@code pdev->untrusted}): its default domain is a strict DMA domain, and the DMA API bounces its
+     * buffers that do not fill whole pages.
+     *
+     * @return whether the device is untrusted
+     * @since 1.2 (false by default)
+     */
+    default boolean isUntrusted() {
+        return false;
     }
 
     /** @return false once the device has been hot-removed */

@@ -98,7 +98,8 @@ public final class Host {
                 + (FIRMWARE_RESERVED >>> 10) + "K reserved by firmware), " + cpus + " CPUs");
         this.deviceDma = new DeviceDma(memory, log);
         this.buses = new Buses(configLock, b.domain != null ? b.domain.dmaPort() : deviceDma);
-        this.iommu = new Iommu(configLock, buses, log, faults.pageAlloc());
+        this.iommu = new Iommu(configLock, buses, log, faults.pageAlloc(), warnings, memory, pageAllocator,
+                commandLine, cpus, this::currentCpu, clock);
         this.dma = new DmaApi(configLock, buses, new DirectDmaOps(memory, pageAllocator, log), dmaDebug(b),
                 faults.iommu());
         this.modules = new ModuleTable(this, configLock);

@@ -13,11 +13,13 @@ import org.iommu4j.api.IommuException;
 import org.iommu4j.kernel.bus.BusDevice;
 import org.iommu4j.kernel.bus.Buses;
 import org.iommu4j.kernel.fault.FaultAttr;
+import org.iommu4j.kernel.iommu.Group;
 import org.iommu4j.kernel.module.ModuleRef;
 
 /**
  * The DMA API kernel drivers call ({@code dma_map_single} and friends): it checks the arguments, picks the
- * device's ops (its own, else the default a backend installed, else dma-direct) and counts live mappings
+ * device's ops (its own, else the default a backend installed, else iommu-dma when the device's default domain
+ * is a DMA domain, else dma-direct) and counts live mappings
  * against the module that provides them. Map, unmap and sync read two volatile fields and take no lock.
  */
 public final class DmaApi {
@@ -169,7 +171,19 @@ public final class DmaApi {
 
     private DmaOpsBinding binding(BusDevice device) {
         DmaOpsBinding own = device.dmaOps();
-        return own != null ? own : defaultOps;
+        if (own != null) {
+            return own;
+        }
+        DmaOpsBinding def = defaultOps;
+        if (def == direct) {
+            // iommu_setup_dma_ops: a device whose default domain is a DMA domain uses iommu-dma
+            Group g = device.group();
+            DmaOpsBinding iommuDma = g == null ? null : g.dmaApiBinding();
+            if (iommuDma != null) {
+                return iommuDma;
+            }
+        }
+        return def;
     }
 
     private void injectFailure(BusDevice device, long size) {
@@ -208,10 +222,16 @@ public final class DmaApi {
         if (def.owner() == owner) {
             n += def.live().sum();
         }
+        java.util.Set<DmaOpsBinding> iommuDma = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
         for (BusDevice d : buses.all()) {
             DmaOpsBinding b = d.dmaOps();
             if (b != null && b.owner() == owner) {
                 n += b.live().sum();
+            }
+            Group g = d.group();
+            DmaOpsBinding viaDomain = g == null ? null : g.dmaApiBinding();
+            if (viaDomain != null && viaDomain.owner() == owner && iommuDma.add(viaDomain)) {
+                n += viaDomain.live().sum(); // iommu-dma mappings live in the driver's domains
             }
         }
         return n;

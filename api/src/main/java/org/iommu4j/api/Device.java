@@ -69,7 +69,9 @@ public interface Device {
      */
     default long reachLimit() {
         long limit = busDmaLimit();
-        return limit == 0 ? dmaMask() : Math.min(dmaMask(), limit);
+        long mask = dmaMask();
+        // min_not_zero on u64: compared unsigned, so a 64-bit mask does not read as -1 and win
+        return limit == 0 || Long.compareUnsigned(mask, limit) <= 0 ? mask : limit;
     }
 
     /** @return false once the device has been hot-removed */

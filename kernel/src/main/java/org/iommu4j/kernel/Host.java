@@ -90,7 +90,7 @@ public final class Host {
         this.deviceDma = new DeviceDma(memory, log);
         this.buses = new Buses(configLock, deviceDma);
         this.iommu = new Iommu(configLock, buses, log, faults.pageAlloc());
-        this.dma = new DmaApi(configLock, buses, new DirectDmaOps(memory, pageAllocator, log), dmaDebug(b),
+        this.dma = new DmaApi(configLock, buses, new DirectDmaOps(memory, pageAllocator, warnings), dmaDebug(b),
                 faults.iommu());
         this.modules = new ModuleTable(this, configLock);
         this.sysfs = new Sysfs(buses, iommu, taint);

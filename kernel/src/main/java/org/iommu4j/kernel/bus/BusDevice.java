@@ -122,7 +122,7 @@ public abstract sealed class BusDevice implements Device permits PciDevice, Plat
      * @throws org.iommu4j.api.IommuFaultException if the translation refuses any byte
      */
     public byte[] dmaRead(long busAddress, int length) {
-        byte[] dst = new byte[length];
+        byte[] dst = new byte[org.iommu4j.api.AddressRange.arrayLength("DMA read length", length)];
         port.read(this, busAddress, dst, 0, length);
         return dst;
     }

@@ -2,6 +2,7 @@ package org.iommu4j.backend.swiotlb;
 
 import org.iommu4j.api.CoherentBuffer;
 import org.iommu4j.api.Device;
+import org.iommu4j.api.DmaAttrs;
 import org.iommu4j.api.DmaDirection;
 import org.iommu4j.api.DmaMappingException;
 import org.iommu4j.api.DmaOps;
@@ -37,13 +38,19 @@ final class SwiotlbDmaOps implements DmaOps {
 
     @Override
     public long map(Device device, long phys, long size, DmaDirection direction) {
+        return map(device, phys, size, direction, DmaAttrs.NONE);
+    }
+
+    /** {@code dma_direct_map_page} with attributes: the pool gets them (NO_WARN), see {@link DmaAttrs}. */
+    @Override
+    public long map(Device device, long phys, long size, DmaDirection direction, DmaAttrs attrs) {
         if (!force && capable(device, phys, size)) {
             return phys;
         }
         if (pool == null) {
             throw overflow(device, "DMA addr", phys, size);
         }
-        long tlb = pool.map(device, phys, size, size, 0, direction);
+        long tlb = pool.map(device, phys, size, size, 0, direction, attrs);
         if (!capable(device, tlb, size)) {
             pool.unmap(device, tlb, size, DmaDirection.TO_DEVICE);
             throw overflow(device, "swiotlb addr", tlb, size);
@@ -60,8 +67,14 @@ final class SwiotlbDmaOps implements DmaOps {
 
     @Override
     public void unmap(Device device, long dmaAddress, long size, DmaDirection direction) {
+        unmap(device, dmaAddress, size, direction, DmaAttrs.NONE);
+    }
+
+    /** {@code dma_direct_unmap_page}: with DMA_ATTR_SKIP_CPU_SYNC the slot is released without a copy back. */
+    @Override
+    public void unmap(Device device, long dmaAddress, long size, DmaDirection direction, DmaAttrs attrs) {
         if (pool != null && pool.contains(dmaAddress)) {
-            pool.unmap(device, dmaAddress, size, direction);
+            pool.unmap(device, dmaAddress, size, direction, attrs);
         }
     }
 
@@ -89,8 +102,16 @@ final class SwiotlbDmaOps implements DmaOps {
         kernel.dma().directOps().freeCoherent(device, buffer);
     }
 
+    /**
+     * {@code dma_direct_max_mapping_size} (Linux v6.12 {@code kernel/dma/direct.c}): swiotlb's maximum when
+     * every mapping is bounced or the device cannot address all memory ({@code dma_addressing_limited}), else
+     * {@code SIZE_MAX} ({@code -1}, unsigned).
+     */
     @Override
     public long maxMappingSize(Device device) {
-        return pool == null ? Long.MAX_VALUE : pool.maxMappingSize(device);
+        long top = kernel.memory().size() - 1;
+        long required = -1L >>> Long.numberOfLeadingZeros(top); // dma_get_required_mask: all bits up to top's
+        boolean limited = Long.compareUnsigned(device.reachLimit(), required) < 0;
+        return pool != null && (force || limited) ? pool.maxMappingSize(device) : -1L;
     }
 }

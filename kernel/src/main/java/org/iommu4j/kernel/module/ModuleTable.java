@@ -266,10 +266,8 @@ public final class ModuleTable {
             }
             // exact: new DMA-API calls through its ops wait from here on, and every mapping still live through
             // them (a hot-removed device's too) or call in flight is counted; if any, nothing has changed
-            long live = host.dma().retire(module);
-            if (live != 0) {
-                throw new IommuException(Errno.EAGAIN, "Module " + module.name() + " is in use (" + live
-                        + " DMA-API mappings made through its DMA ops are live)");
+            if (host.dma().retire(module) != 0) { // the kernel's words: the count is DmaApi.liveMappings
+                throw new IommuException(Errno.EAGAIN, "Module " + module.name() + " is in use");
             }
             setState(module, ModuleState.GOING);
             try {

@@ -122,7 +122,11 @@ public abstract sealed class BusDevice implements Device permits PciDevice, Plat
      * @throws org.iommu4j.api.IommuFaultException if the translation refuses any byte
      */
     public byte[] dmaRead(long busAddress, int length) {
-        byte[] dst = new byte[org.iommu4j.api.AddressRange.arrayLength("DMA read length", length)];
+        if (length < 0) { // a typed error, not NegativeArraySizeException
+            throw new org.iommu4j.api.IommuException(org.iommu4j.api.Errno.EINVAL, "DMA read length " + length
+                    + " is invalid: expected 0 to " + org.iommu4j.api.AddressRange.MAX_ARRAY_LENGTH + " bytes");
+        }
+        byte[] dst = new byte[length];
         port.read(this, busAddress, dst, 0, length);
         return dst;
     }

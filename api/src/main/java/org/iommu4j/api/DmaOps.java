@@ -9,6 +9,9 @@ package org.iommu4j.api;
  * <p>The kernel checks arguments before calling: sizes are positive, {@code direction} is not
  * {@link DmaDirection#NONE}, the device is present. {@link #map}, {@link #unmap} and the syncs are hot paths:
  * they run on many threads at once and should allocate nothing on success.
+ *
+ * <p>Since 1.2: attributes ({@link DmaAttrs}), scatterlists ({@link ScatterList}, mapped segment by segment by
+ * default) and {@link #optMappingSize}, all default methods, so a 1.1 backend keeps working unchanged.
  */
 public interface DmaOps {
 
@@ -80,7 +83,8 @@ public interface DmaOps {
      * The largest single mapping this backend can make for the device ({@code dma_max_mapping_size}).
      *
      * @param device the device
-     * @return bytes; unlimited by default
+     * @return bytes, unsigned; unlimited by default ({@code Long.MAX_VALUE}, as in 1.1; the kernel's
+     *     {@code SIZE_MAX} is {@code -1}, which dma-direct returns)
      */
     default long maxMappingSize(Device device) {
         return Long.MAX_VALUE;

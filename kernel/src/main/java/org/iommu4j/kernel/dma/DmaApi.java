@@ -107,7 +107,7 @@ public final class DmaApi {
         long address;
         try {
             address = b.ops().map(device, phys, size, direction, attrs == null ? DmaAttrs.NONE : attrs);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
             leave(t, b);
             throw e;
         }
@@ -252,7 +252,7 @@ public final class DmaApi {
         int n;
         try {
             n = b.ops().mapSg(device, sg, direction, attrs == null ? DmaAttrs.NONE : attrs);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
             leave(t, b);
             throw e;
         }
@@ -400,7 +400,7 @@ public final class DmaApi {
         CoherentBuffer buffer;
         try {
             buffer = b.ops().allocateCoherent(device, size);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
             leave(t, b);
             throw e;
         }
@@ -699,8 +699,9 @@ public final class DmaApi {
                 try {
                     BusDevice d = (BusDevice) device;
                     requireIdle(d.dmaOps(), device.name());
-                    uninstall(d.dmaOps());
+                    DmaOpsBinding old = d.dmaOps();
                     d.setDmaOps(null);
+                    uninstall(old);
                 } finally {
                     lock.unlock();
                 }
@@ -727,8 +728,9 @@ public final class DmaApi {
                 try {
                     if (defaultOps.ops() == ops) {
                         requireIdle(defaultOps, "the default ops");
-                        uninstall(defaultOps);
+                        DmaOpsBinding old = defaultOps;
                         defaultOps = direct;
+                        uninstall(old);
                     }
                 } finally {
                     lock.unlock();

@@ -239,6 +239,7 @@ public final class DmaApi {
      */
     public int mapSg(Device device, ScatterList sg, DmaDirection direction, DmaAttrs attrs) {
         BusDevice d = check(device, 1, direction);
+        requireList(sg);
         for (int i = 0; i < sg.nents(); i++) {
             requireInMemory(sg.phys(i), sg.length(i));
         }
@@ -380,7 +381,14 @@ public final class DmaApi {
         }
     }
 
+    private static void requireList(ScatterList sg) {
+        if (sg == null) {
+            throw new IommuException(Errno.EINVAL, "scatterlist null is invalid: expected a ScatterList");
+        }
+    }
+
     private static int requireMapped(ScatterList sg) {
+        requireList(sg);
         if (sg.mappedCount() == 0) {
             throw new IommuException(Errno.EINVAL, "scatterlist is not mapped: map it with dma_map_sg first");
         }
@@ -421,7 +429,11 @@ public final class DmaApi {
      * @param buffer a buffer {@link #allocateCoherent} returned for it
      */
     public void freeCoherent(Device device, CoherentBuffer buffer) {
-        BusDevice d = (BusDevice) device;
+        if (buffer == null) {
+            throw new IommuException(Errno.EINVAL, "coherent buffer null is invalid: expected one"
+                    + " allocateCoherent returned");
+        }
+        BusDevice d = checkArguments(device, buffer.size() == 0 ? 1 : buffer.size(), DmaDirection.BIDIRECTIONAL);
         LiveMappings t = table(d);
         DmaOpsBinding b = take(d, t, buffer.dmaAddress());
         if (b == null) {
@@ -583,6 +595,10 @@ public final class DmaApi {
     }
 
     private static BusDevice checkArguments(Device device, long size, DmaDirection direction) {
+        if (!(device instanceof BusDevice d)) {
+            throw new IommuException(Errno.EINVAL, "device " + device + " is invalid: expected a device of this"
+                    + " host's buses");
+        }
         if (direction == null || direction == DmaDirection.NONE) {
             throw new IommuException(Errno.EINVAL, "DMA direction " + direction + " is invalid for a mapping:"
                     + " use TO_DEVICE, FROM_DEVICE or BIDIRECTIONAL");
@@ -590,7 +606,7 @@ public final class DmaApi {
         if (size == 0) {
             throw new IommuException(Errno.EINVAL, "DMA size 0 is invalid: expected at least 1 byte");
         }
-        return (BusDevice) device;
+        return d;
     }
 
     /**

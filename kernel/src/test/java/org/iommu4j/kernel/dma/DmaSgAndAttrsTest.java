@@ -170,4 +170,16 @@ class DmaSgAndAttrsTest {
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
         assertThat(host.deviceDma().faultCount()).isZero();
     }
+
+    @Test
+    void nullsAreTypedErrorsNamingWhatWasExpected() {
+        assertThatThrownBy(() -> dma.map(null, 0x10_0000, 64, DmaDirection.TO_DEVICE))
+                .hasMessage("device null is invalid: expected a device of this host's buses")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+        assertThatThrownBy(() -> dma.freeCoherent(nic, null))
+                .hasMessage("coherent buffer null is invalid: expected one allocateCoherent returned");
+        assertThatThrownBy(() -> dma.mapSg(nic, null, DmaDirection.TO_DEVICE, DmaAttrs.NONE))
+                .hasMessage("scatterlist null is invalid: expected a ScatterList");
+        assertThat(dma.liveMappings(ModuleRef.KERNEL)).isZero();
+    }
 }

@@ -41,45 +41,6 @@ public interface BounceBufferPool {
     void unmap(Device device, long tlbAddr, long mappingSize, DmaDirection direction);
 
     /**
-     * {@link #map(Device, long, long, long, long, DmaDirection)} with the DMA-API call's attributes, as the
-     * kernel's {@code swiotlb_tbl_map_single} takes them: {@link DmaAttrs#noWarn()} keeps a full pool from
-     * logging "swiotlb buffer is full". {@link DmaAttrs#skipCpuSync()} changes nothing here: Linux v6.12 copies
-     * the original into the slot on every map.
-     *
-     * @param device the device
-     * @param origPhys the original buffer
-     * @param mappingSize bytes to bounce
-     * @param allocSize bytes to reserve
-     * @param allocAlignMask extra alignment for the slot address
-     * @param direction the mapping's direction
-     * @param attrs the call's attributes
-     * @return the physical address of the bounce copy of {@code origPhys}
-     * @since 1.2 (by default the 1.1 method, which warns whatever the attributes: a pool implements NO_WARN by
-     *     overriding this)
-     */
-    default long map(Device device, long origPhys, long mappingSize, long allocSize, long allocAlignMask,
-            DmaDirection direction, DmaAttrs attrs) {
-        return map(device, origPhys, mappingSize, allocSize, allocAlignMask, direction);
-    }
-
-    /**
-     * {@link #unmap(Device, long, long, DmaDirection)} with attributes, the kernel's {@code
-     * swiotlb_tbl_unmap_single}: with {@link DmaAttrs#skipCpuSync()} nothing is copied back, the slots are
-     * only released.
-     *
-     * @param device the device given to map
-     * @param tlbAddr the address map returned
-     * @param mappingSize the mapping size given to map
-     * @param direction the direction given to map
-     * @param attrs the call's attributes
-     * @since 1.2 (by default a skipped sync releases the slots as a {@link DmaDirection#TO_DEVICE} unmap does,
-     *     which copies nothing back)
-     */
-    default void unmap(Device device, long tlbAddr, long mappingSize, DmaDirection direction, DmaAttrs attrs) {
-        unmap(device, tlbAddr, mappingSize, attrs.skipCpuSync() ? DmaDirection.TO_DEVICE : direction);
-    }
-
-    /**
      * Copies bounce to original for FROM_DEVICE and BIDIRECTIONAL.
      *
      * @param device the device

@@ -2,7 +2,6 @@ package org.iommu4j.backend.swiotlb;
 
 import org.iommu4j.api.CoherentBuffer;
 import org.iommu4j.api.Device;
-import org.iommu4j.api.DmaAttrs;
 import org.iommu4j.api.DmaDirection;
 import org.iommu4j.api.DmaMappingException;
 import org.iommu4j.api.DmaOps;
@@ -38,19 +37,13 @@ final class SwiotlbDmaOps implements DmaOps {
 
     @Override
     public long map(Device device, long phys, long size, DmaDirection direction) {
-        return map(device, phys, size, direction, DmaAttrs.NONE);
-    }
-
-    /** {@code dma_direct_map_page} with attributes: the pool gets them (NO_WARN), see {@link DmaAttrs}. */
-    @Override
-    public long map(Device device, long phys, long size, DmaDirection direction, DmaAttrs attrs) {
         if (!force && capable(device, phys, size)) {
             return phys;
         }
         if (pool == null) {
             throw overflow(device, "DMA addr", phys, size);
         }
-        long tlb = pool.map(device, phys, size, size, 0, direction, attrs);
+        long tlb = pool.map(device, phys, size, size, 0, direction);
         if (!capable(device, tlb, size)) {
             pool.unmap(device, tlb, size, DmaDirection.TO_DEVICE);
             throw overflow(device, "swiotlb addr", tlb, size);
@@ -67,14 +60,8 @@ final class SwiotlbDmaOps implements DmaOps {
 
     @Override
     public void unmap(Device device, long dmaAddress, long size, DmaDirection direction) {
-        unmap(device, dmaAddress, size, direction, DmaAttrs.NONE);
-    }
-
-    /** {@code dma_direct_unmap_page}: with DMA_ATTR_SKIP_CPU_SYNC the slot is released without a copy back. */
-    @Override
-    public void unmap(Device device, long dmaAddress, long size, DmaDirection direction, DmaAttrs attrs) {
         if (pool != null && pool.contains(dmaAddress)) {
-            pool.unmap(device, dmaAddress, size, direction, attrs);
+            pool.unmap(device, dmaAddress, size, direction);
         }
     }
 
@@ -97,21 +84,36 @@ final class SwiotlbDmaOps implements DmaOps {
         return kernel.dma().directOps().allocateCoherent(device, size);
     }
 
+    /**
+     * {@code dma_direct_map_page} with attributes (API 1.2). {@code DMA_ATTR_SKIP_CPU_SYNC} changes nothing on
+     * map: Linux v6.12's {@code swiotlb_tbl_map_single} copies the original into the slot whatever the attributes.
+     * {@code DMA_ATTR_NO_WARN} needs the pool's "buffer is full" path to know of it, which this ops class does not
+     * reach: until the pool takes attributes, a full pool still warns.
+     */
+    @Override
+    public long map(Device device, long phys, long size, DmaDirection direction,
+            org.iommu4j.api.DmaAttrs attrs) {
+        return map(device, phys, size, direction);
+    }
+
+    /**
+     * {@code dma_direct_unmap_page} with attributes (API 1.2): with {@code DMA_ATTR_SKIP_CPU_SYNC} the slot is
+     * released without a copy back, as {@code swiotlb_tbl_unmap_single} does; the pool copies back only for a
+     * direction from the device, so the release is made as a TO_DEVICE one.
+     */
+    @Override
+    public void unmap(Device device, long dmaAddress, long size, DmaDirection direction,
+            org.iommu4j.api.DmaAttrs attrs) {
+        unmap(device, dmaAddress, size, attrs.skipCpuSync() ? DmaDirection.TO_DEVICE : direction);
+    }
+
     @Override
     public void freeCoherent(Device device, CoherentBuffer buffer) {
         kernel.dma().directOps().freeCoherent(device, buffer);
     }
 
-    /**
-     * {@code dma_direct_max_mapping_size} (Linux v6.12 {@code kernel/dma/direct.c}): swiotlb's maximum when
-     * every mapping is bounced or the device cannot address all memory ({@code dma_addressing_limited}), else
-     * {@code SIZE_MAX} ({@code -1}, unsigned).
-     */
     @Override
     public long maxMappingSize(Device device) {
-        long top = kernel.memory().size() - 1;
-        long required = -1L >>> Long.numberOfLeadingZeros(top); // dma_get_required_mask: all bits up to top's
-        boolean limited = Long.compareUnsigned(device.reachLimit(), required) < 0;
-        return pool != null && (force || limited) ? pool.maxMappingSize(device) : -1L;
+        return pool == null ? Long.MAX_VALUE : pool.maxMappingSize(device);
     }
 }

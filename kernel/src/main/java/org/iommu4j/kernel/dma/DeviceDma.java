@@ -62,8 +62,7 @@ public final class DeviceDma implements DmaPort {
             return;
         }
         long last = address + length - 1;
-        // the model's bus addresses stop at 2^63 (Java's long): above that, as beyond the mask, nothing answers
-        if (address < 0 || last < 0 || !AddressRange.fitsBelow(address, length, device.dmaMask())) {
+        if (address < 0 || last < address || Long.compareUnsigned(last, device.dmaMask()) > 0) {
             throw fault(device, address, write, String.format("beyond the device's DMA mask 0x%x",
                     device.dmaMask()));
         }

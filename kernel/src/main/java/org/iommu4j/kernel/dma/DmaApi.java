@@ -53,6 +53,7 @@ public final class DmaApi {
     private final FaultAttr failIommu;
     private final Map<BusDevice, LiveMappings> tables = new ConcurrentHashMap<>();
     private final List<DmaOpsBinding> installed = new CopyOnWriteArrayList<>();
+    private final List<DmaOpsBinding> retiring = new CopyOnWriteArrayList<>();
     private volatile DmaOpsBinding defaultOps;
 
     /**
@@ -638,21 +639,30 @@ public final class DmaApi {
         lock.lock();
         try {
             for (DmaOpsBinding b : installed) {
-                if (b.owner() == owner) {
-                    b.setState(DmaOpsBinding.State.RETIRING);
-                }
+                markRetiring(b, owner);
+            }
+            for (BusDevice d : buses.all()) {
+                markRetiring(binding(d), owner); // also ops the DMA API picks for a device by other means
             }
             long n = liveMappings(owner);
             if (n != 0) {
-                for (DmaOpsBinding b : installed) {
+                for (DmaOpsBinding b : retiring) {
                     if (b.owner() == owner) {
                         b.setState(DmaOpsBinding.State.LIVE);
+                        retiring.remove(b);
                     }
                 }
             }
             return n;
         } finally {
             lock.unlock();
+        }
+    }
+
+    private void markRetiring(DmaOpsBinding b, ModuleRef owner) {
+        if (b != direct && b.owner() == owner && b.state() == DmaOpsBinding.State.LIVE) {
+            b.setState(DmaOpsBinding.State.RETIRING);
+            retiring.add(b);
         }
     }
 
@@ -679,8 +689,14 @@ public final class DmaApi {
             }
             for (DmaOpsBinding b : installed) {
                 if (b.owner() == owner) {
-                    b.setState(DmaOpsBinding.State.GONE);
                     installed.remove(b);
+                }
+            }
+            // every binding its unload retired is gone now: calls waiting on them go to the ops in force
+            for (DmaOpsBinding b : retiring) {
+                if (b.owner() == owner) {
+                    b.setState(DmaOpsBinding.State.GONE);
+                    retiring.remove(b);
                 }
             }
             return n;
@@ -763,9 +779,11 @@ public final class DmaApi {
     /** A new binding replaces {@code old}; one that is retiring passes its state on (the owner is unloading). */
     private DmaOpsBinding install(DmaOpsBinding binding, DmaOpsBinding old) {
         if (old != null && old != direct) {
+            boolean wasRetiring = old.state() == DmaOpsBinding.State.RETIRING;
             uninstall(old);
-            if (old.owner() == binding.owner()) {
-                binding.setState(old.state());
+            if (wasRetiring && old.owner() == binding.owner()) {
+                binding.setState(DmaOpsBinding.State.RETIRING);
+                retiring.add(binding);
             }
         }
         installed.add(binding);
@@ -778,6 +796,7 @@ public final class DmaApi {
             installed.remove(binding);
             if (binding.state() == DmaOpsBinding.State.RETIRING) {
                 binding.setState(DmaOpsBinding.State.GONE);
+                retiring.remove(binding);
             }
         }
     }

@@ -166,7 +166,7 @@ public final class DmaApi {
         DmaDebug.Entry recorded = debug == null ? null : debug.unmapping(d, dmaAddress, size, direction);
         try {
             b.ops().unmap(device, dmaAddress, size, direction, a);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
             if (recorded != null) {
                 debug.restore(recorded);
             }
@@ -318,7 +318,7 @@ public final class DmaApi {
         DmaOpsBinding ops = b != null ? b : enter(d, t);
         try {
             ops.ops().unmapSg(device, sg, direction, attrs == null ? DmaAttrs.NONE : attrs);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
             if (taken == n && sg.mappedCount() == n) { // the list is still mapped: so are its records
                 synchronized (t) {
                     for (int i = 0; i < n; i++) {
@@ -452,7 +452,7 @@ public final class DmaApi {
         DmaDebug.Entry recorded = debug == null ? null : debug.freeing(d, buffer);
         try {
             b.ops().freeCoherent(device, buffer);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
             if (recorded != null) {
                 debug.restore(recorded);
             }

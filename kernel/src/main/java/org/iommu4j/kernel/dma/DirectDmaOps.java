@@ -44,8 +44,19 @@ public final class DirectDmaOps implements DmaOps {
         return memory.size();
     }
 
+    /**
+     * {@code dma_direct_map_page}: the physical address, if the device reaches all of the buffer.
+     *
+     * @throws IommuException {@link Errno#EFAULT} for a buffer not wholly in memory (the model's check: the
+     *     kernel trusts its caller's {@code struct page}); the {@link DmaMappingException} above for one the
+     *     device cannot reach
+     */
     @Override
     public long map(Device device, long phys, long size, DmaDirection direction) {
+        if (!AddressRange.fitsBelow(phys, size, memory.size() - 1)) {
+            throw new IommuException(Errno.EFAULT, String.format("DMA buffer phys 0x%x + size 0x%x is outside"
+                    + " memory: expected a buffer below 0x%x", phys, size, memory.size()));
+        }
         if (!AddressRange.fitsBelow(phys, size, device.reachLimit())) {
             // %pad prints a dma_addr_t as 0x and 16 hex digits; %zu the size unsigned
             String message = String.format("DMA addr 0x%016x+%s overflow (mask %x, bus limit %x).", phys,

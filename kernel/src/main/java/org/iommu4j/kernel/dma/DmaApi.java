@@ -82,7 +82,8 @@ public final class DmaApi {
      * @param direction not {@link DmaDirection#NONE}
      * @return the DMA address to give the device
      * @throws IommuException {@link Errno#EINVAL} for a bad size or direction or a buffer that wraps past
-     *     2<sup>64</sup>, {@link Errno#EFAULT} for a buffer outside memory, {@link Errno#ENODEV} for a removed
+     *     2<sup>64</sup>, {@link Errno#EFAULT} for a buffer that starts outside memory (dma-direct also refuses
+     *     one that ends outside it), {@link Errno#ENODEV} for a removed
      *     device, or the backend's {@link DmaMappingException}; nothing is mapped then
      */
     public long map(Device device, long phys, long size, DmaDirection direction) {
@@ -571,12 +572,17 @@ public final class DmaApi {
         }
     }
 
+    /**
+     * The buffer must start in memory (the kernel's caller has a {@code struct page} for it) and must not wrap
+     * past 2<sup>64</sup>; whether all of it lies in memory is the ops' to check where they use it directly
+     * (dma-direct does), since a size no pool can hold is the pool's error to report.
+     */
     private void requireInMemory(long phys, long size) {
         AddressRange.requireNoWrap("DMA buffer phys", phys, size);
         long memory = directOps.memorySize();
-        if (!AddressRange.fitsBelow(phys, size, memory - 1)) {
-            throw new IommuException(Errno.EFAULT, String.format("DMA buffer phys 0x%x + size 0x%x is outside"
-                    + " memory: expected a buffer below 0x%x", phys, size, memory));
+        if (Long.compareUnsigned(phys, memory) >= 0) {
+            throw new IommuException(Errno.EFAULT, String.format("DMA buffer phys 0x%x is outside memory: expected"
+                    + " an address below 0x%x", phys, memory));
         }
     }
 

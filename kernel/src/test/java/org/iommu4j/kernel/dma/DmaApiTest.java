@@ -52,8 +52,12 @@ class DmaApiTest {
         Host wide = Host.builder().pciDevice(PciDeviceSpec.of("0000:07:00.0")).build();
         PciDevice dev64 = wide.pci("0000:07:00.0");
         assertThatThrownBy(() -> wide.dma().map(dev64, 0x7fff_ffff_ffff_f000L, 4096, DmaDirection.TO_DEVICE))
-                .hasMessage("DMA buffer phys 0x7ffffffffffff000 + size 0x1000 is outside memory: expected a buffer"
-                        + " below 0x40000000")
+                .hasMessage("DMA buffer phys 0x7ffffffffffff000 is outside memory: expected an address below"
+                        + " 0x40000000")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EFAULT);
+        assertThatThrownBy(() -> wide.dma().map(dev64, 0x3fff_f000L, 8192, DmaDirection.TO_DEVICE))
+                .hasMessage("DMA buffer phys 0x3ffff000 + size 0x2000 is outside memory: expected a buffer below"
+                        + " 0x40000000")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EFAULT);
         assertThatThrownBy(() -> host.dma().map(dev, -4096L, 8192, DmaDirection.TO_DEVICE))
                 .hasMessage("DMA buffer phys 0xfffffffffffff000 + size 0x2000 wraps past 2^64: expected a size of at"

@@ -63,8 +63,10 @@ class DmaApiTest {
                 .hasMessage("DMA buffer phys 0xfffffffffffff000 + size 0x2000 wraps past 2^64: expected a size of at"
                         + " most 0x1000")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
-        // dma-direct itself, asked directly, checks the mask without wrapping
+        // dma-direct itself, asked directly, checks memory and the mask without wrapping
         assertThatThrownBy(() -> host.dma().opsFor(dev).map(dev, -4096L, 8192, DmaDirection.TO_DEVICE))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EFAULT);
+        assertThatThrownBy(() -> host.dma().opsFor(dev).map(dev, 0xffff_f000L, 8192, DmaDirection.TO_DEVICE))
                 .isInstanceOf(DmaMappingException.class);
         assertThat(host.dma().liveMappings(org.iommu4j.kernel.module.ModuleRef.KERNEL)).isZero();
     }

@@ -63,7 +63,9 @@ public interface Device {
 
     /**
      * The highest bus address the device can reach, {@code min(dmaMask, busDmaLimit)} with a limit of 0
-     * meaning none: the kernel's {@code dma_capable} test is {@code addr + size - 1 <= reachLimit()}.
+     * meaning none: the kernel's {@code dma_capable} test is {@code addr + size - 1 <= reachLimit()}. Both are
+     * unsigned, as the kernel's {@code min_not_zero} on {@code u64} compares them (before 1.2 a 64-bit mask,
+     * {@code -1} as a long, wrongly won over any bus limit).
      *
      * @return the highest reachable bus address
      */

@@ -41,13 +41,17 @@ final class SwiotlbDmaOps implements DmaOps {
 
     @Override
     public long map(Device device, long phys, long size, DmaDirection direction) {
+        return map(device, phys, size, false);
+    }
+
+    private long map(Device device, long phys, long size, boolean noWarn) {
         if (!force && capable(device, phys, size)) {
             return phys;
         }
         if (mem == null) {
             throw overflow(device, "kernel/dma/direct.h dma_direct_map_page", "DMA addr", phys, size);
         }
-        long tlb = mem.mapSingle(device, phys, size, size, 0, false, null);
+        long tlb = mem.mapSingle(device, phys, size, size, 0, noWarn, null);
         if (!capable(device, tlb, size)) {
             // swiotlb_tbl_unmap_single with DMA_ATTR_SKIP_CPU_SYNC: no copy back
             SwiotlbPool pool = mem.find(tlb);
@@ -94,15 +98,14 @@ final class SwiotlbDmaOps implements DmaOps {
     }
 
     /**
-     * {@code dma_direct_map_page} with attributes (API 1.2). {@code DMA_ATTR_SKIP_CPU_SYNC} changes nothing on
-     * map: Linux v6.12's {@code swiotlb_tbl_map_single} copies the original into the slot whatever the attributes.
-     * {@code DMA_ATTR_NO_WARN} needs the pool's "buffer is full" path to know of it, which this ops class does not
-     * reach: until the pool takes attributes, a full pool still warns.
+     * {@code dma_direct_map_page} with attributes (API 1.2). {@code DMA_ATTR_NO_WARN} keeps a full pool from
+     * logging "swiotlb buffer is full"; {@code DMA_ATTR_SKIP_CPU_SYNC} changes nothing on map: Linux v6.12's
+     * {@code swiotlb_tbl_map_single} copies the original into the slot whatever the attributes.
      */
     @Override
     public long map(Device device, long phys, long size, DmaDirection direction,
             org.iommu4j.api.DmaAttrs attrs) {
-        return map(device, phys, size, direction);
+        return map(device, phys, size, attrs.noWarn());
     }
 
     /**

@@ -96,6 +96,25 @@ class SwiotlbDmaAttrsTest {
     }
 
     @Test
+    void noWarnKeepsAFullPoolFromLoggingButTheMapIsStillRefused() {
+        Host small = Host.builder().memory(8L << 30)
+                .pciDevice(PciDeviceSpec.of("0000:06:0d.0").withDmaMask(DmaMasks.bits(32))).build();
+        PciDevice dev = small.pci("0000:06:0d.0");
+        new SwiotlbFixture(small, Map.of("nslabs", "512", "nareas", "1", "dynamic", "0"));
+        for (int i = 0; i < 4; i++) {
+            small.dma().map(dev, HIGH + 0x4_0000L * i, 0x4_0000, DmaDirection.TO_DEVICE);
+        }
+        String full = "swiotlb buffer is full (sz: 65536 bytes), total 512 (slots), used 512 (slots)";
+        assertThatThrownBy(() -> small.dma().map(dev, HIGH + 0x1000_0000L, 65536, DmaDirection.TO_DEVICE,
+                DmaAttrs.NO_WARN)).hasMessage(full);
+        assertThat(small.log().messages()).noneMatch(m -> m.contains("buffer is full"));
+        assertThatThrownBy(() -> small.dma().map(dev, HIGH + 0x1000_0000L, 65536, DmaDirection.TO_DEVICE))
+                .hasMessage(full);
+        assertThat(small.log().messages()).filteredOn(m -> m.contains("buffer is full"))
+                .containsExactly("pci 0000:06:0d.0: " + full);
+    }
+
+    @Test
     void maxAndOptMappingSizeAreSwiotlbsForALimitedOrForcedDevice() {
         assertThat(host.dma().maxMappingSize(narrow)).isEqualTo(262144);
         assertThat(host.dma().optMappingSize(narrow)).isEqualTo(262144);

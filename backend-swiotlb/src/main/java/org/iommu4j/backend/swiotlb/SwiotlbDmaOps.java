@@ -124,8 +124,16 @@ final class SwiotlbDmaOps implements DmaOps {
         kernel.dma().directOps().freeCoherent(device, buffer);
     }
 
+    /**
+     * {@code dma_direct_max_mapping_size} (Linux v6.12 {@code kernel/dma/direct.c}): swiotlb's maximum when swiotlb
+     * is active and every mapping is bounced or the device cannot address all memory ({@code
+     * dma_addressing_limited}: its reach is below {@code dma_get_required_mask}), else {@code SIZE_MAX} ({@code -1},
+     * unsigned).
+     */
     @Override
     public long maxMappingSize(Device device) {
-        return mem == null ? Long.MAX_VALUE : SwiotlbPool.maxMappingSizeFor(device);
+        long required = -1L >>> Long.numberOfLeadingZeros(kernel.memory().size() - 1);
+        boolean limited = Long.compareUnsigned(SwiotlbMem.reachLimit(device), required) < 0;
+        return mem != null && (force || limited) ? SwiotlbPool.maxMappingSizeFor(device) : -1L;
     }
 }

@@ -115,9 +115,15 @@ class SwiotlbDmaAttrsTest {
     }
 
     @Test
-    void maxAndOptMappingSizeAreSwiotlbsForALimitedOrForcedDevice() {
+    void maxAndOptMappingSizeAreSwiotlbsForALimitedOrForcedDeviceAndSizeMaxForOneThatReachesAllMemory() {
         assertThat(host.dma().maxMappingSize(narrow)).isEqualTo(262144);
         assertThat(host.dma().optMappingSize(narrow)).isEqualTo(262144);
+        assertThat(host.dma().maxMappingSize(host.pci("0000:07:00.0"))).as("SIZE_MAX").isEqualTo(-1L);
+        Host eightGiBand33Bits = Host.builder().memory(8L << 30)
+                .pciDevice(PciDeviceSpec.of("0000:08:00.0").withDmaMask(DmaMasks.bits(33))).build();
+        new SwiotlbFixture(eightGiBand33Bits, Map.of());
+        assertThat(eightGiBand33Bits.dma().maxMappingSize(eightGiBand33Bits.pci("0000:08:00.0")))
+                .as("a 33-bit mask reaches all of 8 GiB").isEqualTo(-1L);
 
         Host forced = Host.builder().commandLine("swiotlb=16384,force").pciDevice(PciDeviceSpec.of("0000:07:00.0"))
                 .build();

@@ -45,6 +45,8 @@ import org.iommu4j.kernel.module.ModuleRef;
  * the DMA-API checker when it is on); the steady state allocates nothing.
  */
 public final class DmaApi {
+    /** How long an unload waits for DMA-API calls in flight through the module's ops to finish. */
+    private static final long RETIRE_WAIT_NANOS = 500_000_000L;
     private final ReentrantLock lock;
     private final Buses buses;
     private final DirectDmaOps directOps;
@@ -633,7 +635,8 @@ public final class DmaApi {
 
     /**
      * The DMA side of unloading a module: marks every binding it installed {@link DmaOpsBinding.State#RETIRING},
-     * so that new calls through them wait, then counts what is live through them. If anything is, the bindings go
+     * so that new calls through them wait, lets the calls already in flight finish (for up to half a second, while
+     * no mapping is live), then counts what is live through them. If anything is, the bindings go
      * back to {@link DmaOpsBinding.State#LIVE} and the count is returned: the unload must be refused. If nothing
      * is, they stay retiring until {@link #removeAllOwnedBy} replaces them; nothing can map through them any more.
      * Call with the configuration lock held.
@@ -650,7 +653,15 @@ public final class DmaApi {
             for (BusDevice d : buses.all()) {
                 markRetiring(binding(d), owner); // also ops the DMA API picks for a device by other means
             }
+            // calls already in flight finish (new ones wait): a map leaves a live mapping, an unmap none; wait
+            // for them a little, so that a driver between two mappings does not keep its ops loaded forever
             long n = liveMappings(owner);
+            long deadline = System.nanoTime() + RETIRE_WAIT_NANOS;
+            while (n != 0 && liveOnly(owner) == 0 && System.nanoTime() - deadline < 0) {
+                Thread.onSpinWait();
+                Thread.yield();
+                n = liveMappings(owner);
+            }
             if (n != 0) {
                 for (DmaOpsBinding b : retiring) {
                     if (b.owner() == owner) {
@@ -663,6 +674,16 @@ public final class DmaApi {
         } finally {
             lock.unlock();
         }
+    }
+
+    private long liveOnly(ModuleRef owner) {
+        long n = 0;
+        for (LiveMappings t : tables.values()) {
+            synchronized (t) {
+                n += t.countLive(owner);
+            }
+        }
+        return n;
     }
 
     private void markRetiring(DmaOpsBinding b, ModuleRef owner) {

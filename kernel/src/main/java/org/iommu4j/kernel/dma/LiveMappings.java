@@ -150,6 +150,20 @@ final class LiveMappings {
     }
 
     /**
+     * @param owner a module
+     * @return live mappings (not being unmapped) made through bindings {@code owner} installed
+     */
+    long countLive(ModuleRef owner) {
+        long n = 0;
+        for (int i = 0; i < keys.length; i++) {
+            if (bindings[i] != null && bindings[i].owner() == owner) {
+                n += live[i];
+            }
+        }
+        return n;
+    }
+
+    /**
      * @param binding a binding
      * @return live mappings and unmaps under way made through it
      */

@@ -64,13 +64,17 @@ public interface Device {
 
     /**
      * The highest bus address the device can reach, {@code min(dmaMask, busDmaLimit)} with a limit of 0
-     * meaning none: the kernel's {@code dma_capable} test is {@code addr + size - 1 <= reachLimit()}.
+     * meaning none: the kernel's {@code dma_capable} test is {@code addr + size - 1 <= reachLimit()}. Both are
+     * unsigned, as the kernel's {@code min_not_zero} on {@code u64} compares them (before 1.2 a 64-bit mask,
+     * {@code -1} as a long, wrongly won over any bus limit).
      *
      * @return the highest reachable bus address
      */
     default long reachLimit() {
         long limit = busDmaLimit();
-        return limit == 0 ? dmaMask() : Math.min(dmaMask(), limit);
+        long mask = dmaMask();
+        // min_not_zero on u64: compared unsigned, so a 64-bit mask does not read as -1 and win
+        return limit == 0 || Long.compareUnsigned(mask, limit) <= 0 ? mask : limit;
     }
 
     /**

@@ -100,7 +100,7 @@ public final class Host {
         this.buses = new Buses(configLock, b.domain != null ? b.domain.dmaPort() : deviceDma);
         this.iommu = new Iommu(configLock, buses, log, faults.pageAlloc(), warnings, memory, pageAllocator,
                 commandLine, cpus, this::currentCpu, clock);
-        this.dma = new DmaApi(configLock, buses, new DirectDmaOps(memory, pageAllocator, log), dmaDebug(b),
+        this.dma = new DmaApi(configLock, buses, new DirectDmaOps(memory, pageAllocator, warnings), dmaDebug(b),
                 faults.iommu());
         this.modules = new ModuleTable(this, configLock);
         this.sysfs = new Sysfs(buses, iommu, taint);

@@ -124,6 +124,10 @@ public abstract sealed class BusDevice implements Device permits PciDevice, Plat
      * @throws org.iommu4j.api.IommuFaultException if the translation refuses any byte
      */
     public byte[] dmaRead(long busAddress, int length) {
+        if (length < 0) { // a typed error, not NegativeArraySizeException
+            throw new org.iommu4j.api.IommuException(org.iommu4j.api.Errno.EINVAL, "DMA read length " + length
+                    + " is invalid: expected 0 to " + org.iommu4j.api.AddressRange.MAX_ARRAY_LENGTH + " bytes");
+        }
         byte[] dst = new byte[length];
         port.read(this, busAddress, dst, 0, length);
         return dst;

@@ -1,7 +1,7 @@
 package org.iommu4j.kernel.dma;
 
-import java.util.Objects;
 import java.util.concurrent.atomic.LongAdder;
+import org.iommu4j.api.AddressRange;
 import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuDomain;
 import org.iommu4j.api.IommuException;
@@ -44,13 +44,13 @@ public final class DeviceDma implements DmaPort {
 
     @Override
     public void write(BusDevice device, long busAddress, byte[] src, int offset, int length) {
-        Objects.checkFromIndexSize(offset, length, src.length);
+        AddressRange.requireSlice(src.length, offset, length);
         transfer(device, busAddress, src, offset, length, true);
     }
 
     @Override
     public void read(BusDevice device, long busAddress, byte[] dst, int offset, int length) {
-        Objects.checkFromIndexSize(offset, length, dst.length);
+        AddressRange.requireSlice(dst.length, offset, length);
         transfer(device, busAddress, dst, offset, length, false);
     }
 

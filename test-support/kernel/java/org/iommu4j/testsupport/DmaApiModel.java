@@ -400,10 +400,13 @@ public final class DmaApiModel {
                 }
             }
             case 0 -> {
+                // sizes are unsigned: 0 is refused, and so is one that wraps past 2^64 (AddressRange's words)
                 long size = c.pick(2) == 0 ? 0 : -1 - c.pick(4096);
-                lastStep = "map of size " + size;
-                refused(() -> host.dma().map(dev, phys, size, DmaDirection.TO_DEVICE), Errno.EINVAL,
-                        "DMA size " + size + " is invalid: expected at least 1 byte");
+                lastStep = "map of size 0x" + Long.toHexString(size);
+                refused(() -> host.dma().map(dev, phys, size, DmaDirection.TO_DEVICE), Errno.EINVAL, size == 0
+                        ? "DMA size 0 is invalid: expected at least 1 byte"
+                        : String.format("DMA buffer phys 0x%x + size 0x%x wraps past 2^64: expected a size of at most"
+                                + " 0x%x", phys, size, -phys));
             }
             case 1 -> {
                 lastStep = "map with direction NONE";

@@ -25,7 +25,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The backends' model-based tests run on the kernel alone, so that its own tests cover what they check: the
- * DMA API over dma-direct (a 28-bit device cannot reach the high buffers: EIO), with and without DMA-API
+ * DMA API over dma-direct (a 28-bit device cannot reach the high buffers: ENOMEM, the DMA_MAPPING_ERROR of dma-direct), with and without DMA-API
  * debugging and its CPU-touch check, and VFIO type 1 v2 over a page-table IOMMU the kernel's tests provide.
  */
 class KernelModelTest {
@@ -54,7 +54,7 @@ class KernelModelTest {
         DmaApiModel model = new DmaApiModel(host, ModuleRef.KERNEL, new DmaApiModel.Backend() {
             @Override
             public Errno mapOutcome(PciDevice device, long phys, long size) {
-                return Long.compareUnsigned(phys + size - 1, device.reachLimit()) > 0 ? Errno.EIO : null;
+                return Long.compareUnsigned(phys + size - 1, device.reachLimit()) > 0 ? Errno.ENOMEM : null;
             }
 
             @Override

@@ -13,6 +13,7 @@ import org.iommu4j.api.ParameterType;
  */
 public final class XenProvider implements BackendProvider {
     private static final ModuleInfo INFO = ModuleInfo.builder("xen")
+            .inTree(true)
             .version("1.0.0")
             .description("Xen guest IOMMU driver: xen-swiotlb DMA and pciback-style assignment; the hypervisor"
                     + " isolates")

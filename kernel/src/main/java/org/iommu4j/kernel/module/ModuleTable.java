@@ -72,7 +72,7 @@ public final class ModuleTable {
     public LoadedModule insert(BackendProvider provider, Map<String, String> parameters, LoadFacts facts) {
         lock.lock();
         try {
-            ModuleInfo info = provider.info();
+            ModuleInfo info = facts.info() != null ? facts.info() : provider.info();
             String name = ModuleInfo.normalizeName(info.name());
             // load_module's order: the signature, then check_modinfo's taints, then the duplicate check, then
             // the unsigned taint; a module refused later keeps the taint it already set

@@ -53,7 +53,7 @@ public class CheckedBackendKit extends BackendCompatibilityKit {
     CheckedBackendKit(What what) {
         this.loader = what.loader();
         this.name = what.name();
-        this.claims = ObservedClaims.of(createProvider(), dependencies(), host());
+        this.claims = ObservedClaims.of(createProvider(), dependencies(), this::buildHost);
     }
 
     @Override

@@ -48,6 +48,7 @@ import org.iommu4j.loader.BackendLoader;
  *       arms the host's fault injection, so that the next steps meet an allocation failure</li>
  *   <li>{@code expect-error} {errno, step}: the inner step must fail with that errno</li>
  * </ul>
+ * A host with {@code "xen": {"hide": ...}} is a guest of a Xen platform ({@link ScenarioXen}).
  */
 final class Scenario {
     private final BackendLoader loader;
@@ -137,7 +138,8 @@ final class Scenario {
 
     Outcome run() {
         try {
-            host = buildHost(root.path("host"));
+            host = root.path("host").has("xen") ? ScenarioXen.guest(loader, root.path("host"))
+                    : buildHost(root.path("host"));
         } catch (IllegalArgumentException | org.iommu4j.api.InvalidParameterException e) {
             throw new Malformed("host: " + e.getMessage());
         }

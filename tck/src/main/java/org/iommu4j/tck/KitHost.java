@@ -64,15 +64,24 @@ public final class KitHost {
      * @return the backend's module
      */
     public LoadedModule load(Map<String, String> params) {
-        for (BackendProvider d : dependencies) {
-            String name = d.info().name();
-            if (host.modules().find(name).isEmpty()) {
-                loaded.add(host.modules().insert(d, Map.of(), new LoadFacts("tck dependency", true)));
+        int before = loaded.size();
+        try {
+            for (BackendProvider d : dependencies) {
+                String name = d.info().name();
+                if (host.modules().find(name).isEmpty()) {
+                    loaded.add(host.modules().insert(d, Map.of(), new LoadFacts("tck dependency", true)));
+                }
             }
+            LoadedModule m = host.modules().insert(provider, params, new LoadFacts("tck", true));
+            loaded.add(m);
+            return m;
+        } catch (RuntimeException e) {
+            // what this load brought in goes again, so that a failed load leaves the host as it was
+            while (loaded.size() > before) {
+                host.modules().remove(loaded.remove(loaded.size() - 1).name());
+            }
+            throw e;
         }
-        LoadedModule m = host.modules().insert(provider, params, new LoadFacts("tck", true));
-        loaded.add(m);
-        return m;
     }
 
     /** @return the backend's module, loaded */

@@ -2,6 +2,7 @@ package org.iommu4j.tck;
 
 import java.util.List;
 import java.util.Set;
+import java.util.function.Supplier;
 import org.iommu4j.api.BackendProvider;
 import org.iommu4j.api.BusType;
 import org.iommu4j.api.Capability;
@@ -31,10 +32,11 @@ public final class ObservedClaims {
     /**
      * @param provider the backend
      * @param dependencies providers of what it depends on, in load order
-     * @param host the host to probe on
+     * @param host makes the host to probe on
      * @return what it claims by its behaviour
      */
-    public static BackendClaims of(BackendProvider provider, List<BackendProvider> dependencies, Host.Builder host) {
+    public static BackendClaims of(BackendProvider provider, List<BackendProvider> dependencies,
+            Supplier<Host> host) {
         ModuleInfo info = provider.info();
         BackendClaims.Builder b = BackendClaims.builder().dmaApi();
         for (ParameterSpec p : info.parameters()) {
@@ -45,7 +47,7 @@ public final class ObservedClaims {
             }
         }
         BackendClaims partial = b.build();
-        KitHost h = new KitHost(host.build(), dependencies, provider, partial.parameters());
+        KitHost h = new KitHost(host.get(), dependencies, provider, partial.parameters());
         h.load();
         IommuOps ops = h.host().iommu().ops(BusType.PCI).filter(o -> h.host().iommu().opsOwner(BusType.PCI)
                 .map(r -> r.name().equals(h.module().name())).orElse(false)).orElse(null);

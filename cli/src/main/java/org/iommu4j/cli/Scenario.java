@@ -148,14 +148,12 @@ final class Scenario {
                 Set<Capability> caps = EnumSet.noneOf(Capability.class);
                 p.path("capabilities").forEach(c -> caps.add(capability(c.asText())));
                 String name = required(p, "name");
-                UserProcess process = host.spawn(name, p.path("uid").asInt(0), caps);
-                if (p.has("memlock")) {
-                    String limit = p.get("memlock").asText();
-                    process.setMemlockLimit(limit.equals("unlimited") ? UserProcess.RLIM_INFINITY
-                            : Long.decode(limit));
-                }
+                String limit = p.has("memlock") ? p.get("memlock").asText() : null;
+                UserProcess process = limit == null ? host.spawn(name, p.path("uid").asInt(0), caps)
+                        : host.spawn(name, p.path("uid").asInt(0), caps, limit.equals("unlimited")
+                                ? UserProcess.RLIM_INFINITY : Long.decode(limit));
                 processes.put(name, process);
-            } catch (IllegalArgumentException e) {
+            } catch (IllegalArgumentException | org.iommu4j.api.IommuException e) {
                 throw new Malformed("process " + p + ": " + e.getMessage());
             }
         }

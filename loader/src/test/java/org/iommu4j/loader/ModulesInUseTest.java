@@ -83,8 +83,8 @@ class ModulesInUseTest {
                 .satisfies(e -> inUse(e, "Module noiommu is in use by: /dev/vfio/noiommu-0 (" + NIC + ") open by"
                         + " dpdk-testpmd:1000; 1 more reference (an open VFIO container using its iommu driver, or"
                         + " another try_module_get); nothing was unbound or unloaded"));
-        container.close();
-        group.close();
+        container.close(root);
+        group.close(root);
         assertThat(loader.unload(host, "noiommu").unboundDevices())
                 .as("bound to vfio-pci in a noiommu group, nothing open: unbound first, as module removal does")
                 .containsExactly(NIC);

@@ -848,12 +848,12 @@ public abstract class BackendCompatibilityKit {
             var group = h.host().vfio().openGroup(p, h.group().id());
             group.setContainer(p, container);
             for (int t : BackendClaims.KNOWN_VFIO_TYPES) {
-                if (container.checkExtension(t) > 0) {
+                if (container.checkExtension(p, t) > 0) {
                     offered.add(t);
                 }
             }
-            container.close();
-            group.close();
+            container.close(p);
+            group.close(p);
             Set<String> names = new TreeSet<>();
             offered.forEach(t -> names.add(Vfio.typeName(t)));
             checkEquals(Rule.VFIO_TYPES, claims().vfioTypeNames(), names.toString(), "VFIO types offered");
@@ -962,9 +962,9 @@ public abstract class BackendCompatibilityKit {
                     var container = plain.host().vfio().openContainer(p);
                     var group = plain.host().vfio().openGroup(p, plain.group().id());
                     group.setContainer(p, container);
-                    usable = claims().vfioTypes().stream().anyMatch(t -> container.checkExtension(t) > 0);
-                    container.close();
-                    group.close();
+                    usable = claims().vfioTypes().stream().anyMatch(t -> container.checkExtension(p, t) > 0);
+                    container.close(p);
+                    group.close(p);
                 } catch (IommuException e) {
                     usable = false;
                 }

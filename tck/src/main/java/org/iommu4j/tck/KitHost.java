@@ -135,8 +135,8 @@ public final class KitHost {
 
         @Override
         public void close() {
-            container.close();
-            group.close();
+            container.close(process);
+            group.close(process);
         }
     }
 
@@ -182,15 +182,15 @@ public final class KitHost {
         try {
             group = host.vfio().openGroup(process, group().id());
         } catch (RuntimeException e) {
-            container.close();
+            container.close(process);
             throw e;
         }
         try {
             group.setContainer(process, container);
             container.setIommu(process, type);
         } catch (RuntimeException e) {
-            container.close();
-            group.close();
+            container.close(process);
+            group.close(process);
             throw e;
         }
         return new Session(process, container, group, type);

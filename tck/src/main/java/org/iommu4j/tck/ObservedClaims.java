@@ -95,12 +95,12 @@ public final class ObservedClaims {
             var group = h.host().vfio().openGroup(p, h.group().id());
             group.setContainer(p, container);
             for (int t : BackendClaims.KNOWN_VFIO_TYPES) {
-                if (container.checkExtension(t) > 0) {
+                if (container.checkExtension(p, t) > 0) {
                     b.vfioTypes(t);
                 }
             }
-            container.close();
-            group.close();
+            container.close(p);
+            group.close(p);
         } catch (IommuException e) {
             // not bindable: no VFIO type, no isolation claimed
         }

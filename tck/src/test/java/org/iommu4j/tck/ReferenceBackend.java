@@ -210,7 +210,8 @@ final class ReferenceBackend implements BackendProvider {
 
         @Override
         public boolean capable(Device device, IommuCapability capability) {
-            return capability == IommuCapability.CACHE_COHERENCY;
+            return capability == IommuCapability.CACHE_COHERENCY
+                    || capability == IommuCapability.INTR_REMAP;
         }
 
         @Override

@@ -98,8 +98,9 @@ public final class Host {
                 + (FIRMWARE_RESERVED >>> 10) + "K reserved by firmware), " + cpus + " CPUs");
         this.deviceDma = new DeviceDma(memory, log);
         this.buses = new Buses(configLock, b.domain != null ? b.domain.dmaPort() : deviceDma);
-        this.iommu = new Iommu(configLock, buses, log, faults.pageAlloc());
-        this.dma = new DmaApi(configLock, buses, new DirectDmaOps(memory, pageAllocator, log), dmaDebug(b),
+        this.iommu = new Iommu(configLock, buses, log, faults.pageAlloc(), warnings, memory, pageAllocator,
+                commandLine, cpus, this::currentCpu, clock);
+        this.dma = new DmaApi(configLock, buses, new DirectDmaOps(memory, pageAllocator, warnings), dmaDebug(b),
                 faults.iommu());
         this.modules = new ModuleTable(this, configLock);
         this.sysfs = new Sysfs(buses, iommu, taint);

@@ -148,7 +148,7 @@ class Type1FeaturesTest {
     class PageSize {
         @Test
         void theIommusSmallestPageIsTheAlignmentOfMapAndUnmap() {
-            Setup s = setup("", new PageTableIommu().withPageSizes(0x10000L | 0x200000L));
+            Setup s = setup("", new PageTableIommu().passThrough().pageSizes(0x10000L | 0x200000L));
             assertThat(s.container().iommuInfo(s.qemu()).iovaPgsizes()).isEqualTo(0x210000L);
             long small = s.qemu().mmap(0x1000);
             assertThatThrownBy(() -> s.container().mapDma(s.qemu(), small, 0x1000, 0x100000, RW))
@@ -172,7 +172,7 @@ class Type1FeaturesTest {
 
         @Test
         void pageSizesBelowTheCpusPageBecomeTheCpusPage() {
-            Setup s = setup("", new PageTableIommu().withPageSizes(0x200L | 0x400L | 0x1000L | 0x200000L));
+            Setup s = setup("", new PageTableIommu().passThrough().pageSizes(0x200L | 0x400L | 0x1000L | 0x200000L));
             assertThat(s.container().iommuInfo(s.qemu()).iovaPgsizes()).isEqualTo(0x201000L);
             assertThat(s.container().iommuInfo(s.qemu()).migrationPgsizeBitmap()).isEqualTo(0x1000L);
         }

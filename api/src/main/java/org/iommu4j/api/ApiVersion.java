@@ -1,5 +1,9 @@
 package org.iommu4j.api;
 
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.util.Properties;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -12,13 +16,16 @@ import java.util.regex.Pattern;
  */
 public record ApiVersion(int major, int minor) implements Comparable<ApiVersion> {
 
-    /** The version of the API in this jar; also in the jar manifest as {@value #MANIFEST_ATTRIBUTE}. */
-    public static final ApiVersion CURRENT = new ApiVersion(1, 1);
+    private static final Pattern FORM = Pattern.compile("(\\d{1,6})\\.(\\d{1,6})");
+
+    /**
+     * The version of the API in this jar; also in the jar manifest as {@value #MANIFEST_ATTRIBUTE}. The build
+     * writes it from one property of the parent pom ({@code iommu4j.api.version}) into a resource of this jar.
+     */
+    public static final ApiVersion CURRENT = readCurrent();
 
     /** The jar manifest attribute that carries an API version (in the api jar, and in backend jars). */
     public static final String MANIFEST_ATTRIBUTE = "Iommu4j-Api-Version";
-
-    private static final Pattern FORM = Pattern.compile("(\\d{1,6})\\.(\\d{1,6})");
 
     /**
      * Checks the numbers.
@@ -48,6 +55,19 @@ public record ApiVersion(int major, int minor) implements Comparable<ApiVersion>
                     "API version '" + text + "' is invalid: expected MAJOR.MINOR, for example '1.0'");
         }
         return new ApiVersion(Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)));
+    }
+
+    private static ApiVersion readCurrent() {
+        try (InputStream in = ApiVersion.class.getResourceAsStream("api-version.properties")) {
+            if (in == null) {
+                throw new IllegalStateException("org/iommu4j/api/api-version.properties is missing from the api jar");
+            }
+            Properties properties = new Properties();
+            properties.load(in);
+            return parse(properties.getProperty("version"));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read org/iommu4j/api/api-version.properties", e);
+        }
     }
 
     @Override

@@ -8,7 +8,7 @@ package org.iommu4j.api;
  * <p>Constructing a provider must do no work and touch no state: the loader instantiates providers merely
  * to list them. {@link #info()} must be cheap and always return the same metadata.
  *
- * <p>The jar's manifest must name the api version it was built against, {@code Iommu4j-Api-Version: 1.1}
+ * <p>The jar's manifest must name the api version it was built against, {@code Iommu4j-Api-Version: 1.2}
  * (the value of {@link ApiVersion#CURRENT}'s major.minor), so that the loader can refuse a jar built for another
  * major version before it instantiates anything; a plugin jar without it is reported as broken. With Maven, put
  * it in the jar plugin's {@code <manifestEntries>}, as {@code examples/oot-backend/pom.xml} does.

@@ -37,4 +37,31 @@ public interface KernelLog {
     default KernelLog withPrefix(String prefix) {
         return this;
     }
+
+    /**
+     * The kernel's {@code WARN()}: something that must not happen did, and the kernel goes on. The kernel prints
+     * its {@code cut here} marker, the message and {@code WARNING: CPU: n PID: p at <site>}, and taints itself
+     * with {@link TaintFlag#WARN}.
+     *
+     * @param site the source file and function that warns, e.g. {@code kernel/dma/swiotlb.c swiotlb_bounce}
+     * @param message the warning's text, in the kernel's words where it has them
+     * @since 1.2 (by default logged as a plain warning, for implementations without a taint; the kernel's taints W)
+     */
+    default void warn(String site, String message) {
+        log(LogLevel.WARNING, message);
+    }
+
+    /**
+     * The kernel's {@code WARN_ONCE()}: as {@link #warn}, the first time a site warns on this host; later calls
+     * for the same site print nothing.
+     *
+     * @param site the source file and function that warns; the once-flag is kept per site
+     * @param message the warning's text
+     * @return whether this call printed the warning
+     * @since 1.2 (by default always logged, for implementations without once-flags; the kernel's keeps them)
+     */
+    default boolean warnOnce(String site, String message) {
+        warn(site, message);
+        return true;
+    }
 }

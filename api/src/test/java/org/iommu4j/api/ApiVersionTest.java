@@ -19,8 +19,8 @@ class ApiVersionTest {
         assertThat(range.contains(ApiVersion.parse("1.9"))).isTrue();
         assertThat(range.contains(ApiVersion.parse("2.0"))).isFalse();
         assertThat(range.contains(ApiVersion.parse("0.9"))).isFalse();
-        assertThat(ApiVersionRange.compatibleWith(ApiVersion.CURRENT)).hasToString("[1.1,2.0)");
-        // a backend built against 1.0 still runs on this API; one built against 1.1 would not run on 1.0
+        assertThat(ApiVersionRange.compatibleWith(ApiVersion.CURRENT)).hasToString("[1.2,2.0)");
+        // a backend built against 1.0 still runs on this API; one built against 1.2 would not run on 1.0
         assertThat(ApiVersionRange.compatibleWith(ApiVersion.parse("1.0")).contains(ApiVersion.CURRENT)).isTrue();
         assertThat(ApiVersionRange.compatibleWith(ApiVersion.CURRENT).contains(ApiVersion.parse("1.0"))).isFalse();
     }

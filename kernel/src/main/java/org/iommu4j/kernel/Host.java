@@ -20,6 +20,7 @@ import org.iommu4j.kernel.dma.DmaDebug;
 import org.iommu4j.kernel.fault.FaultInjection;
 import org.iommu4j.kernel.iommu.Iommu;
 import org.iommu4j.kernel.log.KernelLogBuffer;
+import org.iommu4j.kernel.log.Warnings;
 import org.iommu4j.kernel.mem.BuddyAllocator;
 import org.iommu4j.kernel.mem.SparseMemory;
 import org.iommu4j.kernel.module.ModuleRef;
@@ -56,6 +57,7 @@ public final class Host {
     private final BuddyAllocator pageAllocator;
     private final KernelLogBuffer log;
     private final TaintState taint;
+    private final Warnings warnings;
     private final CommandLine commandLine;
     private final DeviceDma deviceDma;
     private final Buses buses;
@@ -78,6 +80,7 @@ public final class Host {
         this.pageAllocator = new BuddyAllocator(b.memory >>> PhysicalMemory.PAGE_SHIFT, faults.pageAlloc());
         pageAllocator.allocateContiguous(FIRMWARE_RESERVED >>> PhysicalMemory.PAGE_SHIFT, FIRMWARE_RESERVED);
         this.taint = new TaintState(log, clock);
+        this.warnings = new Warnings(log, taint, this::currentCpu);
         this.commandLine = CommandLine.parse(b.commandLine);
         log.log(LogLevel.NOTICE, "Linux version 6.12.0-iommu4j (iommu4j simulated kernel)");
         log.log(LogLevel.NOTICE, "Kernel command line: " + commandLine);
@@ -149,6 +152,11 @@ public final class Host {
     /** @return the taint */
     public TaintState taint() {
         return taint;
+    }
+
+    /** @return the kernel's WARN / WARN_ONCE facility: every warning site uses it, and each taints W */
+    public Warnings warnings() {
+        return warnings;
     }
 
     /** @return the kernel command line */

@@ -73,7 +73,7 @@ class BrokenAndConflictingBackendsTest {
         assertThatThrownBy(() -> loader.load(host, "future-iommu", Map.of()))
                 .isInstanceOf(BackendLoadException.class)
                 .hasMessage("future_iommu: disagrees about version of symbol module_layout: built for iommu4j API 2.1"
-                        + " (major 2), but this host runs API 1.1")
+                        + " (major 2), but this host runs API 1.2")
                 .extracting(e -> ((BackendLoadException) e).kind()).isEqualTo(Kind.INCOMPATIBLE);
         assertThat(loader.broken()).isEmpty();
         assertThat(loader.find("future_iommu")).hasValueSatisfying(c -> assertThat(c.loadable()).isFalse());
@@ -191,8 +191,8 @@ class BrokenAndConflictingBackendsTest {
                 assertThat(b.path()).isEqualTo(plugins.resolve("oldapi.jar").toString());
                 assertThat(b.cause()).isEqualTo("no Iommu4j-Api-Version attribute in its jar manifest, so the API"
                         + " it was built for cannot be checked without instantiating it; add 'Iommu4j-Api-Version:"
-                        + " 1.1' (the iommu4j API it is compiled against) to the main section of its"
-                        + " META-INF/MANIFEST.MF (with Maven: <manifestEntries><Iommu4j-Api-Version>1.1"
+                        + " 1.2' (the iommu4j API it is compiled against) to the main section of its"
+                        + " META-INF/MANIFEST.MF (with Maven: <manifestEntries><Iommu4j-Api-Version>1.2"
                         + "</Iommu4j-Api-Version></manifestEntries> in the maven-jar-plugin's archive"
                         + " configuration)");
             });
@@ -215,7 +215,7 @@ class BrokenAndConflictingBackendsTest {
             assertThatThrownBy(() -> loader.load(host, "next-gen", Map.of()))
                     .isInstanceOf(BackendLoadException.class)
                     .hasMessage("next_gen: disagrees about version of symbol module_layout: built for iommu4j API"
-                            + " 2.0 (major 2), but this host runs API 1.1")
+                            + " 2.0 (major 2), but this host runs API 1.2")
                     .extracting(e -> ((BackendLoadException) e).kind()).isEqualTo(Kind.INCOMPATIBLE);
             assertThat(System.getProperty(mark)).as("the provider was instantiated").isNull();
             assertThat(loader.broken()).isEmpty();

@@ -91,7 +91,7 @@ class InTreeBackendsTest {
                 "license:        GPL v2",
                 "intree:         Y",
                 "depends:        swiotlb",
-                "api:            [1.1,2.0)",
+                "api:            [1.2,2.0)",
                 "signed:         Y",
                 "parm:           p2m:how the guest's pages lie in machine memory: scattered or contiguous (charp)"));
     }

@@ -159,6 +159,16 @@ public final class ModuleServices implements KernelServices {
             public KernelLog withPrefix(String prefix) {
                 return prefixedLog(prefix);
             }
+
+            @Override
+            public void warn(String site, String message) {
+                host.warnings().warn(module.name(), site, message);
+            }
+
+            @Override
+            public boolean warnOnce(String site, String message) {
+                return host.warnings().warnOnce(module.name(), site, message);
+            }
         };
     }
 

@@ -22,6 +22,7 @@ import org.iommu4j.kernel.iommu.Group;
 import org.iommu4j.kernel.module.LoadedModule;
 import org.iommu4j.kernel.proc.UserProcess;
 import org.iommu4j.kernel.taint.TaintRecord;
+import org.iommu4j.kernel.vfio.VfioContainer;
 import org.iommu4j.loader.BackendCandidate;
 import org.iommu4j.loader.BackendLoader;
 
@@ -106,6 +107,21 @@ final class Demo {
         String node = host.vfio().nodeOf(group.id()).orElseThrow();
         story.add(String.format("bound %s to vfio-pci: iommu group %d, %s, %s", EmbeddedHost.NIC, group.id(), node,
                 group.isolated() ? "isolated" : "NOT isolated"));
+        if (!group.isolated() && !unsafe) {
+            // A backend without an enable_unsafe_* opt-in that still gives no isolation (fsl-none): the same rule.
+            story.add(backend + " gives no DMA isolation: rerun with --unsafe to try it");
+            return new DemoResult(backend, "skipped", "needs --unsafe", "", node, false, "", false, false, 0, "",
+                    "", "", story);
+        }
+        VfioContainer probe = host.vfio().openContainer(host.spawn("probe", 0, Set.of()));
+        boolean offered = VfioSession.PREFERRED_TYPES.stream().anyMatch(t -> probe.checkExtension(t) > 0);
+        probe.close();
+        if (!offered) {
+            story.add(backend + " offers VFIO no iommu type for " + node + " (it gives the device a group, nothing"
+                    + " else): there is nothing for a user-level driver to map");
+            return new DemoResult(backend, "skipped", "offers VFIO no iommu type", "", node, group.isolated(), "",
+                    false, false, 0, "", host.taint().taintedString(), flags(host), story);
+        }
 
         // VFIO asks for CAP_SYS_RAWIO only where the group is not isolated; an isolated group is opened
         // without it, to show that isolation is what lets an unprivileged driver have the device.

@@ -1,5 +1,7 @@
 package org.iommu4j.cli;
 
+import java.util.List;
+import org.iommu4j.api.PciAddress;
 import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.bus.DmaMasks;
 import org.iommu4j.kernel.bus.PciDeviceSpec;
@@ -31,6 +33,20 @@ final class EmbeddedHost {
      * @return the embedded host's devices on a machine of that size
      */
     static Host build(String commandLine, long memoryBytes, int cpus) {
+        return builder(commandLine, memoryBytes, cpus).build();
+    }
+
+    /** The embedded host's PCI devices (it also has the platform device fsl-dma.0). */
+    static final List<PciAddress> PCI_DEVICES = List.of(PciAddress.parse("0000:00:02.0"), PciAddress.parse(NIC),
+            PciAddress.parse("0000:07:00.0"));
+
+    /**
+     * @param commandLine the kernel command line
+     * @param memoryBytes the memory size, in bytes
+     * @param cpus the CPU count
+     * @return a builder with the embedded host's devices on a machine of that size
+     */
+    static Host.Builder builder(String commandLine, long memoryBytes, int cpus) {
         return Host.builder()
                 .memory(memoryBytes)
                 .cpus(cpus)
@@ -39,8 +55,7 @@ final class EmbeddedHost {
                 .pciDevice(PciDeviceSpec.of(NIC))
                 .pciDevice(PciDeviceSpec.of("0000:07:00.0").withIds(0x10ec, 0x8139, 0x020000)
                         .withDmaMask(DmaMasks.bits(32)))
-                .platformDevice(PlatformDeviceSpec.of("fsl-dma.0"))
-                .build();
+                .platformDevice(PlatformDeviceSpec.of("fsl-dma.0"));
     }
 
     static String describe(Host host) {

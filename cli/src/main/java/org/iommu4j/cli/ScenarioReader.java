@@ -133,6 +133,7 @@ final class ScenarioReader {
             throw new BadInput("version", v + " is not a scenario version: expected 2 (or 1, the form without"
                     + " \"version\", whose steps say \"do\")");
         }
+        rejectNulls(root, "", version(root));
         ObjectNode form = (ObjectNode) root;
         if (version == 1) {
             form = toVersion2(form);
@@ -141,6 +142,25 @@ final class ScenarioReader {
             return new Read(version, MAPPER.treeToValue(form, ScenarioFile.class));
         } catch (JsonProcessingException e) {
             throw translate(e, form, version);
+        }
+    }
+
+    private static int version(JsonNode root) {
+        return root.has("version") ? 2 : 1;
+    }
+
+    /** A JSON null anywhere is refused: leave a field out for its default. */
+    private static void rejectNulls(JsonNode node, String path, int version) {
+        if (node.isNull()) {
+            throw new BadInput(path, "null is not allowed: leave the field out for its default (see"
+                    + " docs/scenarios.md)");
+        }
+        if (node.isObject()) {
+            node.fields().forEachRemaining(e -> rejectNulls(e.getValue(), join(path, e.getKey()), version));
+        } else if (node.isArray()) {
+            for (int i = 0; i < node.size(); i++) {
+                rejectNulls(node.get(i), path + "[" + i + "]", version);
+            }
         }
     }
 
@@ -314,7 +334,6 @@ final class ScenarioReader {
                 .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
                 .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES,
                         DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES,
-                        DeserializationFeature.FAIL_ON_NULL_CREATOR_PROPERTIES,
                         DeserializationFeature.FAIL_ON_NUMBERS_FOR_ENUMS,
                         DeserializationFeature.FAIL_ON_TRAILING_TOKENS,
                         DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY,
@@ -352,6 +371,11 @@ final class ScenarioReader {
                 throw new Refused(p, shown + " is not " + expected);
             }
             return value;
+        }
+
+        @Override
+        public Object getAbsentValue(DeserializationContext ctxt) {
+            return null;
         }
 
         @Override
@@ -435,8 +459,10 @@ final class ScenarioReader {
         Matcher missing = MISSING.matcher(message);
         if (missing.find()) {
             String field = missing.group(1);
-            return new BadInput(join(path, version == 1 && field.equals("try") ? "step" : field), "missing: "
-                    + required(form, refs, field));
+            String name = version == 1 && field.equals("try") ? "step" : field;
+            boolean named = !refs.isEmpty() && field.equals(refs.get(refs.size() - 1).getFieldName());
+            return new BadInput(named ? path : join(path, name), "missing: " + required(form,
+                    named ? refs.subList(0, refs.size() - 1) : refs, field));
         }
         if (e instanceof MismatchedInputException mi) {
             JsonNode node = at(form, refs);
@@ -463,7 +489,8 @@ final class ScenarioReader {
     /** Says what a missing required field takes. */
     private static String required(JsonNode form, List<JsonMappingException.Reference> refs, String field) {
         String kind = stepKind(form, refs);
-        return (kind == null ? "" : "a " + kind + " step needs \"" + field + "\"; ") + "see docs/scenarios.md";
+        return (kind == null ? "required" : (kind.startsWith("e") ? "an " : "a ") + kind + " step needs \"" + field
+                + "\"") + " (see docs/scenarios.md)";
     }
 
     /** The kind of the step the path is in, if it ends in one. */

@@ -510,7 +510,7 @@ class IommuctlTest {
     void aHostWithoutDevicesIsTheEmbeddedOneOfTheRequestedSize(@TempDir Path dir) throws Exception {
         Path file = dir.resolve("small.json");
         Files.writeString(file, "{\"host\": {\"memoryMiB\": 512, \"cpus\": 4}, \"steps\": []}");
-        Host host = new Scenario(new BackendLoader(LoaderConfig.classPathOnly()), Scenario.read(file), line -> { },
+        Host host = new Scenario(new BackendLoader(LoaderConfig.classPathOnly()), ScenarioReader.read(file), line -> { },
                 null).run().host();
         assertThat(host.memory().size()).isEqualTo(512L << 20);
         assertThat(host.cpuCount()).isEqualTo(4);
@@ -520,7 +520,7 @@ class IommuctlTest {
 
         Path defaults = dir.resolve("defaults.json");
         Files.writeString(defaults, "{\"steps\": []}");
-        Host embedded = new Scenario(new BackendLoader(LoaderConfig.classPathOnly()), Scenario.read(defaults),
+        Host embedded = new Scenario(new BackendLoader(LoaderConfig.classPathOnly()), ScenarioReader.read(defaults),
                 line -> { }, null).run().host();
         assertThat(embedded.memory().size()).isEqualTo(Host.DEFAULT_MEMORY);
         assertThat(embedded.cpuCount()).isEqualTo(2);

@@ -63,8 +63,7 @@ public final class DeviceDma implements DmaPort {
         }
         long last = address + length - 1;
         if (address < 0 || last < address || Long.compareUnsigned(last, device.dmaMask()) > 0) {
-            throw fault(device, address, write, String.format("beyond the device's DMA mask 0x%x",
-                    device.dmaMask()));
+            throw maskFault(device, address, length, write);
         }
         Group group = device.group();
         IommuDomain domain = group == null ? null : group.currentDomain();
@@ -125,5 +124,24 @@ public final class DeviceDma implements DmaPort {
                 address, reason);
         log.log(LogLevel.ERR, device.logPrefix() + ": " + message);
         return new IommuFaultException(device.name(), address, write, device.name() + ": " + message);
+    }
+
+    /**
+     * The fault of a transfer the device cannot put on the bus: it names the first byte beyond the DMA mask
+     * (not the start, which may be inside it), or says that the model has no bus addresses from 2^63 up.
+     */
+    private IommuFaultException maskFault(BusDevice device, long address, int length, boolean write) {
+        long mask = device.dmaMask();
+        long last = address + length - 1;
+        String span = String.format(" (the %d-byte transfer starts at 0x%x)", length, address);
+        if (Long.compareUnsigned(address, mask) > 0) {
+            return fault(device, address, write, String.format("beyond the device's DMA mask 0x%x", mask));
+        }
+        if (mask != -1L && Long.compareUnsigned(last, mask) > 0) {
+            return fault(device, mask + 1, write, String.format("beyond the device's DMA mask 0x%x", mask) + span);
+        }
+        long first = address < 0 ? address : Long.MIN_VALUE;
+        return fault(device, first, write, "no bus address from 0x8000000000000000 up answers in this model"
+                + (first == address ? "" : span));
     }
 }

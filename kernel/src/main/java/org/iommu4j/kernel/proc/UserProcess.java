@@ -176,7 +176,7 @@ public final class UserProcess {
         requireAlive();
         if (length < 1 || PhysicalMemory.pageAlignUp(length) >>> PhysicalMemory.PAGE_SHIFT > Integer.MAX_VALUE) {
             throw new IommuException(Errno.EINVAL, "mmap length " + length + " is invalid: expected 1 byte to "
-                    + "8 TiB");
+                    + "8 TiB less a page (8796093018112 bytes)");
         }
         return (int) (PhysicalMemory.pageAlignUp(length) >>> PhysicalMemory.PAGE_SHIFT);
     }

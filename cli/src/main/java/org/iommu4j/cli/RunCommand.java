@@ -23,8 +23,9 @@ final class RunCommand extends CommandBase {
         // Progress goes to standard error, and only on a terminal: never into a pipe or a file, never with --json.
         boolean terminal = parent.terminal && !json();
         Scenario.Outcome outcome;
+        var loader = loader();
         try {
-            Scenario scenario = new Scenario(loader(), ScenarioReader.read(file), line -> {
+            Scenario scenario = new Scenario(loader, ScenarioReader.read(file), line -> {
                 lines.add(line);
                 if (!json()) {
                     out.println(line);

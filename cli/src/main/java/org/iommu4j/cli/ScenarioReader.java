@@ -439,7 +439,7 @@ final class ScenarioReader {
             String at = refs.isEmpty() || !field.equals(refs.get(refs.size() - 1).getFieldName())
                     ? join(path, field) : path;
             List<String> known = u.getKnownPropertyIds().stream().map(String::valueOf).sorted().toList();
-            String kind = stepKind(form, refs);
+            String kind = stepKind(form, at.equals(path) ? refs.subList(0, refs.size() - 1) : refs);
             return new BadInput(at, "unknown field \"" + field + "\"" + (kind == null ? "" : " in a " + kind
                     + " step") + ": expected " + (known.isEmpty() ? "none" : String.join(", ", known)));
         }
@@ -489,7 +489,7 @@ final class ScenarioReader {
     /** Says what a missing required field takes. */
     private static String required(JsonNode form, List<JsonMappingException.Reference> refs, String field) {
         String kind = stepKind(form, refs);
-        return (kind == null ? "required" : (kind.startsWith("e") ? "an " : "a ") + kind + " step needs \"" + field
+        return (kind == null ? "required" : ("aeiou".indexOf(kind.charAt(0)) >= 0 ? "an " : "a ") + kind + " step needs \"" + field
                 + "\"") + " (see docs/scenarios.md)";
     }
 

@@ -1,0 +1,89 @@
+package org.iommu4j.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.networknt.schema.Error;
+import com.networknt.schema.InputFormat;
+import com.networknt.schema.Schema;
+import com.networknt.schema.SchemaRegistry;
+import com.networknt.schema.SpecificationVersion;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+import org.iommu4j.cli.IommuctlTest.Run;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * {@code iommuctl schema} prints the schema the build generated from {@link ScenarioFile}; every shipped example
+ * validates against it with an independent validator, and a misspelled key does not; each example runs as
+ * written; version 1 files (today's users' files) run with the same meaning as their version 2 form.
+ */
+class ScenarioSchemaTest {
+    private static final Path SCENARIOS = Path.of("..", "examples", "scenarios");
+    private static final Path VERSION1 = Path.of("src", "test", "resources", "scenarios-v1");
+
+    private static Schema schema() {
+        Run r = IommuctlTest.iommuctl("schema");
+        assertThat(r.code()).isZero();
+        return SchemaRegistry.withDefaultDialect(SpecificationVersion.DRAFT_2020_12).getSchema(r.out(),
+                InputFormat.JSON);
+    }
+
+    static Stream<Path> examples() throws IOException {
+        try (Stream<Path> s = Files.list(SCENARIOS)) {
+            List<Path> all = s.filter(p -> p.toString().endsWith(".json")).sorted().toList();
+            assertThat(all).hasSizeGreaterThanOrEqualTo(6);
+            return all.stream();
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("examples")
+    void everyExampleValidatesAgainstTheSchemaAndRunsAsWritten(Path example) throws IOException {
+        List<Error> errors = schema().validate(Files.readString(example), InputFormat.JSON);
+        assertThat(errors).as(example.toString()).isEmpty();
+        Run r = IommuctlTest.iommuctl("run", example.toString());
+        assertThat(r.err()).isEmpty();
+        assertThat(r.code()).isZero();
+        assertThat(r.out()).containsPattern("scenario done: \\d+ steps");
+    }
+
+    @Test
+    void aMisspelledKeyFailsTheSchema() throws IOException {
+        String good = Files.readString(SCENARIOS.resolve("unprivileged-process.json"));
+        assertThat(schema().validate(good, InputFormat.JSON)).isEmpty();
+        String misspelled = good.replaceFirst("\"bytes\"", "\"byts\"");
+        List<Error> errors = schema().validate(misspelled, InputFormat.JSON);
+        assertThat(errors).isNotEmpty();
+        assertThat(errors.toString()).contains("byts");
+        assertThat(schema().validate(good.replaceFirst("\"memlock\"", "\"memlok\""), InputFormat.JSON)).isNotEmpty();
+        assertThat(schema().validate(good.replace("\"prot\": \"r\"", "\"prot\": \"rwx\""), InputFormat.JSON))
+                .isNotEmpty();
+    }
+
+    @Test
+    void theDocsCopyIsTheGeneratedSchema() throws IOException {
+        assertThat(Files.readString(Path.of("..", "docs", "scenario.schema.json")))
+                .isEqualTo(IommuctlTest.iommuctl("schema").out());
+    }
+
+    static Stream<String> version1() throws IOException {
+        try (Stream<Path> s = Files.list(VERSION1)) {
+            return s.map(p -> p.getFileName().toString()).sorted().toList().stream();
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("version1")
+    void aVersion1FileRunsWithTheSameMeaningAsItsVersion2Form(String name) {
+        Run v1 = IommuctlTest.iommuctl("run", VERSION1.resolve(name).toString());
+        Run v2 = IommuctlTest.iommuctl("run", SCENARIOS.resolve(name).toString());
+        assertThat(v1.code()).isZero();
+        assertThat(v1.err()).isEmpty();
+        assertThat(v1.out()).isEqualTo(v2.out());
+    }
+}

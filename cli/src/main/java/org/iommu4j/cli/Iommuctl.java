@@ -105,7 +105,9 @@ public final class Iommuctl implements Runnable {
             at.getOut().println(Json.write(error.json()));
             at.getOut().flush();
         }
-        at.getErr().println(at.getCommandSpec().qualifiedName() + ": " + oneLine(error.getMessage()));
+        // help's errors are said as the command line's own: "iommuctl help bogus" as "iommuctl bogus"
+        String who = at.getCommand() instanceof HelpCommand ? "iommuctl" : at.getCommandSpec().qualifiedName();
+        at.getErr().println(who + ": " + oneLine(error.getMessage()));
         at.getErr().flush();
         return error.exitCode();
     }

@@ -768,6 +768,12 @@ final class Scenario {
                         + " (or closed its container)");
             }
         }
+        int type = c.iommuType().orElse(0);
+        if ("any".equals(s.iova().keyword()) && (type == Vfio.TYPE1_IOMMU || type == Vfio.TYPE1v2_IOMMU)) {
+            // Said before the kernel's "Vfio.ANY_IOVA is not allowed", in the scenario's words (same errno).
+            throw new IommuException(Errno.EINVAL, "vfio-iommu-type1 maps at the iova the user chooses: give the map"
+                    + " an \"iova\" such as \"0x40000000\" (\"any\" is for the SWIOTLB and NOIOMMU types)");
+        }
         long bytes = s.bytes().bytes();
         long va = Boolean.TRUE.equals(s.contiguous()) ? p.mmapContiguous(bytes) : p.mmap(bytes);
         long iova = s.iova().keyword() == null ? s.iova().address().value()

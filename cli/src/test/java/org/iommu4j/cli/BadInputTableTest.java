@@ -223,7 +223,7 @@ class BadInputTableTest {
                         + " --scenario: a scenario sets up its own host: give --cmdline, --load and --bind without"
                         + " --scenario, or put them in the scenario (host.cmdline, backends, a bind step)"),
                 Arguments.of(new String[] {"bogus"}, "iommuctl: " + Iommuctl.unknownCommand("bogus")),
-                Arguments.of(new String[] {"help", "bogus"}, "iommuctl help: " + Iommuctl.unknownCommand("bogus")),
+                Arguments.of(new String[] {"help", "bogus"}, "iommuctl: " + Iommuctl.unknownCommand("bogus")),
                 Arguments.of(new String[] {"modinfo", "intel-iommu"}, "iommuctl modinfo: No backend named"
                         + " 'intel-iommu'. Available: [noiommu, swiotlb, xen]. Searched: [class path]"));
     }
@@ -280,6 +280,48 @@ class BadInputTableTest {
         Run failed = IommuctlTest.iommuctl("groups", "--json", "--load", "xen", "--bind", "0000:06:0d.0");
         assertThat(failed.code()).isEqualTo(1);
         assertThat(failed.json().get("error").get("errno").asText()).isEqualTo("EINVAL");
+    }
+
+    @Test
+    void kernelCommandLineWordsTheKernelOnlyWarnsAboutAreShownAndTheRunGoesOn(@TempDir Path dir) throws IOException {
+        String line = "bogusmod.x=1 NOIOMMU.enable_unsafe_noiommu_mode=1 dma_debug=bogus mem=abc noiommu.foo=1";
+        String warnings = "%1$s: warning: bogusmod.x=1: no backend named bogusmod (names are case-sensitive;"
+                + " backends: noiommu, swiotlb, xen); ignored, as the kernel keeps parameters of modules that are"
+                + " never loaded\n"
+                + "%1$s: warning: NOIOMMU.enable_unsafe_noiommu_mode=1: no backend named NOIOMMU (names are"
+                + " case-sensitive; backends: noiommu, swiotlb, xen); ignored, as the kernel keeps parameters of"
+                + " modules that are never loaded\n"
+                + "%1$s: warning: dma_debug=bogus: only dma_debug=off has an effect (on turns it off at boot);"
+                + " ignored\n"
+                + "%1$s: warning: noiommu: unknown parameter 'foo' ignored\n"
+                + "%1$s: warning: Unknown kernel command line parameters \"mem=abc\", will be passed to user"
+                + " space.\n";
+        Run taint = IommuctlTest.iommuctl("taint", "--load", "noiommu", "--cmdline", line);
+        assertThat(taint.code()).isZero();
+        assertThat(taint.err()).isEqualTo(String.format(warnings, "iommuctl taint"));
+        Path file = dir.resolve("s.json");
+        Files.writeString(file, "{\"host\": {\"cmdline\": \"" + line + "\"}, \"backends\": [{\"name\":"
+                + " \"noiommu\"}], \"steps\": []}");
+        Run run = IommuctlTest.iommuctl("run", file.toString());
+        assertThat(run.code()).isZero();
+        assertThat(run.err()).isEqualTo(String.format(warnings, "iommuctl run"));
+        assertThat(IommuctlTest.iommuctl("dmesg", "--scenario", file.toString()).out())
+                .contains("] noiommu: unknown parameter 'foo' ignored\n");
+    }
+
+    @Test
+    void aType1MapWithoutAnIovaSaysWhatToWrite(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("s.json");
+        Files.writeString(file, "{\"host\": {\"cmdline\": \"xen.hide=(0000:06:0d.0)\"}, \"backends\": [{\"name\":"
+                + " \"xen\"}], \"processes\": [{\"name\": \"q\", \"capabilities\": [\"CAP_IPC_LOCK\"]}],"
+                + " \"steps\": [{\"do\": \"bind\", \"device\": \"0000:06:0d.0\"}, {\"do\": \"open\", \"process\":"
+                + " \"q\", \"device\": \"0000:06:0d.0\"}, {\"do\": \"map\", \"process\": \"q\", \"device\":"
+                + " \"0000:06:0d.0\", \"buffer\": \"b\"}]}");
+        Run r = IommuctlTest.iommuctl("run", file.toString());
+        assertThat(r.code()).isEqualTo(1);
+        assertThat(r.err()).isEqualTo("iommuctl run: step 3 (map) failed: EINVAL: vfio-iommu-type1 maps at the iova"
+                + " the user chooses: give the map an \"iova\" such as \"0x40000000\" (\"any\" is for the SWIOTLB"
+                + " and NOIOMMU types)\n");
     }
 
     @Test

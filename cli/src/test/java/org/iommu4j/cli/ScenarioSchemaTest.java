@@ -36,7 +36,7 @@ class ScenarioSchemaTest {
     static Stream<Path> examples() throws IOException {
         try (Stream<Path> s = Files.list(SCENARIOS)) {
             List<Path> all = s.filter(p -> p.toString().endsWith(".json")).sorted().toList();
-            assertThat(all).hasSizeGreaterThanOrEqualTo(6);
+            assertThat(all).hasSizeGreaterThanOrEqualTo(8);
             return all.stream();
         }
     }
@@ -63,6 +63,32 @@ class ScenarioSchemaTest {
         assertThat(schema().validate(good.replaceFirst("\"memlock\"", "\"memlok\""), InputFormat.JSON)).isNotEmpty();
         assertThat(schema().validate(good.replace("\"prot\": \"r\"", "\"prot\": \"rwx\""), InputFormat.JSON))
                 .isNotEmpty();
+    }
+
+    @Test
+    void aSecondGroupJoinsTheNamedContainerAndClosingItLeavesTheFirstMapped() {
+        Run r = IommuctlTest.iommuctl("run", SCENARIOS.resolve("two-groups-one-container.json").toString());
+        assertThat(r.code()).isZero();
+        assertThat(r.out()).contains("step 4: qemu:1000 opened /dev/vfio/1 into its container vm"
+                + " (VFIO_TYPE1v2_IOMMU(3))\n")
+                .contains("step 7: 0000:06:0e.0 read \"from the first\" at bus address 0x80000000\n")
+                .contains("step 9: failed as expected with EFAULT: 0000:06:0e.0: iommu fault: DMA read at bus address"
+                        + " 0x80000000: not mapped\n");
+    }
+
+    @Test
+    void aFailedOpenClosesWhatItOpenedSoTheNextOpenWorks() throws IOException {
+        Path file = Files.createTempFile("open", ".json");
+        Files.writeString(file, "{\"version\": 2, \"host\": {\"cmdline\": \"noiommu.enable_unsafe_noiommu_mode=1\"},"
+                + " \"backends\": [{\"name\": \"noiommu\"}], \"processes\": [{\"name\": \"p\", \"capabilities\":"
+                + " [\"CAP_SYS_RAWIO\"]}], \"steps\": [{\"step\": \"bind\", \"device\": \"0000:06:0d.0\"},"
+                + " {\"step\": \"expect-error\", \"errno\": \"ENODEV\", \"try\": {\"step\": \"open\", \"process\":"
+                + " \"p\", \"device\": \"0000:06:0d.0\", \"type\": \"TYPE1v2\"}}, {\"step\": \"open\","
+                + " \"process\": \"p\", \"device\": \"0000:06:0d.0\", \"type\": \"NOIOMMU\"}]}");
+        Run r = IommuctlTest.iommuctl("run", file.toString());
+        Files.delete(file);
+        assertThat(r.err()).isEmpty();
+        assertThat(r.out()).contains("step 3: p:1000 opened /dev/vfio/noiommu-0 with VFIO_NOIOMMU_IOMMU(8)\n");
     }
 
     @Test

@@ -1,5 +1,7 @@
 package org.iommu4j.api;
 
+import java.util.List;
+
 /**
  * A software IO TLB: a pool of fixed-size slots in low physical memory through which data is bounced for
  * devices that cannot reach the original buffer. The swiotlb backend exports one through
@@ -80,4 +82,27 @@ public interface BounceBufferPool {
 
     /** @return a snapshot of the pool's counters */
     BounceStats stats();
+
+    /**
+     * The pool's areas and what each holds now, the per-area figures behind debugfs {@code io_tlb_used}.
+     *
+     * @return one entry per area, by index
+     * @since 1.2 (by default one area holding the whole pool, from {@link #stats()}, for pools without areas)
+     */
+    default List<BounceAreaStats> areaStats() {
+        BounceStats s = stats();
+        return List.of(new BounceAreaStats(0, s.totalSlots(), s.usedSlots(), s.highWaterSlots()));
+    }
+
+    /**
+     * Sets the high-water mark to 0, as writing 0 to debugfs {@code io_tlb_used_hiwater} does (the kernel
+     * accepts only 0 there); the next mapping raises it to the slots then in use. A test can so measure one
+     * phase of a workload.
+     *
+     * @throws IommuException {@link Errno#EOPNOTSUPP} for a pool that cannot reset it
+     * @since 1.2 (by default refused with EOPNOTSUPP)
+     */
+    default void resetHighWater() {
+        throw new IommuException(Errno.EOPNOTSUPP, "this bounce pool cannot reset its high-water mark");
+    }
 }

@@ -9,7 +9,9 @@ public class DmaMappingException extends IommuException {
     private static final long serialVersionUID = 1L;
 
     /**
-     * @param errno usually {@link Errno#ENOMEM} (no room) or {@link Errno#EIO} (unreachable)
+     * @param errno usually {@link Errno#ENOMEM}, what a driver reports for {@code DMA_MAPPING_ERROR} whatever the
+     *     cause (no room, a buffer or bounce slot beyond the device's reach; since 1.2 swiotlb says ENOMEM for
+     *     both, where 1.1 said EIO for the second)
      * @param message the kernel's message with its figures
      */
     public DmaMappingException(Errno errno, String message) {

@@ -31,4 +31,17 @@ public interface IommuGroup {
 
     /** @return the domain the group's devices are attached to now, if any */
     Optional<IommuDomain> domain();
+
+    /**
+     * Whether a user (VFIO, for a process that opened the group) holds the group's DMA ownership, the kernel's
+     * {@code iommu_group_claim_dma_owner}: while it does, the iommu core refuses to move the group's devices
+     * ({@link IommuCore#reprobe} is EBUSY), so a caller that must move several devices can check them all first
+     * and change nothing when one is held.
+     *
+     * @return true while a user owns the group's DMA
+     * @since 1.2 (by default false, for groups that cannot be owned)
+     */
+    default boolean dmaOwned() {
+        return false;
+    }
 }

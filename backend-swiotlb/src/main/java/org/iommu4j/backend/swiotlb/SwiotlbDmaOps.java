@@ -1,5 +1,6 @@
 package org.iommu4j.backend.swiotlb;
 
+import org.iommu4j.api.AddressRange;
 import org.iommu4j.api.CoherentBuffer;
 import org.iommu4j.api.Device;
 import org.iommu4j.api.DmaDirection;
@@ -7,32 +8,35 @@ import org.iommu4j.api.DmaMappingException;
 import org.iommu4j.api.DmaOps;
 import org.iommu4j.api.Errno;
 import org.iommu4j.api.KernelServices;
-import org.iommu4j.api.LogLevel;
 
 /**
- * dma-direct with swiotlb behind it, as {@code kernel/dma/direct.h} decides: a buffer the device can reach is
- * mapped directly (DMA address = physical address) unless bouncing is forced; anything else is bounced, and a
- * bounce slot the device still cannot reach is given back with the kernel's warning. With the pool disabled
- * ({@code swiotlb=noforce}) an unreachable buffer is refused as dma-direct refuses it.
+ * dma-direct with swiotlb behind it, as Linux v6.12's {@code kernel/dma/direct.h} ({@code dma_direct_map_page})
+ * and {@code kernel/dma/swiotlb.c} ({@code swiotlb_map}) decide: a buffer the device can reach is mapped directly
+ * (DMA address = physical address) unless bouncing is forced; anything else is bounced. A bounce slot the device
+ * still cannot reach is given back and reported with the kernel's {@code dev_WARN_ONCE} ("swiotlb addr ...
+ * overflow", taint W); with no pool ({@code swiotlb=noforce}) an unreachable buffer gets dma-direct's
+ * {@code dev_WARN_ONCE} ("DMA addr ... overflow"). Either way the map returns {@code DMA_MAPPING_ERROR}, which
+ * surfaces as {@link DmaMappingException} with ENOMEM, the errno a caller converting it reports.
  */
 final class SwiotlbDmaOps implements DmaOps {
     private final KernelServices kernel;
-    private final SwiotlbPool pool;
+    private final SwiotlbMem mem;
     private final boolean force;
 
     /**
      * @param kernel the host's services
-     * @param pool the pool, or null when bouncing is disabled
+     * @param mem the pools, or null when bouncing is disabled
      * @param force bounce every mapping
      */
-    SwiotlbDmaOps(KernelServices kernel, SwiotlbPool pool, boolean force) {
+    SwiotlbDmaOps(KernelServices kernel, SwiotlbMem mem, boolean force) {
         this.kernel = kernel;
-        this.pool = pool;
+        this.mem = mem;
         this.force = force;
     }
 
+    /** The kernel's {@code dma_capable}: the range's last byte at or below the device's reach, unsigned. */
     static boolean capable(Device device, long address, long size) {
-        return Long.compareUnsigned(address + size - 1, device.reachLimit()) <= 0;
+        return AddressRange.fitsBelow(address, size, SwiotlbMem.reachLimit(device));
     }
 
     @Override
@@ -40,41 +44,46 @@ final class SwiotlbDmaOps implements DmaOps {
         if (!force && capable(device, phys, size)) {
             return phys;
         }
-        if (pool == null) {
-            throw overflow(device, "DMA addr", phys, size);
+        if (mem == null) {
+            throw overflow(device, "kernel/dma/direct.h dma_direct_map_page", "DMA addr", phys, size);
         }
-        long tlb = pool.map(device, phys, size, size, 0, direction);
+        long tlb = mem.mapSingle(device, phys, size, size, 0, false, null);
         if (!capable(device, tlb, size)) {
-            pool.unmap(device, tlb, size, DmaDirection.TO_DEVICE);
-            throw overflow(device, "swiotlb addr", tlb, size);
+            // swiotlb_tbl_unmap_single with DMA_ATTR_SKIP_CPU_SYNC: no copy back
+            SwiotlbPool pool = mem.find(tlb);
+            mem.unmapIn(pool, device, tlb, size, DmaDirection.TO_DEVICE);
+            throw overflow(device, "kernel/dma/swiotlb.c swiotlb_map", "swiotlb addr", tlb, size);
         }
         return tlb;
     }
 
-    private DmaMappingException overflow(Device device, String what, long address, long size) {
-        String message = String.format("%s 0x%016x+%d overflow (mask %x, bus limit %x).", what, address, size,
-                device.dmaMask(), device.busDmaLimit());
-        kernel.log().log(LogLevel.ERR, device, message);
-        return new DmaMappingException(Errno.EIO, message);
+    private DmaMappingException overflow(Device device, String site, String what, long address, long size) {
+        String message = String.format("%s 0x%016x+%s overflow (mask %x, bus limit %x).", what, address,
+                Long.toUnsignedString(size), device.dmaMask(), device.busDmaLimit());
+        kernel.log().warnOnce(site, SwiotlbMem.devPrefix(kernel, device) + message);
+        return new DmaMappingException(Errno.ENOMEM, message);
     }
 
     @Override
     public void unmap(Device device, long dmaAddress, long size, DmaDirection direction) {
-        if (pool != null && pool.contains(dmaAddress)) {
-            pool.unmap(device, dmaAddress, size, direction);
+        SwiotlbPool pool = mem == null ? null : mem.find(dmaAddress);
+        if (pool != null) {
+            mem.unmapIn(pool, device, dmaAddress, size, direction);
         }
     }
 
     @Override
     public void syncForCpu(Device device, long dmaAddress, long size, DmaDirection direction) {
-        if (pool != null && pool.contains(dmaAddress)) {
+        SwiotlbPool pool = mem == null ? null : mem.find(dmaAddress);
+        if (pool != null) {
             pool.syncForCpu(device, dmaAddress, size, direction);
         }
     }
 
     @Override
     public void syncForDevice(Device device, long dmaAddress, long size, DmaDirection direction) {
-        if (pool != null && pool.contains(dmaAddress)) {
+        SwiotlbPool pool = mem == null ? null : mem.find(dmaAddress);
+        if (pool != null) {
             pool.syncForDevice(device, dmaAddress, size, direction);
         }
     }
@@ -91,6 +100,6 @@ final class SwiotlbDmaOps implements DmaOps {
 
     @Override
     public long maxMappingSize(Device device) {
-        return pool == null ? Long.MAX_VALUE : pool.maxMappingSize(device);
+        return mem == null ? Long.MAX_VALUE : SwiotlbPool.maxMappingSizeFor(device);
     }
 }

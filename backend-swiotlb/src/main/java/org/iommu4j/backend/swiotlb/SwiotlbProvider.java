@@ -17,12 +17,15 @@ public final class SwiotlbProvider implements BackendProvider {
             .description("Software IO TLB: DMA through bounce buffers in low memory, and a SWIOTLB-IOMMU for VFIO")
             .author("iommu4j")
             .license("GPL v2")
-            .parameter(new ParameterSpec("nslabs", ParameterType.ULONG, "0", "slots of 2 KiB in the pool; 0 takes"
-                    + " swiotlb=<nslabs> from the command line, else 32768 (64 MiB)", false))
-            .parameter(new ParameterSpec("nareas", ParameterType.UINT, "0", "areas, each with its own lock; 0 takes"
-                    + " swiotlb=<nslabs>,<nareas>, else the CPU count", false))
+            .parameter(new ParameterSpec("nslabs", ParameterType.ULONG, "0", "slots of 2 KiB in the default pool,"
+                    + " aligned up to 128; 0 takes swiotlb=<nslabs> from the command line, else 32768 (64 MiB)", false))
+            .parameter(new ParameterSpec("nareas", ParameterType.UINT, "0", "areas, each with its own lock, rounded up"
+                    + " to a power of two; 0 takes swiotlb=<nslabs>,<nareas> (where 0 means 1), else the CPU count", false))
             .parameter(new ParameterSpec("force", ParameterType.BOOL, "N", "bounce every mapping (swiotlb=force)",
                     false))
+            .parameter(new ParameterSpec("dynamic", ParameterType.BOOL, "Y", "CONFIG_SWIOTLB_DYNAMIC (y in most"
+                    + " distributions' v6.12 kernels): when every pool is full, bounce through a transient pool and"
+                    + " add a pool; N keeps the default pool alone, so a full pool refuses the mapping", false))
             .parameter(new ParameterSpec("limit", ParameterType.ULONG, "0x100000000", "the pool lies below this"
                     + " physical address", false))
             .parameter(new ParameterSpec("hide", ParameterType.STRING, "", "devices assigned to the SWIOTLB-IOMMU,"

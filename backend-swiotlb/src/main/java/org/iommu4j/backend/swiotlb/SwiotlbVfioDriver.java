@@ -105,14 +105,39 @@ final class SwiotlbVfioDriver implements VfioIommuDriver {
     private final class Container implements VfioIommu {
         private final List<IommuGroup> groups = new ArrayList<>();
         private final Map<Long, Device> windows = new HashMap<>();
+        /** Every live mapping's device address, size and user address, so that a joining group is checked. */
+        private final List<long[]> mapped = new ArrayList<>();
 
+        /**
+         * Takes a group in, after checking that each of its devices reaches every mapping the container already
+         * has (direct or bounced), as the no-IOMMU driver does: a device that joins later cannot be handed an
+         * address beyond its DMA mask or bus limit. Refused with EINVAL, nothing changed, naming the first page
+         * out of reach.
+         */
         @Override
         public void attachGroup(IommuGroup group) {
             if (group.name().filter("vfio-swiotlb"::equals).isEmpty()) {
                 throw new IommuException(Errno.EINVAL, "iommu group " + group.id() + " is not a SWIOTLB-IOMMU group:"
                         + " assign its devices with new_slot or hide= first");
             }
+            for (long[] m : mapped) {
+                for (Device d : group.devices()) {
+                    requireReachable(d, m[0], m[1], m[2]);
+                }
+            }
             groups.add(group);
+        }
+
+        private void requireReachable(Device d, long iova, long length, long vaddr) {
+            long limit = SwiotlbMem.reachLimit(d);
+            if (!SwiotlbDmaOps.capable(d, iova, length)) {
+                long firstPage = Long.compareUnsigned(iova, limit) > 0 ? 0
+                        : ((limit + 1 - iova) >>> PhysicalMemory.PAGE_SHIFT);
+                String what = limit == d.dmaMask() ? "the DMA mask" : "the bus DMA limit";
+                throw new IommuException(Errno.EINVAL, String.format("VFIO_GROUP_SET_CONTAINER: page %d (iova 0x%x)"
+                        + " of the mapping at vaddr 0x%x is beyond %s 0x%x of %s; nothing was changed", firstPage,
+                        iova + (firstPage << PhysicalMemory.PAGE_SHIFT), vaddr, what, limit, d.name()));
+            }
         }
 
         @Override
@@ -152,6 +177,7 @@ final class SwiotlbVfioDriver implements VfioIommuDriver {
                             + " honoured: without translation the device address of vaddr 0x%x is its physical"
                             + " address 0x%x; pass Vfio.ANY_IOVA", iova, pages.vaddr(), phys));
                 }
+                mapped.add(new long[] {phys, pages.length(), pages.vaddr()});
                 return phys;
             }
             Device device = firstDevice();
@@ -183,6 +209,7 @@ final class SwiotlbVfioDriver implements VfioIommuDriver {
                 throw t;
             }
             windows.put(window, device);
+            mapped.add(new long[] {window, pages.length(), pages.vaddr()});
             kernel.log().log(LogLevel.INFO, String.format("vfio: bounced vaddr 0x%x+0x%x through 0x%x (%s); sync"
                     + " it around every DMA", pages.vaddr(), pages.length(), window, why));
             return window;
@@ -207,6 +234,7 @@ final class SwiotlbVfioDriver implements VfioIommuDriver {
 
         @Override
         public void unmap(VfioDmaMapping mapping) {
+            mapped.removeIf(m -> m[0] == mapping.iova());
             Device device = windows.remove(mapping.iova());
             if (device == null) {
                 return;

@@ -232,4 +232,56 @@ class SwiotlbIommuTest {
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EBUSY);
         assertThat(host.pci(NIC).group()).isNotNull();
     }
+
+    @Test
+    void turningTheOptInOffWhileVfioHoldsOneDeviceChangesNothingForTheOthers() {
+        SwiotlbFixture swiotlb = load(true);
+        host.vfio().bind(NIC); // bound, its group node made, but nobody has opened it
+        openOn("0000:07:00.0"); // held by a user: this one refuses
+        java.util.List<String> nodes = host.vfio().deviceNodes();
+        assertThat(nodes).contains("/dev/vfio/noiommu-0");
+        int nicGroup = host.pci(NIC).group().id();
+
+        assertThatThrownBy(() -> swiotlb.module.parameters().set(SwiotlbProvider.ENABLE_IOMMU, "0"))
+                .isInstanceOf(IommuException.class)
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EBUSY);
+
+        assertThat(host.pci(NIC).driver()).isEqualTo("vfio-pci");
+        assertThat(host.pci(NIC).group().id()).isEqualTo(nicGroup);
+        assertThat(host.vfio().deviceNodes()).isEqualTo(nodes);
+        assertThat(swiotlb.module.parameters().getBool(SwiotlbProvider.ENABLE_IOMMU)).isTrue();
+        assertThat(host.vfio().openGroup(root, "/dev/vfio/noiommu-" + nicGroup)).isNotNull();
+    }
+
+    @Test
+    void aGroupJoiningAContainerMustReachEveryMappingItAlreadyHas() {
+        Host h = Host.builder().memory(8L << 30).commandLine("swiotlb.hide=(0000:06:0d.0)(0000:07:00.0)")
+                .pciDevice(PciDeviceSpec.of(NIC).withDmaMask(DmaMasks.bits(20)))
+                .pciDevice(PciDeviceSpec.of("0000:07:00.0")).build();
+        new SwiotlbFixture(h, Map.of(SwiotlbProvider.ENABLE_IOMMU, "1"));
+        UserProcess qemu = h.spawn("qemu", 0, Set.of(Capability.CAP_SYS_RAWIO));
+        h.vfio().bind("0000:07:00.0");
+        VfioContainer c = h.vfio().openContainer(qemu);
+        VfioGroupFile wide = h.vfio().openGroup(qemu, h.pci("0000:07:00.0").group().id());
+        wide.setContainer(qemu, c);
+        c.setIommu(qemu, Vfio.SWIOTLB_IOMMU);
+        long va = qemu.mmapContiguous(2 * 4096);
+        VfioDmaMapping m = c.mapDma(qemu, va, 2 * 4096, Vfio.ANY_IOVA, IommuProt.READ | IommuProt.WRITE);
+        assertThat(m.iova()).isEqualTo(qemu.virtToPhys(va)).isGreaterThan(0xfffffL); // direct, above 1 MiB
+        h.vfio().bind(NIC);
+        VfioGroupFile narrow = h.vfio().openGroup(qemu, h.pci(NIC).group().id());
+
+        assertThatThrownBy(() -> narrow.setContainer(qemu, c))
+                .isInstanceOf(IommuException.class)
+                .hasMessageContaining(String.format("VFIO_GROUP_SET_CONTAINER: page 0 (iova 0x%x) of the mapping at"
+                        + " vaddr 0x%x is beyond the DMA mask 0xfffff of 0000:06:0d.0; nothing was changed",
+                        m.iova(), va))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+
+        wide.getDevice(qemu, "0000:07:00.0");
+        h.pci("0000:07:00.0").dmaWrite(m.iova(), "still mapped".getBytes());
+        assertThat(qemu.read(va, 12)).asString().isEqualTo("still mapped");
+        assertThat(c.unmapDma(qemu, m.iova(), 2 * 4096)).isEqualTo(2 * 4096);
+        narrow.setContainer(qemu, c); // nothing to reach now
+    }
 }

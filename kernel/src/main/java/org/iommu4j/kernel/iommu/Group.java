@@ -91,6 +91,11 @@ public final class Group implements IommuGroup {
         return owner;
     }
 
+    @Override
+    public boolean dmaOwned() {
+        return owner != null;
+    }
+
     /**
      * Records the owner; {@link Iommu#claimDmaOwner} and {@link Iommu#releaseDmaOwner} also move the group
      * between its default and blocking domains, and are what callers should use.

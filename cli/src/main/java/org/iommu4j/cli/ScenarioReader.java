@@ -33,7 +33,6 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collection;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
@@ -156,7 +155,7 @@ final class ScenarioReader {
                     + " docs/scenarios.md)");
         }
         if (node.isObject()) {
-            node.fields().forEachRemaining(e -> rejectNulls(e.getValue(), join(path, e.getKey()), version));
+            node.properties().forEach(e -> rejectNulls(e.getValue(), join(path, e.getKey()), version));
         } else if (node.isArray()) {
             for (int i = 0; i < node.size(); i++) {
                 rejectNulls(node.get(i), path + "[" + i + "]", version);
@@ -203,8 +202,7 @@ final class ScenarioReader {
 
     private static void stringifyParams(JsonNode params) {
         if (params instanceof ObjectNode o) {
-            for (Iterator<Map.Entry<String, JsonNode>> it = o.fields(); it.hasNext(); ) {
-                Map.Entry<String, JsonNode> e = it.next();
+            for (Map.Entry<String, JsonNode> e : o.properties()) {
                 if (e.getValue().isIntegralNumber() || e.getValue().isBoolean()) {
                     e.setValue(TextNode.valueOf(e.getValue().asText()));
                 }

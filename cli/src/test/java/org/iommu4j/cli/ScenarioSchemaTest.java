@@ -92,6 +92,30 @@ class ScenarioSchemaTest {
     }
 
     @Test
+    void docsScenariosMdNamesEveryStepAndEveryField() throws IOException {
+        String doc = Files.readString(Path.of("..", "docs", "scenarios.md"));
+        for (Class<?> type : List.of(ScenarioFile.class, ScenarioFile.HostSpec.class, ScenarioFile.DeviceSpec.class,
+                ScenarioFile.BackendSpec.class, ScenarioFile.ProcessSpec.class)) {
+            for (var c : type.getRecordComponents()) {
+                assertThat(doc).as(type.getSimpleName() + "." + c.getName()).contains("| `" + c.getName() + "` |");
+            }
+        }
+        for (Class<?> step : ScenarioFile.Step.class.getPermittedSubclasses()) {
+            String name = ScenarioFile.Step.NAMES.stream().filter(n -> n.replace("-", "").replace("_", "")
+                    .equalsIgnoreCase(step == ScenarioFile.MapDma.class ? "map" : step.getSimpleName())).findFirst()
+                    .orElseThrow();
+            int row = doc.indexOf("| `" + name + "` |");
+            assertThat(row).as(name).isPositive();
+            String line = doc.substring(row, doc.indexOf('\n', row));
+            for (var c : step.getRecordComponents()) {
+                var json = c.getAccessor().getAnnotation(com.fasterxml.jackson.annotation.JsonProperty.class);
+                String field = json != null && !json.value().isEmpty() ? json.value() : c.getName();
+                assertThat(line).as(name + "." + field).contains("`" + field + "`");
+            }
+        }
+    }
+
+    @Test
     void theDocsCopyIsTheGeneratedSchema() throws IOException {
         assertThat(Files.readString(Path.of("..", "docs", "scenario.schema.json")))
                 .isEqualTo(IommuctlTest.iommuctl("schema").out());

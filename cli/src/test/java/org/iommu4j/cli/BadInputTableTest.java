@@ -212,6 +212,18 @@ class BadInputTableTest {
                 + " this model\n");
     }
 
+    @Test
+    void aTransferCrossingTheDmaMaskNamesItsFirstByteBeyondIt(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("s.json");
+        Files.writeString(file, "{\"steps\": [{\"do\": \"device-dma\", \"device\": \"0000:07:00.0\", \"address\":"
+                + " \"0xfffffffe\", \"write\": \"abcd\"}]}");
+        Run r = IommuctlTest.iommuctl("run", file.toString());
+        assertThat(r.code()).isEqualTo(1);
+        assertThat(r.err()).isEqualTo("iommuctl run: step 1 (device-dma) failed: EFAULT: 0000:07:00.0: iommu fault:"
+                + " DMA write at bus address 0x100000000: beyond the device's DMA mask 0xffffffff (the 4-byte transfer"
+                + " starts at 0xfffffffe)\n");
+    }
+
     static Stream<Arguments> options() {
         return Stream.of(
                 Arguments.of(new String[] {"groups", "--load", "xen", "--bind", "06:0d.0"}, "iommuctl groups: --bind:"

@@ -47,15 +47,20 @@ final class EmbeddedHost {
      * @return a builder with the embedded host's devices on a machine of that size
      */
     static Host.Builder builder(String commandLine, long memoryBytes, int cpus) {
-        return Host.builder()
+        Host.Builder b = Host.builder()
                 .memory(memoryBytes)
                 .cpus(cpus)
                 .commandLine(commandLine)
-                .pciDevice(PciDeviceSpec.of("0000:00:02.0").withIds(0x8086, 0x46a6, 0x030000).withDriver("i915"))
-                .pciDevice(PciDeviceSpec.of(NIC))
-                .pciDevice(PciDeviceSpec.of("0000:07:00.0").withIds(0x10ec, 0x8139, 0x020000)
-                        .withDmaMask(DmaMasks.bits(32)))
                 .platformDevice(PlatformDeviceSpec.of("fsl-dma.0"));
+        pciDevices().forEach(b::pciDevice);
+        return b;
+    }
+
+    /** @return the embedded machine's PCI devices */
+    static List<PciDeviceSpec> pciDevices() {
+        return List.of(PciDeviceSpec.of("0000:00:02.0").withIds(0x8086, 0x46a6, 0x030000).withDriver("i915"),
+                PciDeviceSpec.of(NIC),
+                PciDeviceSpec.of("0000:07:00.0").withIds(0x10ec, 0x8139, 0x020000).withDmaMask(DmaMasks.bits(32)));
     }
 
     static String describe(Host host) {

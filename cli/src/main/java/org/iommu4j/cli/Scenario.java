@@ -67,6 +67,7 @@ import org.iommu4j.loader.BackendLoader;
  * ({@link BadInput}) and no step ran. Then {@link #run} builds the host, loads the backends, spawns the
  * processes and runs the steps, one line each; the first unexpected result stops the run ({@link StepFailed},
  * which keeps the host as the step left it).
+ * A host with {@code "xen": {"hide": ...}} is a guest of a Xen platform ({@link ScenarioXen}).
  */
 final class Scenario {
     /** The largest buffer a map step may ask for: the largest host's memory. */
@@ -192,6 +193,9 @@ final class Scenario {
             range("host.cpus", h.cpus(), 1, 256, "CPUs");
             if (h.cmdline() != null) {
                 found.addAll(CommandLineCheck.check(h.cmdline(), "host.cmdline", loader));
+            }
+            if (h.xen() != null && h.xen().hide() != null) {
+                CommandLineCheck.hide("xen-pciback.hide", h.xen().hide(), "host.xen.hide");
             }
         }
         if (h == null || h.devices() == null) {
@@ -403,7 +407,8 @@ final class Scenario {
      */
     Outcome run() {
         check();
-        host = buildHost(file.host());
+        host = file.host() != null && file.host().xen() != null ? ScenarioXen.guest(loader, file.host())
+                : buildHost(file.host());
         for (ProcessSpec p : ScenarioReader.orEmpty(file.processes())) {
             Set<Capability> caps = EnumSet.noneOf(Capability.class);
             caps.addAll(ScenarioReader.orEmpty(p.capabilities()));

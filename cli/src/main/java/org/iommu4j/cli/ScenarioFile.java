@@ -57,9 +57,10 @@ record ScenarioFile(
      * @param cmdline kernel command line
      * @param dmaApiDebug whether CONFIG_DMA_API_DEBUG is on
      * @param devices PCI devices; null for the embedded host's four devices
+     * @param xen when present, the host is a Xen guest and this says what Domain-0 gives it
      */
     @JsonClassDescription("The simulated machine.")
-    @JsonPropertyOrder({"memoryMiB", "cpus", "cmdline", "dmaApiDebug", "devices"})
+    @JsonPropertyOrder({"memoryMiB", "cpus", "cmdline", "dmaApiDebug", "devices", "xen"})
     record HostSpec(
             @JsonProperty(defaultValue = "1024") @JsonPropertyDescription("Memory in MiB, 16 to 1048576 (1 TiB).")
             Integer memoryMiB,
@@ -70,7 +71,20 @@ record ScenarioFile(
                     + " API call and report driver bugs in dmesg.") Boolean dmaApiDebug,
             @JsonPropertyDescription("The PCI devices. Absent: the embedded host's four devices (0000:00:02.0 i915,"
                     + " 0000:06:0d.0 the NIC, 0000:07:00.0 with 32-bit DMA, platform fsl-dma.0).")
-            List<DeviceSpec> devices) {
+            List<DeviceSpec> devices,
+            @JsonPropertyDescription("Makes the host a Xen guest: the devices are the machine's, Domain-0 loads xen"
+                    + " with this hide list (pciback holds those devices) and gives each of them to the guest, which"
+                    + " has memoryMiB, cpus and cmdline and sees only the devices it was given.") XenSpec xen) {
+    }
+
+    /**
+     * What Domain-0 does for a guest host.
+     *
+     * @param hide the devices pciback holds and gives the guest
+     */
+    @JsonClassDescription("The Xen platform a guest host runs on.")
+    record XenSpec(@JsonProperty(defaultValue = "") @JsonPropertyDescription("Domain-0's xen-pciback.hide list,"
+            + " (DDDD:BB:DD.F)(BB:DD.F)...: the devices given to the guest.") String hide) {
     }
 
     /**

@@ -412,10 +412,10 @@ final class Scenario {
         for (ProcessSpec p : ScenarioReader.orEmpty(file.processes())) {
             Set<Capability> caps = EnumSet.noneOf(Capability.class);
             caps.addAll(ScenarioReader.orEmpty(p.capabilities()));
-            UserProcess process = host.spawn(p.name(), p.uid() == null ? 0 : p.uid(), caps);
-            if (p.memlock() != null) {
-                process.setMemlockLimit(p.memlock().unlimited() ? UserProcess.RLIM_INFINITY : p.memlock().bytes());
-            }
+            int uid = p.uid() == null ? 0 : p.uid();
+            // RLIMIT_MEMLOCK as the process starts with it, soft and hard (a raise later needs CAP_SYS_RESOURCE)
+            UserProcess process = p.memlock() == null ? host.spawn(p.name(), uid, caps) : host.spawn(p.name(), uid,
+                    caps, p.memlock().unlimited() ? UserProcess.RLIM_INFINITY : p.memlock().bytes());
             processes.put(p.name(), process);
         }
         List<ScenarioFile.BackendSpec> backends = ScenarioReader.orEmpty(file.backends());
@@ -582,7 +582,7 @@ final class Scenario {
             if (f == null) {
                 throw new IommuException(Errno.EBADF, s.process() + " has no open file of " + s.device());
             }
-            f.close();
+            f.close(process(s.process()));
             return s.process() + " closed " + s.device();
         }
         if (step instanceof CloseGroup s) {
@@ -591,9 +591,8 @@ final class Scenario {
             if (g == null) {
                 throw new IommuException(Errno.EBADF, s.process() + " has no open group file of " + s.device());
             }
-            g.close();
+            g.close(process(s.process()));
             groupContainer.remove(key);
-            devices.keySet().removeIf(d -> d.startsWith(s.process() + "/") && inGroup(d, g));
             return s.process() + " closed " + g.node();
         }
         if (step instanceof CloseContainer s) {
@@ -604,7 +603,7 @@ final class Scenario {
                 throw new IommuException(Errno.EBADF, s.process() + " has no open container "
                         + (s.container() != null ? Values.quote(s.container()) : "of " + s.device()));
             }
-            c.close();
+            c.close(process(s.process()));
             groupContainer.values().removeIf(key::equals);
             return s.process() + " closed its container" + (s.container() == null ? "" : " " + s.container());
         }
@@ -666,11 +665,6 @@ final class Scenario {
                         + ": no such file: " + m.name() + " keeps no slot list"));
     }
 
-    private boolean inGroup(String deviceKey, VfioGroupFile g) {
-        String bdf = deviceKey.substring(deviceKey.indexOf('/') + 1);
-        return host.buses().find(bdf).map(BusDevice::group).map(Group::id).map(id -> id == g.id()).orElse(true);
-    }
-
     private String groupKey(String process, PciAddress device) {
         Group g = host.buses().find(device.toString()).map(BusDevice::group).orElse(null);
         if (g != null) {
@@ -712,7 +706,7 @@ final class Scenario {
         }
         String ckey = s.process() + "/" + (s.container() != null ? s.container() : "@" + bdf);
         VfioContainer existing = containers.get(ckey);
-        List<AutoCloseable> opened = new ArrayList<>();
+        List<org.iommu4j.kernel.proc.FileObject> opened = new ArrayList<>();
         try {
             VfioContainer c = existing != null ? existing : host.vfio().openContainer(p);
             if (existing == null) {
@@ -725,7 +719,7 @@ final class Scenario {
             if (existing == null) {
                 if (type == 0) {
                     VfioContainer fresh = c;
-                    type = VfioSession.PREFERRED_TYPES.stream().filter(t -> fresh.checkExtension(t) > 0).findFirst()
+                    type = VfioSession.PREFERRED_TYPES.stream().filter(t -> fresh.checkExtension(p, t) > 0).findFirst()
                             .orElseThrow(() -> new IommuException(Errno.ENODEV, "no VFIO iommu type is offered for "
                                     + node + ": the loaded backends offer none for its kind of group"));
                 }
@@ -742,10 +736,10 @@ final class Scenario {
             }
             return p + " opened " + node + " with " + Vfio.typeName(type);
         } catch (RuntimeException e) {
-            for (AutoCloseable a : opened) {
+            for (org.iommu4j.kernel.proc.FileObject a : opened) {
                 try {
-                    a.close();
-                } catch (Exception ignored) {
+                    a.close(p);
+                } catch (RuntimeException ignored) {
                     // closing what this step opened is best effort; the step's own error is what counts
                 }
             }

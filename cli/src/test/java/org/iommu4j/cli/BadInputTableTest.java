@@ -44,7 +44,7 @@ class BadInputTableTest {
                         "processes[0].capabilities: \"CAP_SYS_RAWIO\" is not a list: expected a JSON array [...]"),
                 row("unknown capability", "{\"processes\": [{\"name\": \"q\", \"capabilities\": [\"CAP_NET_ADMIN\"]}],"
                         + " \"steps\": []}", "processes[0].capabilities[0]: \"CAP_NET_ADMIN\" is not a capability:"
-                        + " expected one of CAP_SYS_RAWIO, CAP_SYS_ADMIN, CAP_IPC_LOCK, CAP_SYS_MODULE"),
+                        + " expected one of " + Values.capabilityNames()),
                 row("negative uid", "{\"processes\": [{\"name\": \"q\", \"uid\": -5}], \"steps\": []}",
                         "processes[0].uid: -5 is out of range: expected 0 to 2147483647"),
                 row("a process twice", "{\"processes\": [{\"name\": \"q\"}, {\"name\": \"q\"}], \"steps\": []}",

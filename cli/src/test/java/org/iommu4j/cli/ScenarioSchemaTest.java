@@ -72,7 +72,7 @@ class ScenarioSchemaTest {
         assertThat(r.out()).contains("step 4: qemu:1000 opened /dev/vfio/1 into its container vm"
                 + " (VFIO_TYPE1v2_IOMMU(3))\n")
                 .contains("step 7: 0000:06:0e.0 read \"from the first\" at bus address 0x80000000\n")
-                .contains("step 9: failed as expected with EFAULT: 0000:06:0e.0: iommu fault: DMA read at bus address"
+                .contains("step 10: failed as expected with EFAULT: 0000:06:0e.0: iommu fault: DMA read at bus address"
                         + " 0x80000000: not mapped\n");
     }
 

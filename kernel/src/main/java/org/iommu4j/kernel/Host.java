@@ -266,6 +266,31 @@ public final class Host {
         return new UserProcess(nextPid.getAndIncrement(), comm, uid, capabilities, memory, pageAllocator);
     }
 
+    /**
+     * Starts a user process with explicit credentials and an {@code RLIMIT_MEMLOCK} (soft and hard), as
+     * {@code limits.conf} or a privileged parent would set it before it runs (since 1.2).
+     *
+     * @param comm its command name
+     * @param uid its user id
+     * @param capabilities its effective capabilities
+     * @param memlockLimit bytes, or {@link UserProcess#RLIM_INFINITY}
+     * @return the process
+     */
+    public UserProcess spawn(String comm, int uid, Set<Capability> capabilities, long memlockLimit) {
+        return new UserProcess(nextPid.getAndIncrement(), comm, uid, capabilities, memory, pageAllocator,
+                memlockLimit);
+    }
+
+    /**
+     * {@code fork()} of a process: see {@link UserProcess#fork}; the child gets the next pid (since 1.2).
+     *
+     * @param parent the process that forks
+     * @return the child
+     */
+    public UserProcess fork(UserProcess parent) {
+        return parent.fork(nextPid.getAndIncrement());
+    }
+
     /** Builds a {@link Host}. */
     public static final class Builder {
         private long memory = DEFAULT_MEMORY;

@@ -78,8 +78,8 @@ class ModulesInUseTest {
         container.unmapDma(root, mapping.iova(), 4 * 4096);
         assertThatThrownBy(() -> loader.unload(host, "noiommu")) // the container still has noiommu's iommu
                 .satisfies(e -> inUse(e, "Module noiommu is in use"));
-        container.close();
-        group.close();
+        container.close(root);
+        group.close(root);
         loader.unload(host, "noiommu");
         assertThat(noiommu.state()).isEqualTo(ModuleState.UNLOADED);
         assertThat(host.modules().modules()).isEmpty();

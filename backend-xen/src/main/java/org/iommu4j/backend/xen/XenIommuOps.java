@@ -114,10 +114,12 @@ final class XenIommuOps implements IommuOps {
         }
     }
 
-    /** Cache coherency, which VFIO requires, only for a device the hypervisor assigned to this domain. */
+    /** Cache coherency and interrupt remapping, which VFIO requires, only for a device the hypervisor assigned to this domain. */
     @Override
     public boolean capable(Device device, IommuCapability capability) {
-        return capability == IommuCapability.CACHE_COHERENCY && xen.owns(device);
+        // the hypervisor remaps (and so isolates) the interrupts of every device it gave this domain
+        return (capability == IommuCapability.CACHE_COHERENCY || capability == IommuCapability.INTR_REMAP)
+                && xen.owns(device);
     }
 
     @Override

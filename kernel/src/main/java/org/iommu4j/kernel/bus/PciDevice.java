@@ -1,6 +1,8 @@
 package org.iommu4j.kernel.bus;
 
+import java.util.List;
 import java.util.Optional;
+import org.iommu4j.api.AddressRange;
 import org.iommu4j.api.BusType;
 import org.iommu4j.api.PciAddress;
 
@@ -11,6 +13,7 @@ public final class PciDevice extends BusDevice {
     private final int vendorId;
     private final int deviceId;
     private final int classCode;
+    private final List<AddressRange> rmrrs;
 
     PciDevice(PciDeviceSpec spec, DmaPort port) {
         super(spec.address().toString(), BusType.PCI, port, spec.dmaMask(), spec.coherentDmaMask(),
@@ -20,6 +23,12 @@ public final class PciDevice extends BusDevice {
         this.vendorId = spec.vendorId();
         this.deviceId = spec.deviceId();
         this.classCode = spec.classCode();
+        this.rmrrs = spec.rmrrs();
+    }
+
+    /** @return the RMRRs the firmware reports for the device, see {@link PciDeviceSpec#rmrrs()} (since 1.2) */
+    public List<AddressRange> rmrrs() {
+        return rmrrs;
     }
 
     /** @return the device's address */

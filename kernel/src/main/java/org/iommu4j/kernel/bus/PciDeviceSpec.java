@@ -1,5 +1,8 @@
 package org.iommu4j.kernel.bus;
 
+import java.util.ArrayList;
+import java.util.List;
+import org.iommu4j.api.AddressRange;
 import org.iommu4j.api.PciAddress;
 
 /**
@@ -17,10 +20,14 @@ import org.iommu4j.api.PciAddress;
  * @param segmentBoundaryMask boundary a DMA segment must not cross
  * @param driver a stock driver to bind at boot (a host driver that is not VFIO), or null
  * @param bar0Size size of BAR 0 in bytes, a power of two of at least 16, or 0 for none
+ * @param rmrrs the ACPI DMAR table's Reserved Memory Region Reporting entries for the device: memory the
+ *     firmware keeps DMAing to (a USB controller's legacy emulation, a GPU's stolen memory), which the IOMMU
+ *     identity-maps and VFIO type 1 keeps out of the container's valid IOVA ranges; page-aligned, not empty
+ *     (since 1.2)
  */
 public record PciDeviceSpec(PciAddress address, int vendorId, int deviceId, int classCode, long dmaMask,
         long coherentDmaMask, long busDmaLimit, long minAlignMask, long segmentBoundaryMask, String driver,
-        int bar0Size) {
+        int bar0Size, List<AddressRange> rmrrs) {
 
     /**
      * Checks the fields.
@@ -36,6 +43,7 @@ public record PciDeviceSpec(PciAddress address, int vendorId, int deviceId, int 
      * @param segmentBoundaryMask see the record description
      * @param driver see the record description
      * @param bar0Size see the record description
+     * @param rmrrs see the record description
      */
     public PciDeviceSpec {
         if (address == null) {
@@ -49,6 +57,27 @@ public record PciDeviceSpec(PciAddress address, int vendorId, int deviceId, int 
             throw new IllegalArgumentException("BAR 0 size " + bar0Size + " of " + address
                     + " is invalid: expected 0 or a power of two of at least 16");
         }
+        rmrrs = List.copyOf(rmrrs);
+        for (AddressRange r : rmrrs) {
+            if (r.isEmpty() || ((r.start() | r.size()) & 0xfff) != 0) {
+                throw new IllegalArgumentException("RMRR " + r + " of " + address
+                        + " is invalid: expected a page-aligned, non-empty range");
+            }
+        }
+    }
+
+    /**
+     * A copy with one more RMRR, as an ACPI DMAR table reports it for the device (since 1.2).
+     *
+     * @param start the first byte, page-aligned
+     * @param size bytes, page-aligned, not 0
+     * @return the copy
+     */
+    public PciDeviceSpec withRmrr(long start, long size) {
+        List<AddressRange> more = new ArrayList<>(rmrrs);
+        more.add(AddressRange.of("RMRR", start, size));
+        return new PciDeviceSpec(address, vendorId, deviceId, classCode, dmaMask, coherentDmaMask, busDmaLimit,
+                minAlignMask, segmentBoundaryMask, driver, bar0Size, more);
     }
 
     /**
@@ -57,7 +86,7 @@ public record PciDeviceSpec(PciAddress address, int vendorId, int deviceId, int 
      */
     public static PciDeviceSpec of(String address) {
         return new PciDeviceSpec(PciAddress.parse(address), 0x8086, 0x100e, 0x020000, -1L, -1L, 0, 0,
-                0xffffffffL, null, 0x20000);
+                0xffffffffL, null, 0x20000, List.of());
     }
 
     /**
@@ -68,7 +97,7 @@ public record PciDeviceSpec(PciAddress address, int vendorId, int deviceId, int 
      */
     public PciDeviceSpec withIds(int vendor, int device, int pciClass) {
         return new PciDeviceSpec(address, vendor, device, pciClass, dmaMask, coherentDmaMask, busDmaLimit,
-                minAlignMask, segmentBoundaryMask, driver, bar0Size);
+                minAlignMask, segmentBoundaryMask, driver, bar0Size, rmrrs);
     }
 
     /**
@@ -77,7 +106,7 @@ public record PciDeviceSpec(PciAddress address, int vendorId, int deviceId, int 
      */
     public PciDeviceSpec withDmaMask(long mask) {
         return new PciDeviceSpec(address, vendorId, deviceId, classCode, mask, mask, busDmaLimit, minAlignMask,
-                segmentBoundaryMask, driver, bar0Size);
+                segmentBoundaryMask, driver, bar0Size, rmrrs);
     }
 
     /**
@@ -86,7 +115,7 @@ public record PciDeviceSpec(PciAddress address, int vendorId, int deviceId, int 
      */
     public PciDeviceSpec withMinAlignMask(long mask) {
         return new PciDeviceSpec(address, vendorId, deviceId, classCode, dmaMask, coherentDmaMask, busDmaLimit,
-                mask, segmentBoundaryMask, driver, bar0Size);
+                mask, segmentBoundaryMask, driver, bar0Size, rmrrs);
     }
 
     /**
@@ -95,7 +124,7 @@ public record PciDeviceSpec(PciAddress address, int vendorId, int deviceId, int 
      */
     public PciDeviceSpec withSegmentBoundaryMask(long mask) {
         return new PciDeviceSpec(address, vendorId, deviceId, classCode, dmaMask, coherentDmaMask, busDmaLimit,
-                minAlignMask, mask, driver, bar0Size);
+                minAlignMask, mask, driver, bar0Size, rmrrs);
     }
 
     /**
@@ -104,7 +133,7 @@ public record PciDeviceSpec(PciAddress address, int vendorId, int deviceId, int 
      */
     public PciDeviceSpec withBusDmaLimit(long limit) {
         return new PciDeviceSpec(address, vendorId, deviceId, classCode, dmaMask, coherentDmaMask, limit,
-                minAlignMask, segmentBoundaryMask, driver, bar0Size);
+                minAlignMask, segmentBoundaryMask, driver, bar0Size, rmrrs);
     }
 
     /**
@@ -113,6 +142,6 @@ public record PciDeviceSpec(PciAddress address, int vendorId, int deviceId, int 
      */
     public PciDeviceSpec withDriver(String name) {
         return new PciDeviceSpec(address, vendorId, deviceId, classCode, dmaMask, coherentDmaMask, busDmaLimit,
-                minAlignMask, segmentBoundaryMask, name, bar0Size);
+                minAlignMask, segmentBoundaryMask, name, bar0Size, rmrrs);
     }
 }

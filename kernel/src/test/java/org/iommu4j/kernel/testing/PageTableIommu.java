@@ -24,6 +24,8 @@ public final class PageTableIommu implements IommuOps {
     private final java.util.Map<String, org.iommu4j.api.IommuGroup> slotGroups = new java.util.HashMap<>();
     private boolean groupBySlot;
     private boolean passThrough;
+    private boolean interruptRemapping = true;
+    private long pageSizes = 4096;
 
     /** Manages every device it is asked about. */
     public PageTableIommu() {
@@ -55,9 +57,34 @@ public final class PageTableIommu implements IommuOps {
         return this;
     }
 
+    /**
+     * Reports no interrupt remapping, as an IOMMU without an IR unit (or with it off) would.
+     *
+     * @return this
+     */
+    public PageTableIommu withoutInterruptRemapping() {
+        interruptRemapping = false;
+        return this;
+    }
+
+    /**
+     * @param bitmap the page sizes the IOMMU maps with ({@code pgsize_bitmap}); the lowest is the smallest page
+     * @return this
+     */
+    public PageTableIommu withPageSizes(long bitmap) {
+        pageSizes = bitmap;
+        return this;
+    }
+
+    @Override
+    public long pageSizeBitmap() {
+        return pageSizes;
+    }
+
     @Override
     public boolean capable(Device device, org.iommu4j.api.IommuCapability capability) {
-        return capability == org.iommu4j.api.IommuCapability.CACHE_COHERENCY;
+        return capability == org.iommu4j.api.IommuCapability.CACHE_COHERENCY
+                || capability == org.iommu4j.api.IommuCapability.INTR_REMAP && interruptRemapping;
     }
 
     @Override

@@ -2,23 +2,16 @@ package org.iommu4j.cli;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.Callable;
 import org.iommu4j.loader.BackendLoader;
-import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Spec;
 
 /** {@code iommuctl demo}: the main job. */
 @Command(name = "demo", mixinStandardHelpOptions = true,
         description = {"On the embedded host (1 GiB, a NIC at 0000:06:0d.0), load a backend, give the NIC to VFIO,"
                 + " map a buffer, DMA a packet in and out, try one stray DMA, and say what happened.",
                 "Without --backend, run every backend found and print one comparison table."})
-final class DemoCommand implements Callable<Integer> {
-    @Mixin
-    GlobalOptions global;
-
+final class DemoCommand extends CommandBase {
     @Option(names = "--backend", paramLabel = "NAME", description = "the backend to try")
     String backend;
 
@@ -26,23 +19,20 @@ final class DemoCommand implements Callable<Integer> {
             + " enable_unsafe_* opt-in parameters; they taint the kernel); required to --backend one of them")
     boolean unsafe;
 
-    @Spec
-    picocli.CommandLine.Model.CommandSpec spec;
-
     @Override
     public Integer call() {
-        BackendLoader loader = global.loader();
+        BackendLoader loader = loader();
         Demo demo = new Demo(loader, unsafe);
-        var out = spec.commandLine().getOut();
+        var out = out();
         if (backend != null) {
-            loader.provider(backend);
+            CommandLineCheck.requireBackend(loader, backend, "--backend");
             DemoResult r = demo.run(backend);
-            if (r.status().equals("skipped")) {
+            if (r.reason().equals("needs --unsafe")) {
                 // The user named an unsafe backend without the opt-in: a usage problem, not a result.
-                throw new ParameterException(spec.commandLine(), r.backend() + " gives no DMA isolation and taints"
-                        + " the kernel: add --unsafe to run it");
+                throw new BadInput("--backend", r.backend() + " gives no DMA isolation" + (r.group().isEmpty()
+                        ? " and taints the kernel" : "") + ": add --unsafe to run it (see 'iommuctl demo --help')");
             }
-            if (global.json) {
+            if (json()) {
                 out.println(Json.write(r));
             } else {
                 out.println("iommu4j demo: backend " + r.backend());
@@ -54,7 +44,7 @@ final class DemoCommand implements Callable<Integer> {
         for (String name : demo.runnable()) {
             results.add(demo.run(name));
         }
-        if (global.json) {
+        if (json()) {
             out.println(Json.write(results));
         } else {
             out.println("iommu4j demo on the embedded host: the NIC " + EmbeddedHost.NIC + " through each backend");

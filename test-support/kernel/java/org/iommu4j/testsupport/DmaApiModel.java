@@ -33,7 +33,6 @@ public final class DmaApiModel {
     public static final int SLOT = 2048;
     /** Bytes of each buffer the model maps from. */
     public static final int BUFFER = 32 * 1024;
-    private static final boolean HUGE_SIZES = Boolean.getBoolean("iommu4j.model.hugeSizes");
     private static final DmaDirection[] DIRECTIONS = {DmaDirection.TO_DEVICE, DmaDirection.FROM_DEVICE,
         DmaDirection.BIDIRECTIONAL};
 
@@ -377,12 +376,9 @@ public final class DmaApiModel {
     private void badCall(Choices c, Buffer b) {
         PciDevice dev = devices.get(c.pick(devices.size()));
         long phys = b.phys;
-        // TODO(issue 11): items 1 and 13. Maps of sizes no buffer has are accepted today: on noiommu
-        // map(0000:06:0d.0, 0x160000, 0x20000000 = the whole memory, TO_DEVICE) returns 0x160000 (the range runs
-        // past the end of memory), and on swiotlb map(64-bit device, 0x1ffc0000, 0x7fffffffffffffff) returns
-        // 0x1ffc0000 (the reach check wraps); both should be a typed error leaving nothing behind. Until the fix
-        // lands, the generator only makes them with -Diommu4j.model.hugeSizes=true.
-        switch (c.pick(HUGE_SIZES ? 4 : 3)) {
+        // Sizes no buffer has were accepted once (issue 11 items 1 and 13: noiommu mapped all of memory at
+        // 0x160000, swiotlb's reach check wrapped for 0x7fffffffffffffff bytes); the DMA API now refuses them.
+        switch (c.pick(4)) {
             case 3 -> {
                 // sizes no buffer has: past the end of memory, or wrapping past 2^64
                 long size = switch (c.pick(3)) {

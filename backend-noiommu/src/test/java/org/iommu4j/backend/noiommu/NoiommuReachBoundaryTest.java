@@ -55,11 +55,7 @@ class NoiommuReachBoundaryTest {
 
     @Test
     void vfioNamesTheFirstPageBeyondTheMaskOrTheBusLimit() {
-        // TODO(issue 11): item 11. With a 64-bit mask and withBusDmaLimit(0xfffffff), the 8 MiB buffer at
-        // 0xfc00000 (half of it past the bus limit) is mapped instead of refused with "... page 1024 (phys
-        // 0x10000000) ... is beyond the bus DMA limit 0xfffffff": Device.reachLimit's signed Math.min ignores the
-        // bus limit when the mask is all ones. Add true to this array once the fix lands.
-        for (boolean busLimit : new boolean[] {false}) {
+        for (boolean busLimit : new boolean[] {false, true}) {
             PciDeviceSpec spec = busLimit
                     ? PciDeviceSpec.of("0000:07:00.0").withBusDmaLimit(LIMIT)
                     : PciDeviceSpec.of("0000:07:00.0").withDmaMask(DmaMasks.bits(28));

@@ -53,7 +53,14 @@ class SwiotlbIssueRegressionTest {
 
         @Test
         void aNearlyTwoToTheSixtyThreeByteMapIsFullAndLeavesTheCountersAndLaterMapsAlone() {
+            // the DMA API refuses a buffer that runs past memory before any ops see it
             assertThatThrownBy(() -> host.dma().map(nic, 0x1000_0000L, 0x7ffffffffffff000L, DmaDirection.TO_DEVICE))
+                    .hasMessage("DMA buffer phys 0x10000000 + size 0x7ffffffffffff000 is outside memory: expected a"
+                            + " buffer below 0x200000000")
+                    .extracting(SwiotlbIssueRegressionTest::errno).isEqualTo(Errno.EFAULT);
+            // swiotlb's ops, asked directly (as a driver stacked on them may), refuse it as the kernel does
+            assertThatThrownBy(() -> host.dma().opsFor(nic).map(nic, 0x1000_0000L, 0x7ffffffffffff000L,
+                    DmaDirection.TO_DEVICE))
                     .isInstanceOf(DmaMappingException.class)
                     .hasMessage("swiotlb buffer is full (sz: 9223372036854771712 bytes), total 1024 (slots), used 0"
                             + " (slots); a mapping spans at most 128 slots (262144 bytes for 0000:06:0d.0), see"
@@ -79,6 +86,8 @@ class SwiotlbIssueRegressionTest {
             assertThat(live).isEqualTo(swiotlb.pool().start());
             for (long size : new long[] {1L << 43, (1L << 43) + 1}) {
                 assertThatThrownBy(() -> host.dma().map(nic, 0x2000_0000L, size, DmaDirection.TO_DEVICE))
+                        .extracting(SwiotlbIssueRegressionTest::errno).isEqualTo(Errno.EFAULT);
+                assertThatThrownBy(() -> host.dma().opsFor(nic).map(nic, 0x2000_0000L, size, DmaDirection.TO_DEVICE))
                         .isInstanceOf(DmaMappingException.class)
                         .hasMessageStartingWith("swiotlb buffer is full (sz: " + size + " bytes), total 1024 (slots),"
                                 + " used 128 (slots)");

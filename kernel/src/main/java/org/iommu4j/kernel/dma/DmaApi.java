@@ -589,9 +589,9 @@ public final class DmaApi {
     }
 
     /**
-     * The buffer must start in memory (the kernel's caller has a {@code struct page} for it) and must not wrap
-     * past 2<sup>64</sup>; whether all of it lies in memory is the ops' to check where they use it directly
-     * (dma-direct does), since a size no pool can hold is the pool's error to report.
+     * The whole buffer must lie in memory (the kernel's caller has a {@code struct page} for every byte of it) and
+     * must not wrap past 2<sup>64</sup>: one check here, for every backend's ops, so that no ops can hand out a
+     * DMA address for memory that does not exist.
      */
     private void requireInMemory(long phys, long size) {
         AddressRange.requireNoWrap("DMA buffer phys", phys, size);
@@ -599,6 +599,10 @@ public final class DmaApi {
         if (Long.compareUnsigned(phys, memory) >= 0) {
             throw new IommuException(Errno.EFAULT, String.format("DMA buffer phys 0x%x is outside memory: expected"
                     + " an address below 0x%x", phys, memory));
+        }
+        if (Long.compareUnsigned(size, memory - phys) > 0) {
+            throw new IommuException(Errno.EFAULT, String.format("DMA buffer phys 0x%x + size 0x%x is outside memory:"
+                    + " expected a buffer below 0x%x", phys, size, memory));
         }
     }
 

@@ -380,16 +380,15 @@ public final class DmaDebug implements BusListener {
         }
     }
 
-    /** A removed device's records go with it (the kernel would keep them, dangling). */
+    /**
+     * A removed device's records stay until its mappings are unmapped, as in Linux v6.12's {@code
+     * kernel/dma/debug.c}, whose {@code dma_debug_device_change} acts only on {@code BUS_NOTIFY_UNBOUND_DRIVER}
+     * (reporting pending allocations, keeping them): the DMA API's {@link LiveMappings} count those mappings
+     * until then too, so an unmap after the removal matches its record and is no false report.
+     */
     @Override
     public void deviceRemoved(Device device) {
-        NavigableMap<Long, List<Entry>> map = byDevice.remove((BusDevice) device);
-        if (map == null) {
-            return;
-        }
-        synchronized (map) {
-            map.values().forEach(here -> here.forEach(this::uncount));
-        }
+        // nothing: the driver's unbind reports what is still mapped (driverUnbound), the unmaps take it out
     }
 
     @Override

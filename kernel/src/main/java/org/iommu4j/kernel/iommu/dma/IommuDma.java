@@ -158,6 +158,18 @@ public final class IommuDma implements DmaOps {
         iommu.flushIotlbAll(cookie.ops(), cookie.domain());
     }
 
+    /**
+     * A hot-removed device left its group, and its DMA domain and IOVA cookie were freed with it (Linux v6.12's
+     * {@code iommu_release_device}; {@code iommu_put_dma_cookie} when the domain goes): its translations went
+     * with them, so a later unmap or free has nothing left to undo in the IOMMU and succeeds, and the DMA API
+     * stops counting the mapping against the driver's module. (In Linux the driver is unbound, and should have
+     * unmapped, before the device goes.) A bounced mapping's slot cannot be found again without the domain.
+     */
+    private static boolean leftWithItsDomain(BusDevice d) {
+        Group g = d.group();
+        return !d.isPresent() && (g == null || g.dmaCookie() == null);
+    }
+
     private static IommuDmaCookie cookie(BusDevice d) {
         Group g = d.group();
         IommuDmaCookie c = g == null ? null : g.dmaCookie();
@@ -268,6 +280,9 @@ public final class IommuDma implements DmaOps {
     @Override
     public void unmap(Device device, long dmaAddress, long size, DmaDirection direction) {
         BusDevice d = (BusDevice) device;
+        if (leftWithItsDomain(d)) {
+            return;
+        }
         IommuDmaCookie c = cookie(d);
         c.runTimer();
         long phys = physOf(d, c, dmaAddress);
@@ -343,6 +358,10 @@ public final class IommuDma implements DmaOps {
     @Override
     public void freeCoherent(Device device, CoherentBuffer buffer) {
         BusDevice d = (BusDevice) device;
+        if (leftWithItsDomain(d)) {
+            pages.freeContiguous(buffer.phys(), buffer.size() >>> PhysicalMemory.PAGE_SHIFT);
+            return;
+        }
         IommuDmaCookie c = cookie(d);
         c.runTimer();
         physOf(d, c, buffer.dmaAddress());

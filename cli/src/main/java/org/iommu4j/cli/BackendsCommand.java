@@ -48,10 +48,9 @@ final class BackendsCommand extends CommandBase {
             row.put("version", c.metadata().map(ModuleInfo::version).orElse("?"));
             row.put("tree", c.inTree() ? "in-tree" : "out-of-tree");
             row.put("license", c.metadata().map(ModuleInfo::license).orElse("?"));
-            row.put("taint", c.loadable() && loader.find(c.name()).isPresent() ? loadTaint(c) : "-");
+            row.put("taint", c.selected() ? loadTaint(c) : "-");
             row.put("origin", c.origin());
-            row.put("status", c.loadable() ? (loader.find(c.name()).isPresent() ? "ok" : "duplicate name")
-                    : c.refusal());
+            row.put("status", c.status());
             rows.add(row);
         }
         List<BrokenPlugin> broken = loader.broken();

@@ -75,9 +75,24 @@ final class DemoCommand extends CommandBase {
     }
 
     /**
-     * Prints each failed backend's reason on one line of standard error, after the output.
+     * What a backend claimed and the demo saw disagree: its group is isolated, yet the stray DMA did not fault.
      *
-     * @return the exit code: 1 if a backend failed, else 0
+     * @return the contradiction in words, or null when there is none
+     */
+    static String contradiction(DemoResult r) {
+        if (r.status().equals("ok") && r.isolated() && !r.strayDma().equals("faulted")) {
+            return "its iommu group is isolated, yet a stray DMA at another process's page "
+                    + (r.strayDma().equals("corrupted") ? "corrupted that memory" : "did not fault")
+                    + ": the backend does not isolate what it says it does";
+        }
+        return null;
+    }
+
+    /**
+     * Prints each failed backend's reason, and each contradiction between what a backend claims and what the
+     * demo saw, on one line of standard error, after the output.
+     *
+     * @return the exit code: 1 if a backend failed or contradicted its claims, else 0
      */
     private int reportFailures(List<DemoResult> results) {
         spec.commandLine().getOut().flush();
@@ -86,6 +101,11 @@ final class DemoCommand extends CommandBase {
         for (DemoResult r : results) {
             if (r.status().equals("failed")) {
                 err.println(spec.qualifiedName() + ": " + r.backend() + " failed: " + Iommuctl.oneLine(r.reason()));
+                code = 1;
+            }
+            String contradiction = contradiction(r);
+            if (contradiction != null) {
+                err.println(spec.qualifiedName() + ": " + r.backend() + " contradicts its claims: " + contradiction);
                 code = 1;
             }
         }

@@ -16,10 +16,11 @@ import picocli.CommandLine.Mixin;
 @Command(name = "iommuctl", mixinStandardHelpOptions = true, versionProvider = Iommuctl.Version.class,
         description = "Load an IOMMU/VFIO backend on a simulated host and watch DMA go through it.",
         subcommands = {DemoCommand.class, BackendsCommand.class, ModinfoCommand.class, GroupsCommand.class,
-                TaintCommand.class, DmesgCommand.class, RunCommand.class, SchemaCommand.class, HelpCommand.class})
+                TaintCommand.class, DmesgCommand.class, RunCommand.class, SchemaCommand.class, CheckCommand.class,
+                HelpCommand.class})
 public final class Iommuctl implements Runnable {
     /** The commands, for messages. */
-    static final String COMMANDS = "demo, backends, modinfo, groups, taint, dmesg, run, schema or help";
+    static final String COMMANDS = "demo, backends, modinfo, groups, taint, dmesg, run, schema, check or help";
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

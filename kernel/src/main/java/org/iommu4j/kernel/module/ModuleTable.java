@@ -72,7 +72,7 @@ public final class ModuleTable {
     public LoadedModule insert(BackendProvider provider, Map<String, String> parameters, LoadFacts facts) {
         lock.lock();
         try {
-            ModuleInfo info = provider.info();
+            ModuleInfo info = facts.info() != null ? facts.info() : provider.info();
             String name = ModuleInfo.normalizeName(info.name());
             // load_module's order in Linux v6.12: the signature (module_sig_check), then early_mod_check's
             // duplicate check, and only then module_augment_kernel_taints (out-of-tree, licence, unsigned): since

@@ -49,8 +49,6 @@ import org.iommu4j.cli.ScenarioFile.Unmap;
 import org.iommu4j.cli.Values.SyncFor;
 import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.bus.BusDevice;
-import org.iommu4j.kernel.bus.DmaMasks;
-import org.iommu4j.kernel.bus.PciDeviceSpec;
 import org.iommu4j.kernel.fault.FaultAttr;
 import org.iommu4j.kernel.iommu.Group;
 import org.iommu4j.kernel.module.LoadedModule;
@@ -170,6 +168,7 @@ final class Scenario {
         final Set<String> bufferNames = new LinkedHashSet<>();
         final Set<String> containerNames = new HashSet<>();
         final Set<String> opened = new HashSet<>();
+        Map<PciAddress, ScenarioFile.BridgeSpec> bridges = Map.of();
     }
 
     /**
@@ -198,6 +197,7 @@ final class Scenario {
                 CommandLineCheck.hide("xen-pciback.hide", h.xen().hide(), "host.xen.hide");
             }
         }
+        k.bridges = Topology.checkBridges(h);
         if (h == null || h.devices() == null) {
             k.deviceSet.addAll(EmbeddedHost.PCI_DEVICES);
         } else {
@@ -235,6 +235,7 @@ final class Scenario {
 
     private void device(String at, DeviceSpec d, Known k) {
         range(at + ".dmaMaskBits", d.dmaMaskBits(), 1, 64, "bits");
+        Topology.checkDevice(at, d, k.bridges);
         if (!k.deviceSet.add(d.bdf())) {
             throw new BadInput(at + ".bdf", d.bdf() + " is on the host twice: a PCI address is unique");
         }
@@ -362,6 +363,7 @@ final class Scenario {
                 return; // adding it again is the kernel's EEXIST to report
             }
             range(at + ".device.dmaMaskBits", s.device().dmaMaskBits(), 1, 64, "bits");
+            Topology.checkDevice(at + ".device", s.device(), k.bridges);
             if (defines) {
                 k.deviceSet.add(s.device().bdf());
             }
@@ -487,16 +489,11 @@ final class Scenario {
             return EmbeddedHost.builder(commandLine, memory, cpus).dmaApiDebug(debug).build();
         }
         Host.Builder b = Host.builder().memory(memory).cpus(cpus).commandLine(commandLine).dmaApiDebug(debug);
+        Map<PciAddress, org.iommu4j.api.PciBridge> bridges = Topology.bridges(h);
         for (DeviceSpec d : h.devices()) {
-            b.pciDevice(spec(d));
+            b.pciDevice(Topology.spec(d, bridges));
         }
         return b.build();
-    }
-
-    private static PciDeviceSpec spec(DeviceSpec d) {
-        PciDeviceSpec spec = PciDeviceSpec.of(d.bdf().toString()).withDmaMask(DmaMasks.bits(
-                d.dmaMaskBits() == null ? 64 : d.dmaMaskBits()));
-        return d.driver() == null ? spec : spec.withDriver(d.driver());
     }
 
     private static Map<String, String> params(Map<String, String> params) {
@@ -612,7 +609,7 @@ final class Scenario {
             return "hot-removed " + s.device();
         }
         if (step instanceof HotAdd s) {
-            host.buses().addPci(spec(s.device()));
+            host.buses().addPci(Topology.spec(s.device(), Topology.bridges(file.host())));
             Group g = host.buses().require(s.device().bdf().toString()).group();
             return "hot-added " + s.device().bdf() + (g == null ? ", in no iommu group" : ", iommu group "
                     + g.id());

@@ -56,11 +56,12 @@ record ScenarioFile(
      * @param cpus CPU count
      * @param cmdline kernel command line
      * @param dmaApiDebug whether CONFIG_DMA_API_DEBUG is on
+     * @param bridges PCI bridges the devices may sit below
      * @param devices PCI devices; null for the embedded host's four devices
      * @param xen when present, the host is a Xen guest and this says what Domain-0 gives it
      */
     @JsonClassDescription("The simulated machine.")
-    @JsonPropertyOrder({"memoryMiB", "cpus", "cmdline", "dmaApiDebug", "devices", "xen"})
+    @JsonPropertyOrder({"memoryMiB", "cpus", "cmdline", "dmaApiDebug", "bridges", "devices", "xen"})
     record HostSpec(
             @JsonProperty(defaultValue = "1024") @JsonPropertyDescription("Memory in MiB, 16 to 1048576 (1 TiB).")
             Integer memoryMiB,
@@ -69,12 +70,55 @@ record ScenarioFile(
                     + " words for the backends, dma_debug=off, fail_page_alloc=..., swiotlb=...") String cmdline,
             @JsonProperty(defaultValue = "false") @JsonPropertyDescription("CONFIG_DMA_API_DEBUG: check every DMA"
                     + " API call and report driver bugs in dmesg.") Boolean dmaApiDebug,
+            @JsonPropertyDescription("PCI bridges (root ports, switch ports, bridges to conventional PCI), each"
+                    + " before the bridges and devices below it; they decide, with ACS, which devices share an"
+                    + " iommu group when the backend groups by topology (pci_device_group). Absent: none, every"
+                    + " device sits on a root bus. Needs \"devices\".") List<BridgeSpec> bridges,
             @JsonPropertyDescription("The PCI devices. Absent: the embedded host's four devices (0000:00:02.0 i915,"
                     + " 0000:06:0d.0 the NIC, 0000:07:00.0 with 32-bit DMA, platform fsl-dma.0).")
             List<DeviceSpec> devices,
             @JsonPropertyDescription("Makes the host a Xen guest: the devices are the machine's, Domain-0 loads xen"
                     + " with this hide list (pciback holds those devices) and gives each of them to the guest, which"
                     + " has memoryMiB, cpus and cmdline and sees only the devices it was given.") XenSpec xen) {
+    }
+
+    /**
+     * A PCI bridge.
+     *
+     * @param bdf its own address
+     * @param type its kind
+     * @param secondaryBus the bus below it
+     * @param parent the bridge above it
+     * @param acs the ACS capability bits it implements
+     */
+    @JsonClassDescription("A PCI bridge: devices and bridges on its secondary bus sit below it.")
+    @JsonPropertyOrder({"bdf", "type", "secondaryBus", "parent", "acs"})
+    record BridgeSpec(
+            @JsonProperty(required = true) @JsonPropertyDescription("Its own address, DDDD:BB:DD.F in hex; on its"
+                    + " parent's secondary bus.") PciAddress bdf,
+            @JsonProperty(required = true) @JsonPropertyDescription("Its kind: a PCIe-to-PCI bridge or a"
+                    + " conventional PCI bridge puts every device below it into one group; root and switch"
+                    + " downstream ports isolate their devices only with ACS.") Values.BridgeKind type,
+            @JsonProperty(required = true) @JsonPropertyDescription("The bus number below it, 1 to 255.")
+            Integer secondaryBus,
+            @JsonPropertyDescription("The bridge above it (one listed before it); absent: it sits on a root bus.")
+            PciAddress parent,
+            @JsonPropertyDescription("The ACS capability bits it implements; the kernel enables SV, RR, CR and UF"
+                    + " of them at boot. Absent: no ACS capability.") List<Values.AcsBit> acs) {
+    }
+
+    /**
+     * A firmware-reported reserved memory region.
+     *
+     * @param start its first byte
+     * @param bytes its size
+     */
+    @JsonClassDescription("An ACPI DMAR RMRR: memory the firmware keeps DMAing to; the IOMMU identity-maps it and"
+            + " VFIO keeps it out of the container's IOVA ranges.")
+    @JsonPropertyOrder({"start", "bytes"})
+    record RmrrSpec(
+            @JsonProperty(required = true) @JsonPropertyDescription("Its first byte, page-aligned.") Address start,
+            @JsonProperty(required = true) @JsonPropertyDescription("Its size, page-aligned, not 0.") Size bytes) {
     }
 
     /**
@@ -93,16 +137,31 @@ record ScenarioFile(
      * @param bdf its address
      * @param dmaMaskBits its DMA mask width
      * @param driver a host driver bound at boot
+     * @param below the bridge above it
+     * @param multifunction whether it is one function of a multi-function device
+     * @param acs the ACS capability bits of that function
+     * @param dmaAliases other devfns on its bus it also issues DMA as
+     * @param rmrrs its reserved memory regions
      */
     @JsonClassDescription("A PCI device: an Intel e1000 NIC unless said otherwise.")
-    @JsonPropertyOrder({"bdf", "dmaMaskBits", "driver"})
+    @JsonPropertyOrder({"bdf", "dmaMaskBits", "driver", "below", "multifunction", "acs", "dmaAliases", "rmrrs"})
     record DeviceSpec(
             @JsonProperty(required = true) @JsonPropertyDescription("Its address, DDDD:BB:DD.F in hex.")
             PciAddress bdf,
             @JsonProperty(defaultValue = "64") @JsonPropertyDescription("Its DMA mask width in bits, 1 to 64.")
             Integer dmaMaskBits,
             @JsonPropertyDescription("A host (non-VFIO) driver bound at boot, for example i915; absent: none.")
-            String driver) {
+            String driver,
+            @JsonPropertyDescription("The bridge above it, one of host.bridges whose secondary bus is the device's"
+                    + " bus; absent: it sits on a root bus.") PciAddress below,
+            @JsonProperty(defaultValue = "false") @JsonPropertyDescription("It is one function of a multi-function"
+                    + " device: without ACS its functions share an iommu group.") Boolean multifunction,
+            @JsonPropertyDescription("The ACS capability bits of the function (needs multifunction); with SV, RR,"
+                    + " CR and UF it is isolated from its sibling functions. Absent: no ACS capability.")
+            List<Values.AcsBit> acs,
+            @JsonPropertyDescription("Other devices and functions on its bus it also issues DMA as (a quirk the"
+                    + " kernel records with pci_add_dma_alias): it shares their group.") List<Values.Devfn> dmaAliases,
+            @JsonPropertyDescription("Its ACPI DMAR RMRRs; absent: none.") List<RmrrSpec> rmrrs) {
     }
 
     /**

@@ -326,6 +326,12 @@ final class ScenarioReader {
                 Values::errno));
         values.addDeserializer(Capability.class, text("a capability: expected one of " + Values.capabilityNames(),
                 Values::capability));
+        values.addDeserializer(Values.BridgeKind.class, text("a bridge type: expected " + Values.BRIDGE_FORM,
+                Values.BridgeKind::parse));
+        values.addDeserializer(Values.AcsBit.class, text("an ACS capability bit: expected " + Values.ACS_FORM,
+                Values.AcsBit::parse));
+        values.addDeserializer(Values.Devfn.class, text("a device and function: expected " + Values.DEVFN_FORM,
+                Values.Devfn::parse));
         values.addDeserializer(PciAddress.class, text("a PCI address: expected " + PciAddress.FORM,
                 Values::pciAddress));
         return JsonMapper.builder()

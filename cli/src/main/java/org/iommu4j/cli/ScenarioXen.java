@@ -5,8 +5,6 @@ import java.util.Map;
 import org.iommu4j.api.PciAddress;
 import org.iommu4j.api.PciSlotPattern;
 import org.iommu4j.kernel.Host;
-import org.iommu4j.kernel.bus.DmaMasks;
-import org.iommu4j.kernel.bus.PciDeviceSpec;
 import org.iommu4j.loader.BackendLoader;
 import org.iommu4j.xen.XenDomain;
 import org.iommu4j.xen.XenPlatform;
@@ -31,10 +29,9 @@ final class ScenarioXen {
         if (h.devices() == null) {
             EmbeddedHost.pciDevices().forEach(b::pciDevice);
         }
+        var bridges = Topology.bridges(h);
         for (ScenarioFile.DeviceSpec d : devices) {
-            PciDeviceSpec spec = PciDeviceSpec.of(d.bdf().toString()).withDmaMask(DmaMasks.bits(
-                    d.dmaMaskBits() == null ? 64 : d.dmaMaskBits()));
-            b.pciDevice(d.driver() != null ? spec.withDriver(d.driver()) : spec);
+            b.pciDevice(Topology.spec(d, bridges));
         }
         XenPlatform platform = b.build();
         loader.load(platform.dom0().host(), "xen", Map.of("hide", hide));

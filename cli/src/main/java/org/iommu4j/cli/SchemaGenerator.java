@@ -173,6 +173,16 @@ public final class SchemaGenerator {
         } else if (type == Capability.class) {
             n.setAll(names(json, Arrays.stream(Capability.values()).map(Enum::name).toArray(String[]::new)));
             n.put("description", "A capability name.");
+        } else if (type == Values.BridgeKind.class) {
+            n.setAll(names(json, Arrays.stream(org.iommu4j.api.PciBridgeType.values()).map(Values.BridgeKind::name)
+                    .toArray(String[]::new)));
+            n.put("description", Values.BRIDGE_FORM);
+        } else if (type == Values.AcsBit.class) {
+            n.setAll(names(json, "SV", "TB", "RR", "CR", "UF", "EC", "DT"));
+            n.put("description", Values.ACS_FORM);
+        } else if (type == Values.Devfn.class) {
+            n.setAll(string(json, "^[01][0-9a-fA-F]\\.[0-7]$"));
+            n.put("description", Values.DEVFN_FORM);
         } else if (type == PciAddress.class) {
             n.setAll(string(json, PCI_PATTERN));
             n.put("description", PciAddress.FORM);

@@ -8,7 +8,9 @@ import java.util.regex.Pattern;
 import org.iommu4j.api.Capability;
 import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuProt;
+import org.iommu4j.api.PciAcs;
 import org.iommu4j.api.PciAddress;
+import org.iommu4j.api.PciBridgeType;
 import org.iommu4j.api.Vfio;
 import org.iommu4j.kernel.fault.FaultInjection;
 
@@ -137,6 +139,69 @@ final class Values {
                 case "rw" -> new Prot(IommuProt.READ | IommuProt.WRITE);
                 default -> throw new BadValue(quote(text) + " is not a protection: expected " + PROT_FORM);
             };
+        }
+    }
+
+    /** How {@link BridgeKind} values are written. */
+    static final String BRIDGE_FORM = "\"root-port\", \"switch-upstream-port\", \"switch-downstream-port\","
+            + " \"pcie-to-pci-bridge\" or \"pci-bridge\"";
+
+    /** A PCI bridge's kind, {@link PciBridgeType} written in lower case with dashes. */
+    record BridgeKind(PciBridgeType type) {
+        static String name(PciBridgeType t) {
+            return t.name().toLowerCase(Locale.ROOT).replace('_', '-');
+        }
+
+        static BridgeKind parse(String text) {
+            for (PciBridgeType t : PciBridgeType.values()) {
+                if (name(t).equals(text)) {
+                    return new BridgeKind(t);
+                }
+            }
+            throw new BadValue(quote(text) + " is not a bridge type: expected " + BRIDGE_FORM);
+        }
+    }
+
+    /** The ACS capability bits by name, as the PCIe spec and the kernel's PCI_ACS_* call them. */
+    static final String ACS_FORM = "\"SV\", \"TB\", \"RR\", \"CR\", \"UF\", \"EC\" or \"DT\"";
+
+    /** One ACS capability bit ({@link PciAcs}). */
+    record AcsBit(int mask) {
+        static AcsBit parse(String text) {
+            return switch (text) {
+                case "SV" -> new AcsBit(PciAcs.SV);
+                case "TB" -> new AcsBit(PciAcs.TB);
+                case "RR" -> new AcsBit(PciAcs.RR);
+                case "CR" -> new AcsBit(PciAcs.CR);
+                case "UF" -> new AcsBit(PciAcs.UF);
+                case "EC" -> new AcsBit(PciAcs.EC);
+                case "DT" -> new AcsBit(PciAcs.DT);
+                default -> throw new BadValue(quote(text) + " is not an ACS capability bit: expected " + ACS_FORM);
+            };
+        }
+
+        static int bits(java.util.List<AcsBit> bits) {
+            int m = 0;
+            for (AcsBit b : bits == null ? java.util.List.<AcsBit>of() : bits) {
+                m |= b.mask();
+            }
+            return m;
+        }
+    }
+
+    /** How {@link Devfn} values are written. */
+    static final String DEVFN_FORM = "DD.F in hex, a device 00 to 1f and a function 0 to 7, on the device's bus";
+
+    private static final Pattern DEVFN = Pattern.compile("([0-9a-fA-F]{2})\\.([0-7])");
+
+    /** A device and function on a bus, {@code device << 3 | function}. */
+    record Devfn(int value) {
+        static Devfn parse(String text) {
+            Matcher m = DEVFN.matcher(text);
+            if (!m.matches() || Integer.parseInt(m.group(1), 16) > 0x1f) {
+                throw new BadValue(quote(text) + " is not a device and function: expected " + DEVFN_FORM);
+            }
+            return new Devfn(Integer.parseInt(m.group(1), 16) << 3 | Integer.parseInt(m.group(2)));
         }
     }
 

@@ -31,6 +31,14 @@ class BadInputTableTest {
             + " \"device\": \"0000:06:0d.0\", \"type\": \"ANY\"}, {\"step\": \"map\", \"process\": \"q\", \"device\":"
             + " \"0000:06:0d.0\", \"buffer\": \"b\"";
     private static final String SIZE = "expected " + Values.SIZE_FORM;
+    private static final String ROOT_PORT = "{\"bdf\": \"0000:00:1c.0\", \"type\": \"root-port\","
+            + " \"secondaryBus\": 2}";
+
+    /** A version 2 file with these bridges and devices and no step. */
+    private static String topo(String bridges, String devices) {
+        return "{\"version\": 2, \"host\": {\"bridges\": [" + bridges + "], \"devices\": [" + devices
+                + "]}, \"steps\": []}";
+    }
 
     static Stream<Arguments> scenarios() {
         return Stream.of(
@@ -81,6 +89,59 @@ class BadInputTableTest {
                         + " backends, description, host, processes, steps, version"),
                 row("devices as a string", "{\"host\": {\"devices\": \"0000:06:0d.0\"}, \"steps\": []}",
                         "host.devices: \"0000:06:0d.0\" is not a list: expected a JSON array [...]"),
+                row("a bridge type misspelled", topo("{\"bdf\": \"0000:00:1c.0\", \"type\": \"rootport\","
+                        + " \"secondaryBus\": 2}", "{\"bdf\": \"0000:02:00.0\"}"), "host.bridges[0].type:"
+                        + " \"rootport\" is not a bridge type: expected " + Values.BRIDGE_FORM),
+                row("a bridge without a secondary bus", topo("{\"bdf\": \"0000:00:1c.0\", \"type\":"
+                        + " \"root-port\"}", "{\"bdf\": \"0000:02:00.0\"}"), "host.bridges[0].secondaryBus:"
+                        + " missing: required (see docs/scenarios.md)"),
+                row("secondary bus 0", topo(ROOT_PORT.replace("\"secondaryBus\": 2", "\"secondaryBus\": 0"),
+                        "{\"bdf\": \"0000:02:00.0\"}"), "host.bridges[0].secondaryBus: 0 is out of range:"
+                        + " expected 1 to 255"),
+                row("two bridges with one secondary bus", topo(ROOT_PORT + ", " + ROOT_PORT.replace("1c.0", "1d.0"),
+                        "{\"bdf\": \"0000:02:00.0\"}"), "host.bridges[1].secondaryBus: bus 02 is already below"
+                        + " 0000:00:1c.0: a secondary bus belongs to one bridge"),
+                row("a parent listed after", topo("{\"bdf\": \"0000:02:00.0\", \"type\": \"pcie-to-pci-bridge\","
+                        + " \"secondaryBus\": 3, \"parent\": \"0000:00:1c.0\"}, " + ROOT_PORT,
+                        "{\"bdf\": \"0000:03:00.0\"}"), "host.bridges[0].parent: 0000:00:1c.0 is not a bridge"
+                        + " listed before this one: expected one of none (list the parent first)"),
+                row("a bridge off its parent's bus", topo(ROOT_PORT + ", {\"bdf\": \"0000:05:00.0\", \"type\":"
+                        + " \"pci-bridge\", \"secondaryBus\": 3, \"parent\": \"0000:00:1c.0\"}",
+                        "{\"bdf\": \"0000:03:00.0\"}"), "host.bridges[1].bdf: 0000:05:00.0 is not on the secondary"
+                        + " bus 02 of 0000:00:1c.0: expected 0000:02:DD.F"),
+                row("a device off its bridge's bus", topo(ROOT_PORT, "{\"bdf\": \"0000:02:00.0\", \"below\":"
+                        + " \"0000:00:1c.0\"}, {\"bdf\": \"0000:03:00.0\", \"below\": \"0000:00:1c.0\"}"),
+                        "host.devices[1].bdf: 0000:03:00.0 is not on the secondary bus 02 of 0000:00:1c.0: expected"
+                                + " 0000:02:DD.F"),
+                row("below a device, not a bridge", topo(ROOT_PORT, "{\"bdf\": \"0000:02:00.0\", \"below\":"
+                        + " \"0000:00:1d.0\"}"), "host.devices[0].below: 0000:00:1d.0 is not one of host.bridges:"
+                        + " expected one of [0000:00:1c.0]"),
+                row("a device at a bridge's address", topo(ROOT_PORT, "{\"bdf\": \"0000:00:1c.0\"}"),
+                        "host.devices[0].bdf: 0000:00:1c.0 is a bridge of host.bridges: a PCI address is unique"),
+                row("ACS on a single function", topo(ROOT_PORT, "{\"bdf\": \"0000:02:00.0\", \"acs\": [\"SV\"]}"),
+                        "host.devices[0].acs: ACS bits of a single-function device have no effect: set"
+                                + " \"multifunction\": true or drop \"acs\""),
+                row("an unknown ACS bit", topo(ROOT_PORT, "{\"bdf\": \"0000:02:00.0\", \"multifunction\": true,"
+                        + " \"acs\": [\"SV\", \"XX\"]}"), "host.devices[0].acs[1]: \"XX\" is not an ACS capability"
+                        + " bit: expected " + Values.ACS_FORM),
+                row("a DMA alias of device 20", topo(ROOT_PORT, "{\"bdf\": \"0000:02:00.0\", \"dmaAliases\":"
+                        + " [\"20.0\"]}"), "host.devices[0].dmaAliases[0]: \"20.0\" is not a device and function:"
+                        + " expected " + Values.DEVFN_FORM),
+                row("a DMA alias to itself", topo(ROOT_PORT, "{\"bdf\": \"0000:02:00.1\", \"dmaAliases\":"
+                        + " [\"00.1\"]}"), "host.devices[0].dmaAliases[0]: 00.1 is the device itself: expected"
+                        + " another device and function on bus 02"),
+                row("an unaligned RMRR", topo(ROOT_PORT, "{\"bdf\": \"0000:02:00.0\", \"rmrrs\": [{\"start\":"
+                        + " \"0xe0001000\", \"bytes\": \"4K\"}, {\"start\": \"0xe0000800\", \"bytes\": 4096}]}"),
+                        "host.devices[0].rmrrs[1].start: 0xe0000800 is not page-aligned: expected a multiple of 4096"),
+                row("an empty RMRR", topo(ROOT_PORT, "{\"bdf\": \"0000:02:00.0\", \"rmrrs\": [{\"start\":"
+                        + " 4096, \"bytes\": 0}]}"), "host.devices[0].rmrrs[0].bytes: 0 is not a page-aligned,"
+                        + " non-empty size: expected a multiple of 4096, not 0"),
+                row("an RMRR past 2^64", topo(ROOT_PORT, "{\"bdf\": \"0000:02:00.0\", \"rmrrs\": [{\"start\":"
+                        + " \"0xfffffffffffff000\", \"bytes\": \"8K\"}]}"), "host.devices[0].rmrrs[0].bytes: 8192"
+                        + " bytes from 0xfffffffffffff000 run past 2^64: expected a region below 2^64"),
+                row("bridges on the embedded host", "{\"version\": 2, \"host\": {\"bridges\": [" + ROOT_PORT
+                        + "]}, \"steps\": []}", "host.bridges: bridges need \"devices\": the embedded host's"
+                        + " devices have a topology of their own"),
                 row("an empty object", "{}", "steps: missing: required (see docs/scenarios.md)"),
                 row("an unknown step after a good one", "{\"steps\": [{\"do\": \"bind\", \"device\": \"0000:06:0d.0\"},"
                         + " {\"do\": \"frob\"}]}", "steps[1].do: \"frob\" is not a step: expected one of "

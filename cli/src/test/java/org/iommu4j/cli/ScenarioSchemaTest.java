@@ -14,6 +14,7 @@ import java.util.List;
 import java.util.stream.Stream;
 import org.iommu4j.cli.IommuctlTest.Run;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -43,10 +44,15 @@ class ScenarioSchemaTest {
 
     @ParameterizedTest
     @MethodSource("examples")
-    void everyExampleValidatesAgainstTheSchemaAndRunsAsWritten(Path example) throws IOException {
+    void everyExampleValidatesAgainstTheSchemaAndRunsAsWritten(Path example, @TempDir Path plugins)
+            throws IOException {
         List<Error> errors = schema().validate(Files.readString(example), InputFormat.JSON);
         assertThat(errors).as(example.toString()).isEmpty();
-        Run r = IommuctlTest.iommuctl("run", example.toString());
+        String text = Files.readString(example);
+        // As docs/scenarios.md says: a scenario that loads the vtd example plugin runs with --plugin-dir.
+        Run r = text.contains("\"name\": \"vtd\"")
+                ? IommuctlTest.iommuctl("run", "--plugin-dir", vtdPlugin(plugins).toString(), example.toString())
+                : IommuctlTest.iommuctl("run", example.toString());
         assertThat(r.err()).isEmpty();
         assertThat(r.code()).isZero();
         assertThat(r.out()).containsPattern("scenario done: \\d+ steps");
@@ -76,6 +82,57 @@ class ScenarioSchemaTest {
                         + " 0x80000000: not mapped\n");
     }
 
+    /** The example VT-d-like backend, built by its module, in a plugin directory of its own. */
+    static Path vtdPlugin(Path plugins) throws IOException {
+        Path built;
+        try (Stream<Path> s = Files.list(Path.of("..", "examples", "vtd-backend", "target"))) {
+            built = s.filter(p -> p.getFileName().toString().matches("iommu4j-example-vtd-backend-[^-]+-SNAPSHOT\\.jar"
+                    + "|iommu4j-example-vtd-backend-[0-9.]+\\.jar")).findFirst().orElseThrow();
+        }
+        Files.createDirectories(plugins.resolve("vtd"));
+        Files.copy(built, plugins.resolve("vtd").resolve("vtd.jar"));
+        return plugins;
+    }
+
+    @Test
+    void twoFunctionsWithoutAcsShareOneGroupThatOneOpenServesAndOneMapFeedsBoth(@TempDir Path plugins)
+            throws IOException {
+        Path example = SCENARIOS.resolve("two-devices-one-group.json");
+        Run r = IommuctlTest.iommuctl("run", "--plugin-dir", vtdPlugin(plugins).toString(), example.toString());
+        assertThat(r.err()).isEmpty();
+        assertThat(r.code()).isZero();
+        assertThat(r.out()).contains("step 3: qemu:1000 opened /dev/vfio/0 with VFIO_TYPE1v2_IOMMU(3)\n")
+                .contains("step 4: qemu:1000 opened 0000:02:00.1 of /dev/vfio/0, which it has open\n")
+                .contains("step 7: 0000:02:00.1 read \"function 0 wrote this\" at bus address 0x100000\n")
+                .contains("step 9: qemu:1000 read \"and 1 this\"")
+                .containsPattern("scenario done: 11 steps");
+        Run groups = IommuctlTest.iommuctl("groups", "--plugin-dir", plugins.toString(), "--scenario",
+                example.toString());
+        assertThat(groups.code()).isZero();
+        assertThat(groups.out()).isEqualTo("""
+                /sys/kernel/iommu_groups
+                `-- 0  type=DMA-FQ  /dev/vfio/0
+                    `-- devices
+                        |-- 0000:02:00.0 -> ../../../../devices/pci0000:00/0000:00:1c.0/0000:02:00.0  [vfio-pci]
+                        `-- 0000:02:00.1 -> ../../../../devices/pci0000:00/0000:00:1c.0/0000:02:00.1  [vfio-pci]
+                """);
+    }
+
+    @Test
+    void withAcsOnTheFunctionsEachHasAGroupOfItsOwnThatASecondOpenAddsToTheContainer(@TempDir Path plugins)
+            throws IOException {
+        String acs = Files.readString(SCENARIOS.resolve("two-devices-one-group.json")).replace(
+                "\"multifunction\": true}", "\"multifunction\": true, \"acs\": [\"SV\", \"RR\", \"CR\", \"UF\"]}");
+        Path file = plugins.resolveSibling(plugins.getFileName() + "-acs.json");
+        Files.writeString(file, acs);
+        Run r = IommuctlTest.iommuctl("run", "--plugin-dir", vtdPlugin(plugins).toString(), file.toString());
+        Files.delete(file);
+        assertThat(r.err()).isEmpty();
+        assertThat(r.code()).isZero();
+        assertThat(r.out()).contains("step 3: qemu:1000 opened /dev/vfio/0 with VFIO_TYPE1v2_IOMMU(3)\n")
+                .contains("step 4: qemu:1000 opened /dev/vfio/1 into its container vm (VFIO_TYPE1v2_IOMMU(3))\n");
+    }
+
     @Test
     void aFailedOpenClosesWhatItOpenedSoTheNextOpenWorks() throws IOException {
         Path file = Files.createTempFile("open", ".json");
@@ -95,7 +152,7 @@ class ScenarioSchemaTest {
     void docsScenariosMdNamesEveryStepAndEveryField() throws IOException {
         String doc = Files.readString(Path.of("..", "docs", "scenarios.md"));
         for (Class<?> type : List.of(ScenarioFile.class, ScenarioFile.HostSpec.class, ScenarioFile.DeviceSpec.class,
-                ScenarioFile.BackendSpec.class, ScenarioFile.ProcessSpec.class)) {
+                ScenarioFile.BridgeSpec.class, ScenarioFile.BackendSpec.class, ScenarioFile.ProcessSpec.class)) {
             for (var c : type.getRecordComponents()) {
                 assertThat(doc).as(type.getSimpleName() + "." + c.getName()).contains("| `" + c.getName() + "` |");
             }

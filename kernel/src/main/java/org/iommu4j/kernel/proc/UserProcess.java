@@ -34,6 +34,11 @@ public final class UserProcess {
     public static final long DEFAULT_MEMLOCK_LIMIT = 8L << 20;
     /** {@code RLIM_INFINITY}: no limit. */
     public static final long RLIM_INFINITY = -1L;
+    /**
+     * The longest mmap this model takes: {@code Integer.MAX_VALUE} 4 KiB pages, 8 TiB - 4 KiB (an invention: the
+     * kernel's limit is the address space, not a page count).
+     */
+    public static final long MAX_MMAP_LENGTH = (long) Integer.MAX_VALUE << PhysicalMemory.PAGE_SHIFT;
 
     private final int pid;
     private final String comm;
@@ -203,7 +208,7 @@ public final class UserProcess {
      * @return the first virtual address, page-aligned
      * @throws IommuException {@link Errno#ENOMEM} when memory runs out, refused before anything is allocated
      *     when the length is more than the free memory (nothing stays allocated), {@link Errno#EINVAL} for a
-     *     length below 1 or above 8 TiB
+     *     length below 1 or above 8 TiB - 4 KiB ({@value #MAX_MMAP_LENGTH} bytes)
      */
     public synchronized long mmap(long length) {
         int count = pageCount(length);
@@ -250,8 +255,8 @@ public final class UserProcess {
     private int pageCount(long length) {
         requireAlive();
         if (length < 1 || PhysicalMemory.pageAlignUp(length) >>> PhysicalMemory.PAGE_SHIFT > Integer.MAX_VALUE) {
-            throw new IommuException(Errno.EINVAL, "mmap length " + length + " is invalid: expected 1 byte to "
-                    + "8 TiB");
+            throw new IommuException(Errno.EINVAL, "mmap length " + length + " is invalid: expected 1 to "
+                    + MAX_MMAP_LENGTH + " bytes (8 TiB - 4 KiB)");
         }
         return (int) (PhysicalMemory.pageAlignUp(length) >>> PhysicalMemory.PAGE_SHIFT);
     }

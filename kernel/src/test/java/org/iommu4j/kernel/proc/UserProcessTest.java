@@ -130,8 +130,13 @@ class UserProcessTest {
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOMEM);
         assertThat(host.pageAllocator().freePageCount()).isEqualTo(free);
         assertThatThrownBy(() -> process.mmap(1L << 50))
-                .hasMessage("mmap length 1125899906842624 is invalid: expected 1 byte to 8 TiB")
+                .hasMessage("mmap length 1125899906842624 is invalid: expected 1 to 8796093018112 bytes (8 TiB - 4 KiB)")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+        assertThatThrownBy(() -> process.mmap(8L << 40))
+                .hasMessage("mmap length 8796093022208 is invalid: expected 1 to 8796093018112 bytes (8 TiB - 4 KiB)")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+        assertThatThrownBy(() -> process.mmap(UserProcess.MAX_MMAP_LENGTH))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOMEM);
     }
 
     @Test

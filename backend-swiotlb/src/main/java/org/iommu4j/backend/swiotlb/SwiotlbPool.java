@@ -55,6 +55,13 @@ public final class SwiotlbPool implements BounceBufferPool {
     private static final long INVALID = -1;
     private static final long PAGE_MASK_LOW = PhysicalMemory.PAGE_SIZE - 1;
     private static final VarHandle LOCK;
+    private static final VarHandle STATE = MethodHandles.arrayElementVarHandle(byte[].class);
+    /** A slot that starts no mapping. */
+    private static final byte NO_HEAD = 0;
+    /** The first slot of a mapping whose first copy is under way: not yet live, not yet unmappable. */
+    private static final byte MAKING = 1;
+    /** The first slot of a live mapping or window. */
+    private static final byte LIVE = 2;
 
     static {
         try {
@@ -85,7 +92,11 @@ public final class SwiotlbPool implements BounceBufferPool {
     private final long[] usedBits;
     private final int[] padSlots;
     private final int[] mapSize;
-    private final boolean[] head;
+    /**
+     * Per slot: {@link #NO_HEAD}, or the state of the mapping it starts. A map publishes LIVE with a release store
+     * after its first copy, without the lock; readers under the lock read it with acquire.
+     */
+    private final byte[] head;
     /** Per slot: part of a VFIO bounce window, which has no original (its origAddr is meaningless). */
     private final boolean[] window;
     /** The pool's high-water mark of slots used, updated when an area reaches a new high of its own. */
@@ -107,8 +118,6 @@ public final class SwiotlbPool implements BounceBufferPool {
         int used;
         int index;
         int hiwater;
-        /** Maps that hold slots here and are still copying the original in. */
-        int making;
         /** Bytes bounced towards the device and back by copies whose slots are here. */
         long toDevice;
         long fromDevice;
@@ -170,7 +179,7 @@ public final class SwiotlbPool implements BounceBufferPool {
         this.mapSize = new int[nslabs];
         this.padSlots = new int[nslabs];
         this.usedBits = new long[(nslabs + 63) >>> 6];
-        this.head = new boolean[nslabs];
+        this.head = new byte[nslabs];
         this.window = new boolean[nslabs];
         Arrays.fill(origAddr, INVALID);
     }
@@ -280,7 +289,13 @@ public final class SwiotlbPool implements BounceBufferPool {
 
     /** @return slots held now, the areas' counts summed (each read under its lock) */
     long usedSlots() {
-        return heldAndMaking()[0];
+        long held = 0;
+        for (Area a : areas) {
+            a.lock();
+            held += a.used;
+            a.unlock();
+        }
+        return held;
     }
 
     /**
@@ -290,10 +305,15 @@ public final class SwiotlbPool implements BounceBufferPool {
     long[] heldAndMaking() {
         long held = 0;
         long making = 0;
-        for (Area a : areas) {
+        for (int i = 0; i < nareas; i++) {
+            Area a = areas[i];
             a.lock();
             held += a.used;
-            making += a.making;
+            for (int slot = i * areaSlabs, end = slot + areaSlabs; a.used > 0 && slot < end; slot++) {
+                if ((byte) STATE.getAcquire(head, slot) == MAKING) {
+                    making++;
+                }
+            }
             a.unlock();
         }
         return new long[] {held, making};
@@ -442,14 +462,16 @@ public final class SwiotlbPool implements BounceBufferPool {
                 for (int i = slot; i < slot + nslots; i++) {
                     origAddr[i] = 0;
                 }
+                head[first] = LIVE;
             } else {
                 for (int i = 0, n = nslots - pad; i < n; i++) {
                     origAddr[first + i] = orig + ((long) i << IO_TLB_SHIFT);
                 }
-                area.making++;
+                head[first] = MAKING;
+                // the first copy's bytes, counted now (and taken back if it fails): see fill
+                area.toDevice += firstCopy(mappingSize, allocSize[first]);
             }
             mapSize[first] = (int) mappingSize;
-            head[first] = true;
             area.used += nslots;
             if (area.used > area.hiwater) {
                 area.hiwater = area.used;
@@ -557,12 +579,13 @@ public final class SwiotlbPool implements BounceBufferPool {
      * @param tlb the bounce address
      */
     void fill(Device device, int first, long tlb, long mappingSize) {
-        long copied = copy(device, tlb, origAddr[first], allocSize[first], mappingSize, true);
-        Area area = areaOf(first);
-        area.lock();
-        area.making--;
-        area.toDevice += copied;
-        area.unlock();
+        copy(device, tlb, origAddr[first], allocSize[first], mappingSize, true);
+        STATE.setRelease(head, first, LIVE);
+    }
+
+    /** The bytes a fresh mapping's first copy makes: the mapping, cut at the slot's allocation as the copy cuts it. */
+    private static long firstCopy(long mappingSize, long remaining) {
+        return Long.compareUnsigned(mappingSize, remaining) > 0 ? remaining : mappingSize;
     }
 
     @Override
@@ -641,7 +664,8 @@ public final class SwiotlbPool implements BounceBufferPool {
      *     mapping of the kind the caller releases
      */
     private void claim(int index, Device device, long tlbAddr, int offset, String what, boolean forWindow) {
-        if (origAddr[index] == INVALID || !head[index] || ((tlbAddr - start) & (IO_TLB_SIZE - 1)) != offset
+        if (origAddr[index] == INVALID || (byte) STATE.getAcquire(head, index) != LIVE
+                || ((tlbAddr - start) & (IO_TLB_SIZE - 1)) != offset
                 || (!window[index] && alignOffset(device, 0, origAddr[index]) != offset)) {
             throw notLive(what, tlbAddr);
         }
@@ -650,7 +674,7 @@ public final class SwiotlbPool implements BounceBufferPool {
                     + " was changed", what, tlbAddr, window[index] ? "a VFIO bounce window, not a DMA API"
                     + " mapping" : "a DMA API mapping, not a VFIO bounce window"));
         }
-        head[index] = false;
+        head[index] = NO_HEAD;
     }
 
     private static IommuException notLive(String what, long tlbAddr) {
@@ -663,8 +687,8 @@ public final class SwiotlbPool implements BounceBufferPool {
         Area area = areaOf(first);
         area.lock();
         try {
-            head[first] = false;
-            area.making--;
+            head[first] = NO_HEAD;
+            area.toDevice -= firstCopy(mapSize[first], allocSize[first]);
             release(area, first, offset);
         } finally {
             area.unlock();
@@ -810,7 +834,7 @@ public final class SwiotlbPool implements BounceBufferPool {
         Area area = areaOf(index);
         area.lock();
         try {
-            if (head[index] && window[index] && mapSize[index] != size) {
+            if (head[index] == LIVE && window[index] && mapSize[index] != size) {
                 throw new IommuException(Errno.EINVAL, String.format("swiotlb: release of 0x%x with size %d,"
                         + " but %d bytes were mapped there; nothing was unmapped", windowAddr, size,
                         mapSize[index]));

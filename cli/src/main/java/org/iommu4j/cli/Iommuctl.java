@@ -12,7 +12,8 @@ import picocli.CommandLine.Command;
 @Command(name = "iommuctl", mixinStandardHelpOptions = true, version = "iommuctl 0.1.0 (iommu4j API 1.0)",
         description = "Load an IOMMU/VFIO backend on a simulated host and watch DMA go through it.",
         subcommands = {DemoCommand.class, BackendsCommand.class, ModinfoCommand.class, GroupsCommand.class,
-                TaintCommand.class, DmesgCommand.class, RunCommand.class, CommandLine.HelpCommand.class})
+                TaintCommand.class, DmesgCommand.class, RunCommand.class, BenchCommand.class,
+                CommandLine.HelpCommand.class})
 public final class Iommuctl implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

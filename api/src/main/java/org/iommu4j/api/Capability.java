@@ -9,5 +9,10 @@ public enum Capability {
     /** Locking memory beyond RLIMIT_MEMLOCK: pinning pages for DMA. */
     CAP_IPC_LOCK,
     /** Loading and unloading modules. */
-    CAP_SYS_MODULE
+    CAP_SYS_MODULE,
+    /**
+     * Overriding resource limits: raising a hard limit, such as {@code RLIMIT_MEMLOCK}'s, with
+     * {@code setrlimit} (since 1.2).
+     */
+    CAP_SYS_RESOURCE
 }

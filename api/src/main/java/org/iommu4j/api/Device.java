@@ -1,5 +1,6 @@
 package org.iommu4j.api;
 
+import java.util.List;
 import java.util.Optional;
 
 /**
@@ -63,13 +64,73 @@ public interface Device {
 
     /**
      * The highest bus address the device can reach, {@code min(dmaMask, busDmaLimit)} with a limit of 0
-     * meaning none: the kernel's {@code dma_capable} test is {@code addr + size - 1 <= reachLimit()}.
+     * meaning none: the kernel's {@code dma_capable} test is {@code addr + size - 1 <= reachLimit()}. Both are
+     * unsigned, as the kernel's {@code min_not_zero} on {@code u64} compares them (before 1.2 a 64-bit mask,
+     * {@code -1} as a long, wrongly won over any bus limit).
      *
      * @return the highest reachable bus address
      */
     default long reachLimit() {
         long limit = busDmaLimit();
-        return limit == 0 ? dmaMask() : Math.min(dmaMask(), limit);
+        long mask = dmaMask();
+        // min_not_zero on u64: compared unsigned, so a 64-bit mask does not read as -1 and win
+        return limit == 0 || Long.compareUnsigned(mask, limit) <= 0 ? mask : limit;
+    }
+
+    /**
+     * The bridges above a PCI device, nearest first, up to the one on a root bus; empty for a device on a root
+     * bus and for platform devices.
+     *
+     * @return the parent chain
+     * @since 1.2 (empty by default)
+     */
+    default List<PciBridge> upstreamBridges() {
+        return List.of();
+    }
+
+    /**
+     * @return whether the device is one function of a multi-function device (its header's multi-function bit)
+     * @since 1.2 (false by default)
+     */
+    default boolean isMultifunction() {
+        return false;
+    }
+
+    /**
+     * Whether ACS isolates this function from its peers, the kernel's {@code pci_acs_enabled} with
+     * {@link PciAcs#REQUIRED} ({@code drivers/pci/pci.c}, Linux v6.12): false for conventional PCI devices,
+     * true for a single-function PCIe endpoint (ACS does not apply to it), and for a function of a
+     * multi-function device true only when its ACS capability has the required controls on.
+     *
+     * @return whether the device is isolated from the other functions of its slot
+     * @since 1.2 (false by default)
+     */
+    default boolean acsIsolates() {
+        return false;
+    }
+
+    /**
+     * The requester IDs the device's DMA may reach the IOMMU with, in the order
+     * {@code pci_for_each_dma_alias} visits them: its own, its quirk aliases (functions whose ID it uses,
+     * {@code pci_add_dma_alias}), then the IDs bridges above it substitute.
+     *
+     * @return the aliases, each {@code bus << 8 | devfn}; empty for platform devices
+     * @since 1.2 (empty by default)
+     */
+    default List<Integer> dmaAliases() {
+        return List.of();
+    }
+
+    /**
+     * Whether the kernel distrusts the device because it sits below an external-facing port
+     * ({@code pdev->untrusted}): its default domain is a strict DMA domain, and the DMA API bounces its
+     * buffers that do not fill whole pages.
+     *
+     * @return whether the device is untrusted
+     * @since 1.2 (false by default)
+     */
+    default boolean isUntrusted() {
+        return false;
     }
 
     /** @return false once the device has been hot-removed */

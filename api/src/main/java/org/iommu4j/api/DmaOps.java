@@ -9,6 +9,9 @@ package org.iommu4j.api;
  * <p>The kernel checks arguments before calling: sizes are positive, {@code direction} is not
  * {@link DmaDirection#NONE}, the device is present. {@link #map}, {@link #unmap} and the syncs are hot paths:
  * they run on many threads at once and should allocate nothing on success.
+ *
+ * <p>Since 1.2: attributes ({@link DmaAttrs}), scatterlists ({@link ScatterList}, mapped segment by segment by
+ * default) and {@link #optMappingSize}, all default methods, so a 1.1 backend keeps working unchanged.
  */
 public interface DmaOps {
 
@@ -80,9 +83,132 @@ public interface DmaOps {
      * The largest single mapping this backend can make for the device ({@code dma_max_mapping_size}).
      *
      * @param device the device
-     * @return bytes; unlimited by default
+     * @return bytes, unsigned; unlimited by default ({@code Long.MAX_VALUE}, as in 1.1; the kernel's
+     *     {@code SIZE_MAX} is {@code -1}, which dma-direct returns)
      */
     default long maxMappingSize(Device device) {
         return Long.MAX_VALUE;
+    }
+
+    /**
+     * The mapping size that performs best, the kernel's {@code dma_opt_mapping_size}: in Linux v6.12 the smaller
+     * of {@link #maxMappingSize} and the ops' own optimum, which only an IOMMU's ops have (the IOVA cache's largest
+     * size).
+     *
+     * @param device the device
+     * @return bytes; by default {@link #maxMappingSize}
+     * @since 1.2
+     */
+    default long optMappingSize(Device device) {
+        return maxMappingSize(device);
+    }
+
+    /**
+     * {@link #map(Device, long, long, DmaDirection)} with attributes, the kernel's {@code dma_map_page_attrs}.
+     *
+     * @param device the device
+     * @param phys first physical address of the buffer
+     * @param size bytes
+     * @param direction which way data moves
+     * @param attrs the call's attributes
+     * @return the DMA address
+     * @since 1.2 (by default the attributes are ignored and the 1.1 method is called: a backend without bounce
+     *     buffers has nothing to skip and nothing to warn about)
+     */
+    default long map(Device device, long phys, long size, DmaDirection direction, DmaAttrs attrs) {
+        return map(device, phys, size, direction);
+    }
+
+    /**
+     * {@link #unmap(Device, long, long, DmaDirection)} with attributes, the kernel's {@code dma_unmap_page_attrs}.
+     *
+     * @param device the device
+     * @param dmaAddress what map returned
+     * @param size the mapped size
+     * @param direction the mapped direction
+     * @param attrs the call's attributes
+     * @since 1.2 (by default the attributes are ignored and the 1.1 method is called)
+     */
+    default void unmap(Device device, long dmaAddress, long size, DmaDirection direction, DmaAttrs attrs) {
+        unmap(device, dmaAddress, size, direction);
+    }
+
+    /**
+     * Maps a scatterlist, the kernel's {@code dma_map_sg_attrs}: by default each segment on its own through
+     * {@link #map(Device, long, long, DmaDirection, DmaAttrs)}, never merged, as {@code dma_direct_map_sg} does;
+     * if one fails, the ones already mapped are unmapped (without a CPU sync, as the kernel's error path does) and
+     * the failure is thrown. Entry {@code i} of the DMA side is segment {@code i}.
+     *
+     * @param device the device
+     * @param sg the list; its DMA side is written
+     * @param direction which way data moves
+     * @param attrs the call's attributes
+     * @return the number of DMA entries, {@link ScatterList#mappedCount()}
+     * @throws DmaMappingException when a segment cannot be mapped; nothing stays mapped
+     * @since 1.2
+     */
+    default int mapSg(Device device, ScatterList sg, DmaDirection direction, DmaAttrs attrs) {
+        int n = sg.nents();
+        for (int i = 0; i < n; i++) {
+            long address;
+            try {
+                address = map(device, sg.phys(i), sg.length(i), direction, attrs);
+            } catch (RuntimeException e) {
+                DmaAttrs skip = attrs.with(DmaAttrs.SKIP_CPU_SYNC);
+                for (int j = 0; j < i; j++) {
+                    unmap(device, sg.dmaAddressUnchecked(j), sg.length(j), direction, skip);
+                }
+                sg.setMappedCount(0);
+                throw e;
+            }
+            sg.setDma(i, address, sg.length(i));
+        }
+        sg.setMappedCount(n);
+        return n;
+    }
+
+    /**
+     * Unmaps a scatterlist {@link #mapSg} mapped, the kernel's {@code dma_unmap_sg_attrs}: by default each DMA
+     * entry through {@link #unmap(Device, long, long, DmaDirection, DmaAttrs)}. The list's DMA side is cleared.
+     *
+     * @param device the device
+     * @param sg the mapped list
+     * @param direction the mapped direction
+     * @param attrs the call's attributes
+     * @since 1.2
+     */
+    default void unmapSg(Device device, ScatterList sg, DmaDirection direction, DmaAttrs attrs) {
+        for (int i = 0; i < sg.mappedCount(); i++) {
+            unmap(device, sg.dmaAddress(i), sg.dmaLength(i), direction, attrs);
+        }
+        sg.setMappedCount(0);
+    }
+
+    /**
+     * The kernel's {@code dma_sync_sg_for_cpu}: by default {@link #syncForCpu} for each DMA entry.
+     *
+     * @param device the device
+     * @param sg the mapped list
+     * @param direction the mapped direction
+     * @since 1.2
+     */
+    default void syncSgForCpu(Device device, ScatterList sg, DmaDirection direction) {
+        for (int i = 0; i < sg.mappedCount(); i++) {
+            syncForCpu(device, sg.dmaAddress(i), sg.dmaLength(i), direction);
+        }
+    }
+
+    /**
+     * The kernel's {@code dma_sync_sg_for_device}: by default {@link #syncForDevice} for each DMA entry.
+     *
+     * @param device the device
+     * @param sg the mapped list
+     * @param direction the mapped direction
+     * @since 1.2
+     */
+    default void syncSgForDevice(Device device, ScatterList sg, DmaDirection direction) {
+        for (int i = 0; i < sg.mappedCount(); i++) {
+            syncForDevice(device, sg.dmaAddress(i), sg.dmaLength(i), direction);
+        }
     }
 }

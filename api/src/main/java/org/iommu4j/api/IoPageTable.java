@@ -8,6 +8,17 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * with protection bits, 4 KiB granules. A backend whose hardware translates can keep one per domain and answer
  * {@link IommuDomain#map}, {@link IommuDomain#unmap} and {@link IommuDomain#translate} from it.
  *
+ * <h2>Page sizes (since 1.2)</h2>
+ * Besides 4 KiB leaves the table holds 2 MiB and 1 GiB leaves ({@link #SUPPORTED_PAGE_SIZES}), as x86-64 and
+ * ARM LPAE page tables do: {@link #mapPages} writes a large leaf in the directory slot that would otherwise
+ * point at a table, so one entry maps the whole page. {@link #map} still writes 4 KiB leaves only; the kernel's
+ * core splits a mapping into the largest page sizes that fit (its {@code iommu_pgsize}) and calls
+ * {@link #mapPages} per size. {@link #unmap} follows the rule of the Linux v6.12 VT-d and AMD drivers
+ * ({@code drivers/iommu/intel/iommu.c intel_iommu_unmap}): a large leaf the range touches goes whole, and the
+ * return says how much went, which may be more than was asked.
+ *
+ * <p>Addresses and sizes are unsigned 64-bit numbers: a size of {@code 1L << 63} is large, not negative.
+ *
  * <h2>Structure</h2>
  * A radix tree of six levels, like a hardware IOMMU's. The iova is a full 64-bit unsigned address; its page
  * number (the top 52 bits) is split into a 7-bit index into the 128-entry top table and five 9-bit indexes
@@ -15,9 +26,12 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * holds page-table entries. An entry is one {@code long}, as in hardware: the page-aligned physical address
  * OR'ed with low flag bits (present, then the {@link IommuProt} bits), so a mapping costs 8 bytes in a leaf
  * table and no object of its own. Each leaf table covers 2 MiB of iova space, and the tables above it
- * 1 GiB, 512 GiB, 256 TiB, 2<sup>57</sup> bytes and, at the top, all 2<sup>64</sup>. Tables are allocated
- * when {@link #map} first needs them and freed by {@link #unmap} when it empties them; the top table lives as
- * long as the page table.
+ * 1 GiB, 512 GiB, 256 TiB, 2<sup>57</sup> bytes and, at the top, all 2<sup>64</sup>. A slot of the tables
+ * covering 1 GiB and 512 GiB holds either a table or a large leaf (2 MiB or 1 GiB), never both. Tables are allocated
+ * when {@link #map} first needs them and freed by an {@link #unmap} whose range covers all they span, the rule
+ * of the Linux v6.12 VT-d driver ({@code dma_pte_clear_level}); an unmap of part of a table leaves it, empty or
+ * not, so that mapping and unmapping one page in a loop allocates nothing after the first map. The top table
+ * lives as long as the page table.
  *
  * <h2>Cost</h2>
  * {@link #lookup} reads five table references and one entry, each with acquire semantics: a bounded number
@@ -36,6 +50,9 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * answer a racing unmap permits.
  */
 public final class IoPageTable {
+    /** The page sizes {@link #mapPages} accepts, one bit per size: 4 KiB, 2 MiB and 1 GiB. @since 1.2 */
+    public static final long SUPPORTED_PAGE_SIZES = (1L << 12) | (1L << 21) | (1L << 30);
+
     /** Index bits per level below the top. */
     private static final int BITS = 9;
     /** Entries in a table below the top. */
@@ -50,6 +67,8 @@ public final class IoPageTable {
     private static final int TOP_SHIFT = DIRECTORY_LEVELS * BITS;
     /** Entries in the top table: 128, for the 7 page-number bits the lower levels leave. */
     private static final int TOP_ENTRIES = 1 << (PAGE_NUMBER_BITS - TOP_SHIFT);
+    /** The highest level (page-number shift) whose slots may hold a large leaf: 1 GiB leaves. */
+    private static final int MAX_BLOCK_SHIFT = 2 * BITS;
 
     /** Entry flag: the entry maps a page. */
     private static final long PTE_PRESENT = 1L;
@@ -58,42 +77,46 @@ public final class IoPageTable {
     /** Entry flags: the access bits {@link #lookup} checks. */
     private static final long PTE_ACCESS = (long) (IommuProt.READ | IommuProt.WRITE) << PTE_PROT_SHIFT;
 
-    /** Guards every write to the tree and to {@link #mapped}; lookups do not take it. */
+    /** Guards every write to the tree and to the counters; lookups do not take it. */
     private final Object lock = new Object();
     /** The top table, never freed. */
-    private final Table root = new Table(TOP_ENTRIES, false);
-    /** Pages mapped; written under {@link #lock}. */
+    private final Table root = new Table(TOP_ENTRIES, false, false);
+    /** 4 KiB pages mapped (a 2 MiB leaf counts 512); written under {@link #lock}. */
     private volatile long mapped;
+    /** Leaves by level: index 0 for 4 KiB, 1 for 2 MiB, 2 for 1 GiB; written under {@link #lock}. */
+    private final long[] leaves = new long[3];
 
     /** Creates an empty page table. */
     public IoPageTable() {
     }
 
     /**
-     * One table of the tree: a directory of tables one level down, or a leaf of entries. Its slots are read
-     * with acquire and written with release; {@link #live} is touched only under the page table's lock.
+     * One table of the tree: a directory of tables one level down, or a leaf of entries. A directory of the
+     * two levels that may hold large leaves also has {@link #blocks}: slot {@code i} is either
+     * {@code children[i]} or {@code blocks[i]}. Slots are read with acquire and written with release;
+     * {@link #live} is touched only under the page table's lock.
      */
     private static final class Table {
         /** Tables one level down, or null in a leaf. */
         final AtomicReferenceArray<Table> children;
-        /** Page-table entries, or null in a directory. */
+        /** Page-table entries: of 4 KiB pages in a leaf, of large leaves in a directory that may hold them. */
         final AtomicLongArray entries;
         /** Slots that are not empty. */
         int live;
 
-        Table(int size, boolean leaf) {
+        Table(int size, boolean leaf, boolean blocks) {
             children = leaf ? null : new AtomicReferenceArray<>(size);
-            entries = leaf ? new AtomicLongArray(size) : null;
+            entries = leaf || blocks ? new AtomicLongArray(size) : null;
         }
     }
 
     /**
-     * Maps {@code size} bytes from {@code iova} to consecutive frames from {@code phys}. The whole range is
-     * checked before anything changes, so a failure leaves the table as it was.
+     * Maps {@code size} bytes from {@code iova} to consecutive frames from {@code phys} with 4 KiB leaves. The
+     * whole range is checked before anything changes, so a failure leaves the table as it was.
      *
      * @param iova page-aligned bus address
      * @param phys page-aligned address the entries point at
-     * @param size a positive multiple of the page size; neither {@code [iova, iova+size)} nor
+     * @param size a non-zero multiple of the page size, unsigned; neither {@code [iova, iova+size)} nor
      *     {@code [phys, phys+size)} may wrap past 2<sup>64</sup>
      * @param prot {@link IommuProt} bits; {@link #lookup} enforces {@link IommuProt#READ} and
      *     {@link IommuProt#WRITE}, bits outside {@link IommuProt#ALL} are ignored
@@ -104,8 +127,47 @@ public final class IoPageTable {
         requireAligned("iova", iova);
         requireAligned("phys", phys);
         requireSize(size);
-        requireNoWrap("iova", iova, size);
-        requireNoWrap("phys", phys, size);
+        AddressRange.requireNoWrap("iova", iova, size);
+        AddressRange.requireNoWrap("phys", phys, size);
+        mapLevel(iova, phys, size, prot, 0);
+    }
+
+    /**
+     * Maps {@code count} pages of {@code pageSize} bytes each, the io-pgtable {@code map_pages} of Linux v6.12
+     * ({@code include/linux/io-pgtable.h}): a 2 MiB or 1 GiB page is one leaf entry. Checked whole first: a
+     * failure leaves the table as it was.
+     *
+     * @param iova bus address, aligned to {@code pageSize}
+     * @param phys physical address, aligned to {@code pageSize}
+     * @param pageSize one of {@link #SUPPORTED_PAGE_SIZES}
+     * @param count pages, at least 1 (unsigned); {@code pageSize * count} must not wrap either range
+     * @param prot {@link IommuProt} bits
+     * @throws IommuException {@link Errno#EINVAL} naming an unsupported page size, a misaligned address, a bad
+     *     count or a range that wraps; {@link Errno#EEXIST} naming the first page already mapped
+     * @since 1.2
+     */
+    public void mapPages(long iova, long phys, long pageSize, long count, int prot) {
+        if (Long.bitCount(pageSize) != 1 || (pageSize & SUPPORTED_PAGE_SIZES) == 0) {
+            throw new IommuException(Errno.EINVAL, String.format(
+                    "page size 0x%x is not supported: expected 0x1000, 0x200000 or 0x40000000", pageSize));
+        }
+        int sizeShift = Long.numberOfTrailingZeros(pageSize);
+        if (!AddressRange.isAligned(iova, pageSize) || !AddressRange.isAligned(phys, pageSize)) {
+            throw new IommuException(Errno.EINVAL, String.format(
+                    "iova 0x%x or phys 0x%x is not aligned to the page size 0x%x", iova, phys, pageSize));
+        }
+        if (count == 0 || Long.compareUnsigned(count, -1L >>> sizeShift) > 0) {
+            throw new IommuException(Errno.EINVAL, String.format(
+                    "page count %s is invalid: expected 1 to %d pages of 0x%x",
+                    Long.toUnsignedString(count), -1L >>> sizeShift, pageSize));
+        }
+        long size = count << sizeShift;
+        AddressRange.requireNoWrap("iova", iova, size);
+        AddressRange.requireNoWrap("phys", phys, size);
+        mapLevel(iova, phys, size, prot, sizeShift - PhysicalMemory.PAGE_SHIFT);
+    }
+
+    private void mapLevel(long iova, long phys, long size, int prot, int targetShift) {
         long first = iova >>> PhysicalMemory.PAGE_SHIFT;
         long last = first + (size >>> PhysicalMemory.PAGE_SHIFT) - 1;
         long flags = PTE_PRESENT | (long) (prot & IommuProt.ALL) << PTE_PROT_SHIFT;
@@ -116,18 +178,22 @@ public final class IoPageTable {
                         taken << PhysicalMemory.PAGE_SHIFT));
             }
             // Entry of page p: (phys of first) + (p - first) pages, with the flags.
-            mapRange(root, TOP_SHIFT, 0, first, last, (phys | flags) - (first << PhysicalMemory.PAGE_SHIFT));
+            mapRange(root, TOP_SHIFT, 0, first, last, (phys | flags) - (first << PhysicalMemory.PAGE_SHIFT),
+                    targetShift);
             mapped += last - first + 1;
+            leaves[targetShift / BITS] += (last - first + 1) >>> targetShift;
         }
     }
 
     /**
-     * Removes whatever is mapped in the range, freeing the tables it empties.
+     * Removes whatever is mapped in the range, freeing the tables it covers whole. A 2 MiB or 1 GiB leaf the range
+     * touches is removed whole, as the Linux v6.12 VT-d driver does, and counted whole in the return.
      *
      * @param iova page-aligned bus address
-     * @param size a multiple of the page size that does not make the range wrap past 2<sup>64</sup>; it
-     *     should be positive, but 0 is accepted and unmaps nothing
-     * @return bytes that were mapped
+     * @param size a multiple of the page size, unsigned, that does not make the range wrap past
+     *     2<sup>64</sup>; it should be non-zero, but 0 is accepted and unmaps nothing
+     * @return bytes that were mapped and are not now (more than {@code size} when a large leaf stuck out of
+     *     the range)
      * @throws IommuException {@link Errno#EINVAL} naming a misaligned iova, a bad size or a range that wraps;
      *     nothing is changed
      */
@@ -138,7 +204,7 @@ public final class IoPageTable {
             return 0;
         }
         requireSize(size);
-        requireNoWrap("iova", iova, size);
+        AddressRange.requireNoWrap("iova", iova, size);
         long first = iova >>> PhysicalMemory.PAGE_SHIFT;
         long last = first + (size >>> PhysicalMemory.PAGE_SHIFT) - 1;
         synchronized (lock) {
@@ -149,7 +215,8 @@ public final class IoPageTable {
     }
 
     /**
-     * Looks one address up for an access. Lock-free and allocation-free: a fixed walk of six loads.
+     * Looks one address up for an access. Lock-free and allocation-free: a fixed walk of at most six loads
+     * (one more where a large leaf could be).
      *
      * @param iova a bus address
      * @param access {@link IommuProt#READ}, {@link IommuProt#WRITE}, or 0 to ask only where it points
@@ -160,12 +227,22 @@ public final class IoPageTable {
         long page = iova >>> PhysicalMemory.PAGE_SHIFT;
         Table table = root.children.getAcquire((int) (page >>> TOP_SHIFT));
         for (int shift = TOP_SHIFT - BITS; table != null && shift > 0; shift -= BITS) {
-            table = table.children.getAcquire((int) (page >>> shift) & INDEX_MASK);
+            int index = (int) (page >>> shift) & INDEX_MASK;
+            Table child = table.children.getAcquire(index);
+            if (child == null && table.entries != null) {
+                return check(table.entries.getAcquire(index), iova, access,
+                        (1L << (shift + PhysicalMemory.PAGE_SHIFT)) - 1);
+            }
+            table = child;
         }
         if (table == null) {
             return IommuDomain.FAULT_NOT_MAPPED;
         }
-        long pte = table.entries.getAcquire((int) page & INDEX_MASK);
+        return check(table.entries.getAcquire((int) page & INDEX_MASK), iova, access,
+                PhysicalMemory.PAGE_OFFSET_MASK);
+    }
+
+    private static long check(long pte, long iova, int access, long offsetMask) {
         if ((pte & PTE_PRESENT) == 0) {
             return IommuDomain.FAULT_NOT_MAPPED;
         }
@@ -173,10 +250,49 @@ public final class IoPageTable {
         if ((wanted & ~pte) != 0) {
             return IommuDomain.FAULT_PERMISSION;
         }
-        return (pte & ~PhysicalMemory.PAGE_OFFSET_MASK) | (iova & PhysicalMemory.PAGE_OFFSET_MASK);
+        return (pte & ~offsetMask) | (iova & offsetMask);
     }
 
-    /** @return how many pages are mapped, saturating at {@link Integer#MAX_VALUE} */
+    /**
+     * The size of the leaf that maps an address, for tests and drivers that report their page sizes.
+     *
+     * @param iova a bus address
+     * @return 0x1000, 0x200000 or 0x40000000, or 0 when nothing maps it
+     * @since 1.2
+     */
+    public long pageSizeAt(long iova) {
+        long page = iova >>> PhysicalMemory.PAGE_SHIFT;
+        Table table = root.children.getAcquire((int) (page >>> TOP_SHIFT));
+        for (int shift = TOP_SHIFT - BITS; table != null && shift > 0; shift -= BITS) {
+            int index = (int) (page >>> shift) & INDEX_MASK;
+            Table child = table.children.getAcquire(index);
+            if (child == null && table.entries != null) {
+                return (table.entries.getAcquire(index) & PTE_PRESENT) == 0 ? 0
+                        : 1L << (shift + PhysicalMemory.PAGE_SHIFT);
+            }
+            table = child;
+        }
+        return table != null && (table.entries.getAcquire((int) page & INDEX_MASK) & PTE_PRESENT) != 0
+                ? PhysicalMemory.PAGE_SIZE : 0;
+    }
+
+    /**
+     * @param pageSize one of {@link #SUPPORTED_PAGE_SIZES}
+     * @return how many leaves of that size are mapped now
+     * @throws IommuException {@link Errno#EINVAL} for another size
+     * @since 1.2
+     */
+    public long leafCount(long pageSize) {
+        if (Long.bitCount(pageSize) != 1 || (pageSize & SUPPORTED_PAGE_SIZES) == 0) {
+            throw new IommuException(Errno.EINVAL, String.format(
+                    "page size 0x%x is not supported: expected 0x1000, 0x200000 or 0x40000000", pageSize));
+        }
+        synchronized (lock) {
+            return leaves[(Long.numberOfTrailingZeros(pageSize) - PhysicalMemory.PAGE_SHIFT) / BITS];
+        }
+    }
+
+    /** @return how many 4 KiB pages are mapped (a 2 MiB leaf counts 512), saturating at {@link Integer#MAX_VALUE} */
     public int mappedPages() {
         return (int) Math.min(mapped, Integer.MAX_VALUE);
     }
@@ -200,9 +316,12 @@ public final class IoPageTable {
             return -1;
         }
         for (int i = from; i <= to; i++) {
+            long childBase = base + ((long) i << shift);
+            if (table.entries != null && table.entries.getPlain(i) != 0) {
+                return Math.max(lo, childBase);
+            }
             Table child = table.children.getPlain(i);
             if (child != null) {
-                long childBase = base + ((long) i << shift);
                 long found = firstMapped(child, shift - BITS, childBase, Math.max(lo, childBase),
                         Math.min(hi, childBase + (1L << shift) - 1));
                 if (found >= 0) {
@@ -214,16 +333,24 @@ public final class IoPageTable {
     }
 
     /**
-     * Writes the entries of {@code [lo, hi]}, which are all empty, allocating missing tables.
+     * Writes the entries of {@code [lo, hi]}, which are all empty, allocating missing tables; leaves go in the
+     * tables at {@code targetShift} (0 for 4 KiB leaves, 9 for 2 MiB, 18 for 1 GiB).
      *
      * @param pteOfPageZero the entry page 0 would get; page {@code p} gets it plus {@code p} pages
      */
-    private static void mapRange(Table table, int shift, long base, long lo, long hi, long pteOfPageZero) {
+    private static void mapRange(Table table, int shift, long base, long lo, long hi, long pteOfPageZero,
+            int targetShift) {
         int from = (int) ((lo - base) >>> shift);
         int to = (int) ((hi - base) >>> shift);
-        if (shift == 0) {
+        if (shift == targetShift) {
             for (int i = from; i <= to; i++) {
-                table.entries.setRelease(i, pteOfPageZero + ((base + i) << PhysicalMemory.PAGE_SHIFT));
+                if (shift != 0 && table.children.getPlain(i) != null) {
+                    // An empty table left by earlier unmaps gives its slot to the large leaf.
+                    table.children.setRelease(i, null);
+                    table.live--;
+                }
+                long firstPage = base + ((long) i << shift);
+                table.entries.setRelease(i, pteOfPageZero + (firstPage << PhysicalMemory.PAGE_SHIFT));
             }
             table.live += to - from + 1;
             return;
@@ -231,23 +358,25 @@ public final class IoPageTable {
         for (int i = from; i <= to; i++) {
             Table child = table.children.getPlain(i);
             if (child == null) {
-                child = new Table(ENTRIES, shift == BITS);
+                int below = shift - BITS;
+                child = new Table(ENTRIES, below == 0, below > 0 && below <= MAX_BLOCK_SHIFT);
                 // Empty and fully constructed: a lookup that sees it sees empty slots.
                 table.children.setRelease(i, child);
                 table.live++;
             }
             long childBase = base + ((long) i << shift);
             mapRange(child, shift - BITS, childBase, Math.max(lo, childBase),
-                    Math.min(hi, childBase + (1L << shift) - 1), pteOfPageZero);
+                    Math.min(hi, childBase + (1L << shift) - 1), pteOfPageZero, targetShift);
         }
     }
 
     /**
-     * Clears the entries of {@code [lo, hi]} under a table, unlinking child tables it empties.
+     * Clears the entries of {@code [lo, hi]} under a table, unlinking child tables it covers whole; a large leaf
+     * the range touches goes whole.
      *
-     * @return how many entries were present
+     * @return how many 4 KiB pages were mapped by what was cleared
      */
-    private static long unmapRange(Table table, int shift, long base, long lo, long hi) {
+    private long unmapRange(Table table, int shift, long base, long lo, long hi) {
         int from = (int) ((lo - base) >>> shift);
         int to = (int) ((hi - base) >>> shift);
         long cleared = 0;
@@ -259,16 +388,24 @@ public final class IoPageTable {
                 }
             }
             table.live -= (int) cleared;
+            leaves[0] -= cleared;
             return cleared;
         }
         for (int i = from; i <= to; i++) {
+            if (table.entries != null && table.entries.getPlain(i) != 0) {
+                table.entries.setRelease(i, 0);
+                table.live--;
+                leaves[shift / BITS]--;
+                cleared += 1L << shift;
+                continue;
+            }
             Table child = table.children.getPlain(i);
             if (child != null) {
                 long childBase = base + ((long) i << shift);
                 cleared += unmapRange(child, shift - BITS, childBase, Math.max(lo, childBase),
                         Math.min(hi, childBase + (1L << shift) - 1));
-                if (child.live == 0) {
-                    // Every slot of the child is empty now and nothing will write it again.
+                if (child.live == 0 && lo <= childBase && hi >= childBase + (1L << shift) - 1) {
+                    // The range covered all the child spans: it is empty and nothing will write it again.
                     table.children.setRelease(i, null);
                     table.live--;
                 }
@@ -285,20 +422,11 @@ public final class IoPageTable {
         }
     }
 
+    /** Sizes are unsigned: any non-zero multiple of the page size is valid here; wrapping is checked apart. */
     private static void requireSize(long size) {
-        if (size <= 0 || (size & PhysicalMemory.PAGE_OFFSET_MASK) != 0) {
+        if (size == 0 || (size & PhysicalMemory.PAGE_OFFSET_MASK) != 0) {
             throw new IommuException(Errno.EINVAL, String.format(
-                    "size 0x%x is invalid: expected a positive multiple of 0x%x", size, PhysicalMemory.PAGE_SIZE));
-        }
-    }
-
-    /** Requires {@code start + size <= 2^64}, unsigned; {@code size} is positive. */
-    private static void requireNoWrap(String what, long start, long size) {
-        // Bytes left up to 2^64, minus one so that it fits: ~start.
-        if (Long.compareUnsigned(size - 1, ~start) > 0) {
-            throw new IommuException(Errno.EINVAL, String.format(
-                    "%s 0x%x + size 0x%x wraps past 2^64: expected a size of at most 0x%x",
-                    what, start, size, -start));
+                    "size 0x%x is invalid: expected a non-zero multiple of 0x%x", size, PhysicalMemory.PAGE_SIZE));
         }
     }
 }

@@ -16,7 +16,13 @@ public enum IommuCapability {
     CACHE_COHERENCY,
     /** The IOMMU can refuse instruction fetches (IOMMU_NOEXEC). */
     NOEXEC,
-    /** Interrupts are remapped and isolated. */
+    /**
+     * Interrupts are remapped and isolated: a device cannot forge another's MSI. Since API 1.2 VFIO type 1 asks
+     * it for every device of a joining group and refuses the group (EPERM, "No interrupt remapping support")
+     * unless {@code vfio_iommu_type1.allow_unsafe_interrupts=1}: an isolating backend whose devices VFIO should
+     * take must answer true here. (Linux v6.12 asks the MSI interrupt domain, {@code iommu_group_has_isolated_msi};
+     * the kernel's {@code IOMMU_CAP_INTR_REMAP} was that question until v6.3.)
+     */
     INTR_REMAP,
     /** The IOMMU enforces cache coherency for the domain. */
     ENFORCE_CACHE_COHERENCY,

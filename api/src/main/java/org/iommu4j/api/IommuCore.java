@@ -61,4 +61,55 @@ public interface IommuCore {
     default Optional<String> opsOwner(BusType bus) {
         return Optional.empty();
     }
+    /**
+     * The kernel's {@code pci_device_group} ({@code drivers/iommu/iommu.c}, Linux v6.12), ready for a driver's
+     * {@link IommuOps#deviceGroup} to return: a PCI device joins the group of any device it cannot be told
+     * apart from, else a new isolating group. It walks the device's DMA aliases ({@link Device#dmaAliases()}:
+     * a conventional PCI bridge or a PCIe-to-PCI bridge makes every device below it share one), then up the
+     * bridges to the first whose path to the root has ACS ({@link PciAcs#REQUIRED}), then the functions of
+     * its slot that ACS does not isolate. A platform device gets a group of its own.
+     *
+     * @param device the device being probed
+     * @return the group it joins
+     * @since 1.2 (by default EOPNOTSUPP; the kernel's core implements it)
+     */
+    default IommuGroup pciDeviceGroup(Device device) {
+        throw new IommuException(Errno.EOPNOTSUPP, "this iommu core offers no pci_device_group");
+    }
+
+    /**
+     * The domain a device is attached to now, as the driver allocated it: the object its
+     * {@link IommuOps#allocateDomain} returned, not a wrapper ({@code iommu_get_domain_for_dev}).
+     *
+     * @param device a device in a group
+     * @return the driver's domain, or empty when nothing translates for the device (no group, identity, a fake
+     *     group) or it sits in the core's own blocking domain
+     * @since 1.2 (empty by default)
+     */
+    default Optional<IommuDomain> domainOf(Device device) {
+        return Optional.empty();
+    }
+
+    /**
+     * Stores the driver's private data for a device, the kernel's {@code dev_iommu_priv_set}. The core keeps it
+     * until the device is released ({@link IommuOps#releaseDevice} is called first) and never looks inside.
+     *
+     * @param device a device the driver probed
+     * @param data the driver's data, or null to clear it
+     * @since 1.2 (by default EOPNOTSUPP; the kernel's core implements it)
+     */
+    default void setDevicePrivate(Device device, Object data) {
+        throw new IommuException(Errno.EOPNOTSUPP, "this iommu core keeps no per-device data");
+    }
+
+    /**
+     * The driver's private data for a device, the kernel's {@code dev_iommu_priv_get}.
+     *
+     * @param device a device
+     * @return what {@link #setDevicePrivate} stored, if anything
+     * @since 1.2 (empty by default)
+     */
+    default Optional<Object> devicePrivate(Device device) {
+        return Optional.empty();
+    }
 }

@@ -6,7 +6,9 @@ import java.util.Optional;
  * An IOMMU driver, the kernel's {@code struct iommu_ops}: registered for a bus with
  * {@link IommuCore#registerOps}, after which the core asks it about every device on that bus, present and
  * hot-added. The core owns the common logic (groups, their ids, default domains, attach bookkeeping, address
- * alignment checks); an implementation answers only what differs for its hardware.
+ * alignment checks, and since 1.2 the DMA API of DMA domains, splitting maps into page sizes, and PCI grouping
+ * through {@link IommuCore#pciDeviceGroup}); an implementation answers only what differs for its hardware.
+ * {@code examples/vtd-backend} is a translating driver written this way.
  *
  * <p>Calls come from the kernel, possibly from several threads, never for the same device at once.
  */

@@ -1,5 +1,7 @@
 package org.iommu4j.api;
 
+import java.util.Optional;
+
 /**
  * Everything a backend receives from the kernel it is loaded into, scoped to that backend's module: what it
  * registers, taints and logs is recorded against it, and what it registered is torn down with it. One host
@@ -64,4 +66,15 @@ public interface KernelServices {
      * @return 0 to {@link #cpuCount()} - 1
      */
     int currentCpu();
+
+    /**
+     * The hypercalls of the Xen hypervisor this kernel runs under, for a Xen guest's drivers; empty on bare
+     * metal, where {@code xen_domain()} is false.
+     *
+     * @return the hypercall interface, or empty when the host is not a Xen domain
+     * @since 1.2 (by default empty, for implementations without a hypervisor)
+     */
+    default Optional<XenHypercalls> xen() {
+        return Optional.empty();
+    }
 }

@@ -26,7 +26,15 @@ public record PciSlotPattern(int domain, int bus, int slot, int function) {
             "\\s*" + HEX + ":" + HEX + ":(?:" + HEX + "|\\*)\\.(?:" + HEX + "|\\*)\\s*");
     private static final Pattern SHORT = Pattern.compile(
             "\\s*" + HEX + ":(?:" + HEX + "|\\*)\\.(?:" + HEX + "|\\*)\\s*");
-    private static final Pattern ENTRY = Pattern.compile("\\s*\\(([^()]*)\\)\\s*");
+    /*
+     * One hide= entry as pcistub_init's sscanf formats " (%x:%x:%x.%x) %n" and their wildcard variants take it:
+     * white space around the entry and before each number (%x skips it), none before ')' or around '*'.
+     */
+    private static final String HIDE_HEX = "\\s*([0-9a-fA-F]+)";
+    private static final Pattern FULL_ENTRY = Pattern.compile("\\s*\\(" + HIDE_HEX + ":" + HIDE_HEX + ":(?:"
+            + HIDE_HEX + "|\\*)\\.(?:" + HIDE_HEX + "|\\*)\\)\\s*");
+    private static final Pattern SHORT_ENTRY = Pattern.compile("\\s*\\(" + HIDE_HEX + ":(?:" + HIDE_HEX
+            + "|\\*)\\.(?:" + HIDE_HEX + "|\\*)\\)\\s*");
 
     /**
      * Checks ranges and wildcard order.
@@ -100,14 +108,22 @@ public record PciSlotPattern(int domain, int bus, int slot, int function) {
      * @param text the list; empty for none
      * @return the patterns in order
      * @throws IommuException {@link Errno#EINVAL} with the kernel's message
-     *     {@code Error parsing pci_devs_to_hide at "<rest of the text from the bad entry>"}
+     *     {@code Error parsing pci_devs_to_hide at "<rest of the text from the bad entry>"} for an entry the
+     *     kernel's {@code sscanf} does not take (white space before {@code )} included); {@link Errno#EINVAL}
+     *     without that message for a well-formed entry whose numbers are out of range, which
+     *     {@code pcistub_device_id_add} refuses without a word (Linux v6.12
+     *     {@code drivers/xen/xen-pciback/pci_stub.c})
      */
     public static List<PciSlotPattern> parseList(String text) {
         List<PciSlotPattern> out = new ArrayList<>();
         int pos = 0;
         while (pos < text.length()) {
-            Matcher m = ENTRY.matcher(text).region(pos, text.length());
-            PciSlotPattern p = m.lookingAt() ? tryParse(m.group(1)) : null;
+            Matcher m = FULL_ENTRY.matcher(text).region(pos, text.length());
+            boolean full = m.lookingAt();
+            if (!full) {
+                m = SHORT_ENTRY.matcher(text).region(pos, text.length());
+            }
+            PciSlotPattern p = full || m.lookingAt() ? hideEntry(m, full) : null;
             if (p == null) {
                 if (text.substring(pos).isBlank() && !out.isEmpty()) {
                     break;
@@ -119,6 +135,30 @@ public record PciSlotPattern(int domain, int bus, int slot, int function) {
             pos = m.end();
         }
         return out;
+    }
+
+    /** The pattern a matched hide= entry names; its numbers out of range are EINVAL, not a parse error. */
+    private static PciSlotPattern hideEntry(Matcher m, boolean withDomain) {
+        int g = withDomain ? 2 : 1;
+        long domain = withDomain ? hexLong(m.group(1)) : 0;
+        long bus = hexLong(m.group(g));
+        String slotText = m.group(g + 1);
+        String fnText = m.group(g + 2);
+        if (slotText == null && fnText != null) {
+            return null;
+        }
+        long slot = slotText == null ? ANY : hexLong(slotText);
+        long function = fnText == null ? ANY : hexLong(fnText);
+        if (domain > 0xffff || bus > 0xff || slot > 0x1f || function > 7) {
+            throw new IommuException(Errno.EINVAL, String.format("xen-pciback: cannot hide %s: domain 0-ffff, bus"
+                    + " 0-ff, device 0-1f, function 0-7 (pcistub_device_id_add refuses it, EINVAL)",
+                    m.group(0).strip()));
+        }
+        return new PciSlotPattern((int) domain, (int) bus, (int) slot, (int) function);
+    }
+
+    private static long hexLong(String digits) {
+        return digits.length() > 15 ? Long.MAX_VALUE : Long.parseLong(digits, 16);
     }
 
     /**

@@ -21,6 +21,44 @@ public final class Vfio {
     /** Passed as the iova of a map request when the iommu type chooses the device address itself. */
     public static final long ANY_IOVA = -1L;
 
+    /** {@code VFIO_UNMAP_ALL}: the extension that says {@link #DMA_UNMAP_FLAG_ALL} works (since 1.2). */
+    public static final int UNMAP_ALL = 9;
+    /**
+     * {@code VFIO_UPDATE_VADDR}: the extension that says {@link #DMA_MAP_FLAG_VADDR} and
+     * {@link #DMA_UNMAP_FLAG_VADDR} work; type 1 answers it only once the container's type is set (since 1.2).
+     */
+    public static final int UPDATE_VADDR = 10;
+    /** {@code VFIO_DMA_MAP_FLAG_VADDR}: a map request that re-points an invalidated mapping's vaddr (since 1.2). */
+    public static final int DMA_MAP_FLAG_VADDR = 1 << 2;
+    /** {@code VFIO_DMA_UNMAP_FLAG_ALL}: unmap every mapping; iova and size must be 0 (since 1.2). */
+    public static final int DMA_UNMAP_FLAG_ALL = 1 << 1;
+    /**
+     * {@code VFIO_DMA_UNMAP_FLAG_VADDR}: invalidate the vaddr of the mappings in range instead of unmapping
+     * them; the device keeps its access (since 1.2).
+     */
+    public static final int DMA_UNMAP_FLAG_VADDR = 1 << 2;
+    /** The {@code VFIO_IOMMU_GET_INFO} ioctl, {@code _IO(VFIO_TYPE, VFIO_BASE + 12)} (since 1.2). */
+    public static final int IOMMU_GET_INFO = 0x3b70;
+    /** The {@code VFIO_IOMMU_MAP_DMA} ioctl, {@code _IO(VFIO_TYPE, VFIO_BASE + 13)} (since 1.2). */
+    public static final int IOMMU_MAP_DMA = 0x3b71;
+    /** The {@code VFIO_IOMMU_UNMAP_DMA} ioctl, {@code _IO(VFIO_TYPE, VFIO_BASE + 14)} (since 1.2). */
+    public static final int IOMMU_UNMAP_DMA = 0x3b72;
+
+    /**
+     * Names one of the container ioctls above, for messages.
+     *
+     * @param request {@link #IOMMU_GET_INFO}, {@link #IOMMU_MAP_DMA} or {@link #IOMMU_UNMAP_DMA}
+     * @return for example {@code VFIO_IOMMU_MAP_DMA}, or the number in hex (since 1.2)
+     */
+    public static String ioctlName(int request) {
+        switch (request) {
+            case IOMMU_GET_INFO: return "VFIO_IOMMU_GET_INFO";
+            case IOMMU_MAP_DMA: return "VFIO_IOMMU_MAP_DMA";
+            case IOMMU_UNMAP_DMA: return "VFIO_IOMMU_UNMAP_DMA";
+            default: return "ioctl 0x" + Integer.toHexString(request);
+        }
+    }
+
     private Vfio() {
     }
 

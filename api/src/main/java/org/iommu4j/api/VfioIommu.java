@@ -1,10 +1,27 @@
 package org.iommu4j.api;
 
+import java.util.Optional;
+
 /**
  * One container's instance of a {@link VfioIommuDriver}. The VFIO core serialises calls per container, so an
  * implementation needs no locking of its own for them.
  */
 public interface VfioIommu {
+
+    /**
+     * Whether the driver implements a container ioctl at all. The kernel passes the ioctls it does not know to
+     * the container's driver, and a driver that does not implement one answers {@code ENOTTY} before looking at
+     * its arguments, as the kernel's no-IOMMU driver does for {@code VFIO_IOMMU_MAP_DMA} and
+     * {@code VFIO_IOMMU_UNMAP_DMA}. The core asks this first and fails the call with {@link Errno#ENOTTY}
+     * carrying the reason. The default implements map and unmap; {@link Vfio#IOMMU_GET_INFO} is the kernel's
+     * type 1 driver's alone.
+     *
+     * @param request {@link Vfio#IOMMU_MAP_DMA}, {@link Vfio#IOMMU_UNMAP_DMA} or {@link Vfio#IOMMU_GET_INFO}
+     * @return empty when implemented, or why not, for the message (since 1.2)
+     */
+    default Optional<String> unsupportedIoctl(int request) {
+        return Optional.empty();
+    }
 
     /**
      * A group joins the container (or the container's type is being set with the group already in it).

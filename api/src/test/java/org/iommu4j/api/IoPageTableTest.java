@@ -170,18 +170,19 @@ class IoPageTableTest {
         assertEinval(() -> table.map(0x2000, 0x10, 0x1000, IommuProt.READ),
                 "phys 0x10 is not page-aligned: expected a multiple of 0x1000");
         assertEinval(() -> table.map(0x2000, 0x1000, 0, IommuProt.READ),
-                "size 0x0 is invalid: expected a positive multiple of 0x1000");
+                "size 0x0 is invalid: expected a non-zero multiple of 0x1000");
         assertEinval(() -> table.map(0x2000, 0x1000, 0x1800, IommuProt.READ),
-                "size 0x1800 is invalid: expected a positive multiple of 0x1000");
+                "size 0x1800 is invalid: expected a non-zero multiple of 0x1000");
+        // Sizes are unsigned: 0xfffffffffffff000 is a huge size, refused because it wraps, not as negative.
         assertEinval(() -> table.map(0x2000, 0x1000, -0x1000L, IommuProt.READ),
-                "size 0xfffffffffffff000 is invalid: expected a positive multiple of 0x1000");
+                "iova 0x2000 + size 0xfffffffffffff000 wraps past 2^64: expected a size of at most 0xffffffffffffe000");
         assertEinval(() -> table.map(TOP_PAGE, 0x1000, 0x2000, IommuProt.READ),
                 "iova 0xfffffffffffff000 + size 0x2000 wraps past 2^64: expected a size of at most 0x1000");
         assertEinval(() -> table.map(0x2000, 0xffff_ffff_fff0_0000L, 0x200000, IommuProt.READ),
                 "phys 0xfffffffffff00000 + size 0x200000 wraps past 2^64: expected a size of at most 0x100000");
         // Validation comes before the overlap check.
         assertEinval(() -> table.map(0x10000, 0x1000, 0x1001, IommuProt.READ),
-                "size 0x1001 is invalid: expected a positive multiple of 0x1000");
+                "size 0x1001 is invalid: expected a non-zero multiple of 0x1000");
         assertThat(table.mappedPages()).isEqualTo(1);
         assertThat(table.lookup(0x10000, IommuProt.READ)).isEqualTo(0x500000);
         assertThat(table.lookup(0x2000, 0)).isEqualTo(IommuDomain.FAULT_NOT_MAPPED);
@@ -195,9 +196,9 @@ class IoPageTableTest {
         assertEinval(() -> table.unmap(0x10800, 0x1000),
                 "iova 0x10800 is not page-aligned: expected a multiple of 0x1000");
         assertEinval(() -> table.unmap(0x10000, 0xfff),
-                "size 0xfff is invalid: expected a positive multiple of 0x1000");
-        assertEinval(() -> table.unmap(0x10000, Long.MIN_VALUE),
-                "size 0x8000000000000000 is invalid: expected a positive multiple of 0x1000");
+                "size 0xfff is invalid: expected a non-zero multiple of 0x1000");
+        assertEinval(() -> table.unmap(TOP_PAGE, Long.MIN_VALUE),
+                "iova 0xfffffffffffff000 + size 0x8000000000000000 wraps past 2^64: expected a size of at most 0x1000");
         assertEinval(() -> table.unmap(TOP_PAGE, 0x2000),
                 "iova 0xfffffffffffff000 + size 0x2000 wraps past 2^64: expected a size of at most 0x1000");
         assertThat(table.mappedPages()).isEqualTo(2);

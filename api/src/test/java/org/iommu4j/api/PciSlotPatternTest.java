@@ -12,7 +12,7 @@ import org.junit.jupiter.api.Test;
 class PciSlotPatternTest {
     @Test
     void theSixFormsOfTheHideListParse() {
-        assertThat(PciSlotPattern.parseList("(0000:06:0d.0)(0001:07:00.*) ( 0000:08:*.* )(09:01.2)(0a:03.*)(0b:*.*)"))
+        assertThat(PciSlotPattern.parseList("(0000:06:0d.0)(0001:07:00.*) ( 0000:08:*.*) (09:01.2)(0a:03.*)(0b:*.*)"))
                 .extracting(PciSlotPattern::toString)
                 .containsExactly("0000:06:0d.0", "0001:07:00.*", "0000:08:*.*", "0000:09:01.2", "0000:0a:03.*",
                         "0000:0b:*.*");
@@ -42,9 +42,9 @@ class PciSlotPatternTest {
                 Arguments.of("(0000:06:0d.0)junk", "junk"),
                 Arguments.of("(0000:06:0d.0)(0000:06:0d)", "(0000:06:0d)"),
                 Arguments.of("0000:06:0d.0", "0000:06:0d.0"),
-                Arguments.of("(0000:06:20.0)", "(0000:06:20.0)"),
-                Arguments.of("(0000:06:0d.8)", "(0000:06:0d.8)"),
-                Arguments.of("(10000:06:0d.0)", "(10000:06:0d.0)"),
+                // sscanf's format has no space before ')': "(06:0d.0 )" is refused, as the kernel refuses it
+                Arguments.of("(06:0d.0 )", "(06:0d.0 )"),
+                Arguments.of("(06:0d.0)( 0000:08:*.* )", "( 0000:08:*.* )"),
                 Arguments.of("(0000:06:*.1)", "(0000:06:*.1)"),
                 Arguments.of("(0000:06:0d.0", "(0000:06:0d.0"),
                 Arguments.of("()", "()"),
@@ -58,6 +58,23 @@ class PciSlotPatternTest {
                 .isInstanceOf(IommuException.class)
                 .hasMessage("Error parsing pci_devs_to_hide at \"" + rest + "\"")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+    }
+
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"(0000:06:20.0)", "(0000:06:0d.8)", "(10000:06:0d.0)",
+        "(100:0d.0)"})
+    void anOutOfRangeEntryIsEinvalWithoutTheParseErrorAsPcistubDeviceIdAddRefusesIt(String list) {
+        assertThatThrownBy(() -> PciSlotPattern.parseList("(06:0d.0) " + list))
+                .isInstanceOf(IommuException.class)
+                .hasMessage("xen-pciback: cannot hide " + list + ": domain 0-ffff, bus 0-ff, device 0-1f, function 0-7"
+                        + " (pcistub_device_id_add refuses it, EINVAL)")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+    }
+
+    @Test
+    void whiteSpaceBeforeANumberIsSkippedAsPercentXSkipsIt() {
+        assertThat(PciSlotPattern.parseList(" ( 0000: 06: 0d. 0) ")).extracting(PciSlotPattern::toString)
+                .containsExactly("0000:06:0d.0");
     }
 
     @Test

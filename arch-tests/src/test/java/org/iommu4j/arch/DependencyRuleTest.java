@@ -38,6 +38,15 @@ class DependencyRuleTest {
         assertThat(production.containPackage("org.iommu4j.kernel")).isTrue();
         assertThat(production.containPackage("org.iommu4j.cli")).isTrue();
         assertThat(production.containPackage("org.iommu4j.examples.fslnone")).isTrue();
+        assertThat(production.containPackage("org.iommu4j.xen")).isTrue();
+    }
+
+    @Test
+    void theXenPlatformIsPartOfTheMachineAndDependsOnTheKernelAndTheApiOnly() {
+        classes().that().resideInAPackage("org.iommu4j.xen..")
+                .should().onlyDependOnClassesThat().resideInAnyPackage("java..", "org.iommu4j.api..",
+                        "org.iommu4j.kernel..", "org.iommu4j.xen..")
+                .check(production);
     }
 
     @Test

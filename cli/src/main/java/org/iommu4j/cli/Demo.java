@@ -72,15 +72,21 @@ final class Demo {
             return new DemoResult(backend, "skipped", "needs --unsafe", "", "", false, "", false, false, 0, "", "",
                     "", story);
         }
-        Host host = EmbeddedHost.build("");
-        story.add("host: embedded, " + EmbeddedHost.describe(host) + ", devices " + host.buses().all().stream()
-                .map(d -> d.name() + (d.driver() == null ? "" : " (" + d.driver() + ")")).toList());
+        // xen loads only in a Xen domain: its demo runs in a guest of a Xen platform, beside another guest
+        DemoXen xen = backend.equals("xen") ? new DemoXen(loader) : null;
+        Host host = xen != null ? xen.host() : EmbeddedHost.build("");
+        if (xen != null) {
+            story.addAll(xen.story());
+        } else {
+            story.add("host: embedded, " + EmbeddedHost.describe(host) + ", devices " + host.buses().all().stream()
+                    .map(d -> d.name() + (d.driver() == null ? "" : " (" + d.driver() + ")")).toList());
+        }
         Map<String, String> params = new LinkedHashMap<>();
         if (info != null) {
             for (ParameterSpec p : info.parameters()) {
                 if (p.name().startsWith("enable_unsafe_")) {
                     params.put(p.name(), "1");
-                } else if (p.name().equals("hide")) {
+                } else if (p.name().equals("hide") && xen == null) {
                     params.put(p.name(), "(" + EmbeddedHost.NIC + ")");
                 }
             }
@@ -91,7 +97,7 @@ final class Demo {
                     module.info().inTree() ? "in-tree" : "out-of-tree", module.info().license(),
                     params.isEmpty() ? "" : " with " + params,
                     isUnsafe(module.info()) ? " -- UNSAFE, because you said --unsafe" : ""));
-            return exercise(host, backend, story);
+            return exercise(host, backend, story, xen);
         } catch (IommuException e) {
             story.add("FAILED: " + e.getMessage());
             return new DemoResult(backend, "failed", e.errno() + ": " + e.getMessage(), "", groupNode(host), false,
@@ -99,7 +105,7 @@ final class Demo {
         }
     }
 
-    private DemoResult exercise(Host host, String backend, List<String> story) {
+    private DemoResult exercise(Host host, String backend, List<String> story, DemoXen xen) {
         host.vfio().bind(EmbeddedHost.NIC);
         BusDevice nic = host.buses().require(EmbeddedHost.NIC);
         Group group = nic.group();
@@ -141,11 +147,11 @@ final class Demo {
             story.add("bounced through the swiotlb pool: " + bounced + " bytes copied by the CPU");
         }
 
-        UserProcess victim = host.spawn("sshd", 0, Set.of());
+        UserProcess victim = (xen != null ? xen.victimHost() : host).spawn("sshd", 0, Set.of());
         long secretVa = victim.mmap(4096);
         byte[] secret = "root:$6$secret-hash".getBytes(StandardCharsets.US_ASCII);
         victim.write(secretVa, secret);
-        long target = victim.virtToPhys(secretVa);
+        long target = xen != null ? xen.victimBusAddress(victim.virtToPhys(secretVa)) : victim.virtToPhys(secretVa);
         String stray;
         try {
             nic.dmaWrite(target, "0wned".getBytes(StandardCharsets.US_ASCII));
@@ -153,12 +159,15 @@ final class Demo {
         } catch (IommuFaultException e) {
             stray = "faulted";
         }
-        story.add(String.format("stray DMA to 0x%x (a page of %s it was never given): %s", target, victim,
-                switch (stray) {
+        story.add(String.format("stray DMA to 0x%x (a page of %s%s it was never given): %s", target, victim,
+                xen != null ? " in guest-b" : "", switch (stray) {
                     case "faulted" -> "FAULTED, nothing written";
                     case "corrupted" -> "CORRUPTED the other process's memory";
                     default -> "wrote nothing there";
                 }));
+        if (xen != null && stray.equals("faulted")) {
+            story.add("hypervisor log: " + xen.lastHypervisorLine());
+        }
         story.add(host.taint().taintedString() + whoTainted(host));
         return new DemoResult(backend, "ok", "", Vfio.typeName(session.type()), node, group.isolated(), mapping, in,
                 out, bounced, stray, host.taint().taintedString(), flags(host), story);

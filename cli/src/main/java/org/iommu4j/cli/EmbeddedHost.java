@@ -1,5 +1,9 @@
 package org.iommu4j.cli;
 
+import java.util.List;
+import org.iommu4j.api.PciAcs;
+import org.iommu4j.api.PciBridge;
+import org.iommu4j.api.PciBridgeType;
 import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.bus.DmaMasks;
 import org.iommu4j.kernel.bus.PciDeviceSpec;
@@ -7,8 +11,8 @@ import org.iommu4j.kernel.bus.PlatformDeviceSpec;
 
 /**
  * The machine {@code iommuctl} runs on when nothing else is asked for: 1 GiB, 2 CPUs, a graphics device that
- * its host driver owns, the NIC the demo assigns ({@value #NIC}), a 32-bit DMA device and a platform DMA
- * engine.
+ * its host driver owns (on the root bus), the NIC the demo assigns ({@value #NIC}, behind a conventional PCI
+ * bridge), a 32-bit DMA device (behind a PCIe root port with ACS) and a platform DMA engine.
  */
 final class EmbeddedHost {
     /** The device the demo hands to VFIO. */
@@ -16,6 +20,12 @@ final class EmbeddedHost {
 
     private EmbeddedHost() {
     }
+
+    /** The conventional PCI bridge the NIC (a PCI e1000) sits behind, on the root bus. */
+    private static final PciBridge PCI_BRIDGE = PciBridge.of("0000:00:01.0", PciBridgeType.PCI_BRIDGE, 0x06);
+    /** A PCIe root port with ACS, above the 32-bit device. */
+    private static final PciBridge ROOT_PORT = PciBridge.of("0000:00:1c.0", PciBridgeType.ROOT_PORT, 0x07)
+            .withAcs(PciAcs.REQUIRED);
 
     /** The embedded host's CPU count. */
     static final int CPUS = 2;
@@ -31,16 +41,21 @@ final class EmbeddedHost {
      * @return the embedded host's devices on a machine of that size
      */
     static Host build(String commandLine, long memoryBytes, int cpus) {
-        return Host.builder()
+        Host.Builder b = Host.builder()
                 .memory(memoryBytes)
                 .cpus(cpus)
                 .commandLine(commandLine)
-                .pciDevice(PciDeviceSpec.of("0000:00:02.0").withIds(0x8086, 0x46a6, 0x030000).withDriver("i915"))
-                .pciDevice(PciDeviceSpec.of(NIC))
-                .pciDevice(PciDeviceSpec.of("0000:07:00.0").withIds(0x10ec, 0x8139, 0x020000)
-                        .withDmaMask(DmaMasks.bits(32)))
-                .platformDevice(PlatformDeviceSpec.of("fsl-dma.0"))
-                .build();
+                .platformDevice(PlatformDeviceSpec.of("fsl-dma.0"));
+        pciDevices().forEach(b::pciDevice);
+        return b.build();
+    }
+
+    /** @return the embedded machine's PCI devices, in their tree */
+    static List<PciDeviceSpec> pciDevices() {
+        return List.of(PciDeviceSpec.of("0000:00:02.0").withIds(0x8086, 0x46a6, 0x030000).withDriver("i915"),
+                PciDeviceSpec.of(NIC).below(PCI_BRIDGE),
+                PciDeviceSpec.of("0000:07:00.0").withIds(0x10ec, 0x8139, 0x020000).withDmaMask(DmaMasks.bits(32))
+                        .below(ROOT_PORT));
     }
 
     static String describe(Host host) {

@@ -48,6 +48,7 @@ import org.iommu4j.loader.BackendLoader;
  *       arms the host's fault injection, so that the next steps meet an allocation failure</li>
  *   <li>{@code expect-error} {errno, step}: the inner step must fail with that errno</li>
  * </ul>
+ * A host with {@code "xen": {"hide": ...}} is a guest of a Xen platform ({@link ScenarioXen}).
  */
 final class Scenario {
     private final BackendLoader loader;
@@ -137,7 +138,8 @@ final class Scenario {
 
     Outcome run() {
         try {
-            host = buildHost(root.path("host"));
+            host = root.path("host").has("xen") ? ScenarioXen.guest(loader, root.path("host"))
+                    : buildHost(root.path("host"));
         } catch (IllegalArgumentException | org.iommu4j.api.InvalidParameterException e) {
             throw new Malformed("host: " + e.getMessage());
         }
@@ -146,14 +148,12 @@ final class Scenario {
                 Set<Capability> caps = EnumSet.noneOf(Capability.class);
                 p.path("capabilities").forEach(c -> caps.add(capability(c.asText())));
                 String name = required(p, "name");
-                UserProcess process = host.spawn(name, p.path("uid").asInt(0), caps);
-                if (p.has("memlock")) {
-                    String limit = p.get("memlock").asText();
-                    process.setMemlockLimit(limit.equals("unlimited") ? UserProcess.RLIM_INFINITY
-                            : Long.decode(limit));
-                }
+                String limit = p.has("memlock") ? p.get("memlock").asText() : null;
+                UserProcess process = limit == null ? host.spawn(name, p.path("uid").asInt(0), caps)
+                        : host.spawn(name, p.path("uid").asInt(0), caps, limit.equals("unlimited")
+                                ? UserProcess.RLIM_INFINITY : Long.decode(limit));
                 processes.put(name, process);
-            } catch (IllegalArgumentException e) {
+            } catch (IllegalArgumentException | org.iommu4j.api.IommuException e) {
                 throw new Malformed("process " + p + ": " + e.getMessage());
             }
         }

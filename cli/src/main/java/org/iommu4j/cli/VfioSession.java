@@ -38,7 +38,7 @@ record VfioSession(VfioContainer container, VfioGroupFile group, VfioDeviceFile 
         group.setContainer(caller, container);
         int chosen = type;
         if (chosen == 0) {
-            chosen = PREFERRED_TYPES.stream().filter(t -> container.checkExtension(t) > 0).findFirst()
+            chosen = PREFERRED_TYPES.stream().filter(t -> container.checkExtension(caller, t) > 0).findFirst()
                     .orElseThrow(() -> new IommuException(Errno.ENODEV, "no VFIO iommu type is offered for "
                             + group.node() + ": the loaded backends offer none for its kind of group"));
         }

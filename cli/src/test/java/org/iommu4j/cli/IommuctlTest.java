@@ -74,7 +74,7 @@ class IommuctlTest {
             assertThat(r.out()).contains("backend  VFIO type")
                     .contains("noiommu  skipped: needs --unsafe")
                     .contains("swiotlb  skipped: needs --unsafe")
-                    .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +/dev/vfio/1 +yes +translated by the IOMMU +ok / ok +0"
+                    .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +/dev/vfio/0 +yes +translated by the IOMMU +ok / ok +0"
                             + " +faulted +-")
                     .contains("'iommuctl demo --unsafe' runs them too.");
         }
@@ -90,7 +90,7 @@ class IommuctlTest {
                             + " +iova == phys, no translation +ok / ok +0 +corrupted +U")
                     .containsPattern("swiotlb +VFIO_SWIOTLB_IOMMU\\(20736\\) +/dev/vfio/noiommu-0 +no"
                             + " +bounced through the swiotlb pool +ok / ok +16512 +corrupted +U")
-                    .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +/dev/vfio/1 +yes +translated by the IOMMU"
+                    .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +/dev/vfio/0 +yes +translated by the IOMMU"
                             + " +ok / ok +0 +faulted +-");
         }
 
@@ -122,11 +122,12 @@ class IommuctlTest {
                     .containsPattern("opened by iommu-demo:\\d+ with CAP_SYS_RAWIO\n");
         }
 
-        @Test
-        void theReadmeShowsTheRealOutputOfDemoUnsafe() throws IOException {
+        @ParameterizedTest
+        @ValueSource(strings = {"demo --unsafe", "demo --backend xen"})
+        void theReadmeShowsTheRealOutputOfTheDemo(String arguments) throws IOException {
             List<String> readme = Files.readAllLines(README, StandardCharsets.UTF_8);
-            int command = readme.indexOf("$ ./iommuctl demo --unsafe");
-            assertThat(command).as("README.md has a line '$ ./iommuctl demo --unsafe'").isNotNegative();
+            int command = readme.indexOf("$ ./iommuctl " + arguments);
+            assertThat(command).as("README.md has a line '$ ./iommuctl " + arguments + "'").isNotNegative();
             // The output follows the command in the same fenced block, or opens the next block.
             int from = command + 1;
             if (command == 0 || !readme.get(command - 1).startsWith("```")) {
@@ -144,11 +145,11 @@ class IommuctlTest {
             assertThat(to).as("the block is closed").isLessThan(readme.size());
             String shown = String.join("\n", readme.subList(from, to));
 
-            Run r = iommuctl("demo", "--unsafe");
+            Run r = iommuctl(arguments.split(" "));
             assertThat(r.code()).isZero();
             assertThat(r.err()).isEmpty();
             String output = r.out().endsWith("\n") ? r.out().substring(0, r.out().length() - 1) : r.out();
-            assertThat(shown).as("the block after '$ ./iommuctl demo --unsafe' in README.md").isEqualTo(output);
+            assertThat(shown).as("the block after '$ ./iommuctl " + arguments + "' in README.md").isEqualTo(output);
         }
 
         @ParameterizedTest
@@ -170,7 +171,7 @@ class IommuctlTest {
             assertThat(r.code()).isEqualTo(1);
             assertThat(r.out()).containsPattern("\nfsl_none +failed +/dev/vfio/noiommu-\\d+ +UOE\n")
                     .doesNotContain("ENODEV")
-                    .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +/dev/vfio/1 +yes");
+                    .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +/dev/vfio/0 +yes");
             assertOneLine(r.err());
             assertThat(r.err()).startsWith("iommuctl demo: fsl_none failed: ENODEV: no VFIO iommu type is offered for"
                     + " /dev/vfio/noiommu-");
@@ -192,7 +193,7 @@ class IommuctlTest {
             assertThat(j.get("isolated").asBoolean()).isTrue();
             assertThat(j.get("strayDma").asText()).isEqualTo("faulted");
             assertThat(j.get("taint").asText()).isEqualTo("Not tainted");
-            assertThat(j.get("group").asText()).isEqualTo("/dev/vfio/1");
+            assertThat(j.get("group").asText()).isEqualTo("/dev/vfio/0");
             JsonNode all = iommuctl("demo", "--unsafe", "--json").json();
             assertThat(all).hasSize(3);
             assertThat(all.get(1).get("bouncedBytes").asLong()).isEqualTo(16512);
@@ -239,7 +240,7 @@ class IommuctlTest {
         Run r = iommuctl("backends");
         assertThat(r.code()).isZero();
         assertThat(r.out()).containsPattern("noiommu +1\\.0\\.0 +in-tree +GPL v2 +U when its unsafe mode is used +ok"
-                + " +class path").containsPattern("xen +1\\.0\\.0 +in-tree +GPL v2 +none +ok +class path");
+                + " +class path").containsPattern("xen +2\\.0\\.0 +in-tree +GPL v2 +none +ok +class path");
         JsonNode j = iommuctl("backends", "--json").json();
         assertThat(j.get("backends")).hasSize(3);
         assertThat(j.get("searched").get(0).asText()).isEqualTo("class path");
@@ -350,7 +351,7 @@ class IommuctlTest {
     @Test
     void aWellFormedCommandLineThatABackendsInitRejectsIsAFailedLoad() {
         // As modprobe's "Invalid argument" from a module's init: the line parses, the operation fails.
-        Run r = iommuctl("groups", "--load", "xen", "--cmdline", "xen.hide=(zz)");
+        Run r = iommuctl("groups", "--load", "swiotlb", "--cmdline", "swiotlb.hide=(zz)");
         assertThat(r.code()).isEqualTo(1);
         assertThat(r.err()).isEqualTo("iommuctl groups: EINVAL: Error parsing pci_devs_to_hide at \"(zz)\"\n");
     }

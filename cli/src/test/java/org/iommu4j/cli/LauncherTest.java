@@ -44,7 +44,7 @@ class LauncherTest {
         assertThat(p.exitValue()).as("stderr: %s", Files.exists(errors) ? Files.readString(errors) : "").isZero();
         assertThat(out).startsWith("iommu4j demo on the embedded host")
                 .contains("backend  VFIO type")
-                .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +/dev/vfio/1 +yes");
+                .containsPattern("xen +VFIO_TYPE1v2_IOMMU\\(3\\) +/dev/vfio/0 +yes");
         assertThat(copy.resolve("cli/target/iommuctl.jar")).exists();
     }
 

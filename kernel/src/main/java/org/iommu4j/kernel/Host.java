@@ -2,6 +2,7 @@ package org.iommu4j.kernel;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.ReentrantLock;
@@ -9,6 +10,7 @@ import java.util.function.LongSupplier;
 import org.iommu4j.api.Capability;
 import org.iommu4j.api.LogLevel;
 import org.iommu4j.api.PhysicalMemory;
+import org.iommu4j.api.XenHypercalls;
 import org.iommu4j.kernel.bus.Buses;
 import org.iommu4j.kernel.bus.PciDevice;
 import org.iommu4j.kernel.bus.PciDeviceSpec;
@@ -22,6 +24,7 @@ import org.iommu4j.kernel.iommu.Iommu;
 import org.iommu4j.kernel.log.KernelLogBuffer;
 import org.iommu4j.kernel.log.Warnings;
 import org.iommu4j.kernel.mem.BuddyAllocator;
+import org.iommu4j.kernel.mem.HostMemory;
 import org.iommu4j.kernel.mem.SparseMemory;
 import org.iommu4j.kernel.module.ModuleRef;
 import org.iommu4j.kernel.module.ModuleTable;
@@ -52,7 +55,8 @@ public final class Host {
     private final AtomicInteger nextCpu = new AtomicInteger();
     private final ThreadLocal<Integer> cpuOfThread;
     private final AtomicInteger nextPid = new AtomicInteger(1000);
-    private final SparseMemory memory;
+    private final HostMemory memory;
+    private final HypervisorDomain domain;
     private final FaultInjection faults;
     private final BuddyAllocator pageAllocator;
     private final KernelLogBuffer log;
@@ -74,7 +78,12 @@ public final class Host {
         this.clock = b.clock != null ? b.clock : () -> System.nanoTime() - boot;
         this.cpus = b.cpus;
         this.cpuOfThread = ThreadLocal.withInitial(() -> nextCpu.getAndIncrement() % cpus);
-        this.memory = new SparseMemory(b.memory);
+        if (b.domain != null && b.domain.memory().size() != b.memory) {
+            throw new IllegalArgumentException("memory size " + b.memory + " is not the domain's "
+                    + b.domain.memory().size() + ": a domain's kernel has the domain's memory");
+        }
+        this.domain = b.domain;
+        this.memory = b.domain != null ? b.domain.memory() : new SparseMemory(b.memory);
         this.log = new KernelLogBuffer(b.logCapacity, clock);
         this.faults = new FaultInjection(log, b.faultSeed);
         this.pageAllocator = new BuddyAllocator(b.memory >>> PhysicalMemory.PAGE_SHIFT, faults.pageAlloc());
@@ -88,9 +97,10 @@ public final class Host {
         log.log(LogLevel.INFO, "Memory: " + ((b.memory - FIRMWARE_RESERVED) >>> 10) + "K available ("
                 + (FIRMWARE_RESERVED >>> 10) + "K reserved by firmware), " + cpus + " CPUs");
         this.deviceDma = new DeviceDma(memory, log);
-        this.buses = new Buses(configLock, deviceDma);
-        this.iommu = new Iommu(configLock, buses, log, faults.pageAlloc());
-        this.dma = new DmaApi(configLock, buses, new DirectDmaOps(memory, pageAllocator, log), dmaDebug(b),
+        this.buses = new Buses(configLock, b.domain != null ? b.domain.dmaPort() : deviceDma);
+        this.iommu = new Iommu(configLock, buses, log, faults.pageAlloc(), warnings, memory, pageAllocator,
+                commandLine, cpus, this::currentCpu, clock);
+        this.dma = new DmaApi(configLock, buses, new DirectDmaOps(memory, pageAllocator, warnings), dmaDebug(b),
                 faults.iommu());
         this.modules = new ModuleTable(this, configLock);
         this.sysfs = new Sysfs(buses, iommu, taint);
@@ -127,9 +137,16 @@ public final class Host {
         return new Builder();
     }
 
-    /** @return the host's physical memory */
-    public SparseMemory memory() {
+    /** @return the host's physical memory; a hypervisor domain's is pseudo-physical */
+    public HostMemory memory() {
         return memory;
+    }
+
+    /**
+     * @return the hypercalls of the hypervisor this host runs under as a domain, or empty on bare metal
+     */
+    public Optional<XenHypercalls> xen() {
+        return domain == null ? Optional.empty() : Optional.of(domain.hypercalls());
     }
 
     /**
@@ -250,6 +267,31 @@ public final class Host {
         return new UserProcess(nextPid.getAndIncrement(), comm, uid, capabilities, memory, pageAllocator);
     }
 
+    /**
+     * Starts a user process with explicit credentials and an {@code RLIMIT_MEMLOCK} (soft and hard), as
+     * {@code limits.conf} or a privileged parent would set it before it runs (since 1.2).
+     *
+     * @param comm its command name
+     * @param uid its user id
+     * @param capabilities its effective capabilities
+     * @param memlockLimit bytes, or {@link UserProcess#RLIM_INFINITY}
+     * @return the process
+     */
+    public UserProcess spawn(String comm, int uid, Set<Capability> capabilities, long memlockLimit) {
+        return new UserProcess(nextPid.getAndIncrement(), comm, uid, capabilities, memory, pageAllocator,
+                memlockLimit);
+    }
+
+    /**
+     * {@code fork()} of a process: see {@link UserProcess#fork}; the child gets the next pid (since 1.2).
+     *
+     * @param parent the process that forks
+     * @return the child
+     */
+    public UserProcess fork(UserProcess parent) {
+        return parent.fork(nextPid.getAndIncrement());
+    }
+
     /** Builds a {@link Host}. */
     public static final class Builder {
         private long memory = DEFAULT_MEMORY;
@@ -261,6 +303,7 @@ public final class Host {
         private long faultSeed;
         private final List<PciDeviceSpec> pciDevices = new ArrayList<>();
         private final List<PlatformDeviceSpec> platformDevices = new ArrayList<>();
+        private HypervisorDomain domain;
 
         private Builder() {
         }
@@ -276,6 +319,20 @@ public final class Host {
                         + " 4 KiB from 16 MiB to 1 TiB");
             }
             this.memory = bytes;
+            return this;
+        }
+
+        /**
+         * Builds the host as a domain of a hypervisor: its memory is the domain's pseudo-physical memory (the
+         * memory size is the domain's), its devices' DMA goes through the hypervisor's IOMMU, and its kernel
+         * services offer the hypercalls ({@link org.iommu4j.api.KernelServices#xen()}).
+         *
+         * @param domain the domain, made by the hypervisor
+         * @return this
+         */
+        public Builder domainOf(HypervisorDomain domain) {
+            memory(domain.memory().size());
+            this.domain = domain;
             return this;
         }
 

@@ -13,6 +13,7 @@ import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.bus.PciDeviceSpec;
 import org.iommu4j.kernel.module.LoadedModule;
 import org.iommu4j.kernel.module.ModuleState;
+import org.iommu4j.xen.XenPlatform;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -20,6 +21,9 @@ import org.junit.jupiter.params.provider.ValueSource;
 class InTreeBackendsTest {
     private final BackendLoader loader = new BackendLoader(LoaderConfig.classPathOnly());
     private final Host host = Host.builder().pciDevice(PciDeviceSpec.of("0000:06:0d.0")).build();
+    /** xen loads only in a Xen domain: a guest of a Xen platform. */
+    private final Host guest = XenPlatform.builder().machineMemory(4L << 30).build()
+            .createGuest("guest", 256L << 20, "").host();
 
     @Test
     void theThreeInTreeBackendsAreFoundOnTheClassPath() {
@@ -32,6 +36,7 @@ class InTreeBackendsTest {
     @ParameterizedTest
     @ValueSource(strings = {"noiommu", "swiotlb", "xen"})
     void eachLoadsByNameWithoutTaint(String name) {
+        Host host = name.equals("xen") ? guest : this.host;
         LoadedModule m = loader.load(host, name, Map.of());
         assertThat(m.state()).isEqualTo(ModuleState.LIVE);
         assertThat(m.origin()).isEqualTo("class path");
@@ -40,6 +45,7 @@ class InTreeBackendsTest {
 
     @Test
     void xenLoadsSwiotlbFirstAndSwiotlbCannotGoWhileXenIsLoaded() {
+        Host host = guest;
         List<String> events = new ArrayList<>();
         host.modules().addListener((m, from, to) -> events.add(m.name() + ":" + from + "->" + to));
         loader.load(host, "xen", Map.of());
@@ -84,16 +90,18 @@ class InTreeBackendsTest {
         assertThat(loader.modinfo("xen")).startsWith(String.join("\n",
                 "filename:       class path",
                 "name:           xen",
-                "version:        1.0.0",
-                "description:    Xen guest IOMMU driver: xen-swiotlb DMA and pciback-style assignment; the"
-                        + " hypervisor isolates",
+                "version:        2.0.0",
+                "description:    Xen domain DMA driver: xen-swiotlb DMA ops, the IOMMU driver that asks the"
+                        + " hypervisor, and in Domain-0 pciback's stub, which holds devices for guests",
                 "author:         iommu4j",
                 "license:        GPL v2",
                 "intree:         Y",
                 "depends:        swiotlb",
                 "api:            [1.2,2.0)",
                 "signed:         Y",
-                "parm:           p2m:how the guest's pages lie in machine memory: scattered or contiguous (charp)"));
+                "parm:           hide:Domain-0 only: devices pciback holds for guests, in xen-pciback.hide syntax:"
+                        + " (DDDD:BB:SS.F)(BB:SS.*)...; xen-pciback.hide= on the kernel command line is read as well"
+                        + " (charp)"));
     }
 
     @Test

@@ -21,6 +21,7 @@ import org.iommu4j.kernel.module.ModuleState;
 import org.iommu4j.kernel.proc.UserProcess;
 import org.iommu4j.kernel.vfio.VfioContainer;
 import org.iommu4j.kernel.vfio.VfioGroupFile;
+import org.iommu4j.xen.XenPlatform;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -38,11 +39,16 @@ class ModulesInUseTest {
         assertThat(((IommuException) e).errno()).isEqualTo(Errno.EAGAIN);
     }
 
+    /** xen loads only in a Xen domain: a guest of a Xen platform of its own. */
+    private static Host guest() {
+        return XenPlatform.builder().machineMemory(4L << 30).build().createGuest("guest", 256L << 20, "").host();
+    }
+
     /** The loader is not wedged by a refused unload: it still finds backends and loads them elsewhere. */
     private void loaderStillWorks() {
         assertThat(loader.find("xen")).isPresent();
         assertThat(loader.modinfo("swiotlb")).contains("name:           swiotlb");
-        Host other = Host.builder().build();
+        Host other = guest();
         assertThat(loader.load(other, "xen", Map.of()).state()).isEqualTo(ModuleState.LIVE);
         loader.unload(other, "xen");
         loader.unload(other, "swiotlb");
@@ -72,8 +78,8 @@ class ModulesInUseTest {
         container.unmapDma(root, mapping.iova(), 4 * 4096);
         assertThatThrownBy(() -> loader.unload(host, "noiommu")) // the container still has noiommu's iommu
                 .satisfies(e -> inUse(e, "Module noiommu is in use"));
-        container.close();
-        group.close();
+        container.close(root);
+        group.close(root);
         loader.unload(host, "noiommu");
         assertThat(noiommu.state()).isEqualTo(ModuleState.UNLOADED);
         assertThat(host.modules().modules()).isEmpty();
@@ -103,7 +109,7 @@ class ModulesInUseTest {
 
     @Test
     void xenLoadedLaterOnAnAlreadyLoadedSwiotlbStillKeepsItLoaded() {
-        Host host = Host.builder().pciDevice(PciDeviceSpec.of(NIC)).build();
+        Host host = guest();
         LoadedModule swiotlb = loader.load(host, "swiotlb", Map.of());
         LoadedModule xen = loader.load(host, "xen", Map.of()); // swiotlb is there: only xen is inserted
 

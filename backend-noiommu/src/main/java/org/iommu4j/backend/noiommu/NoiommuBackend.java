@@ -27,7 +27,7 @@ final class NoiommuBackend implements Backend {
                 warnUnsafe();
             }
         });
-        if (kernel.parameters().getBool(NoiommuProvider.ENABLE)) {
+        if (vfio.enabled()) {
             warnUnsafe();
         }
         kernel.vfio().register(vfio);
@@ -53,7 +53,7 @@ final class NoiommuBackend implements Backend {
     @Override
     public List<ModuleAttribute> attributes() {
         return List.of(ModuleAttribute.readOnly("mode",
-                () -> kernel.parameters().getBool(NoiommuProvider.ENABLE) ? "unsafe no-IOMMU mode on" : "off"));
+                () -> vfio.enabled() ? "unsafe no-IOMMU mode on" : "off"));
     }
 
     @Override

@@ -9,7 +9,11 @@ import org.iommu4j.api.ParameterType;
 
 /** The {@code noiommu} module: VFIO without an IOMMU. Constructing it does nothing. */
 public final class NoiommuProvider implements BackendProvider {
-    /** The opt-in parameter, as the kernel names it. */
+    /**
+     * The opt-in parameter, as the kernel names it. The kernel's is the vfio module's
+     * ({@code vfio.enable_unsafe_noiommu_mode=1} on the command line), which turns the mode on here too;
+     * {@code noiommu.enable_unsafe_noiommu_mode} is this module's alias of it, writable at run time.
+     */
     public static final String ENABLE = "enable_unsafe_noiommu_mode";
     /** Refuse VFIO_IOMMU_MAP_DMA as the kernel does (ENOTTY) instead of the seed's validated no-op map. */
     public static final String KERNEL_FAITHFUL = "kernel_faithful_map";

@@ -2,6 +2,7 @@ package org.iommu4j.backend.noiommu;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
 import org.iommu4j.api.Device;
 import org.iommu4j.api.Errno;
@@ -16,21 +17,42 @@ import org.iommu4j.api.VfioIommu;
 import org.iommu4j.api.VfioIommuDriver;
 
 /**
- * The {@code vfio-noiommu} iommu driver. With the opt-in off it offers nothing and makes no groups. With it
- * on, a device bound to VFIO that has no group gets a fake one ({@code vfio-noiommu}, node
- * {@code /dev/vfio/noiommu-N}; the VFIO core taints and logs), and a map is the seed thread's validated no-op:
- * the pinned memory must be one physical run, the iova must be its physical address, and every byte must be
- * within reach of every device in the container. Nothing is translated, so a device can reach all of memory.
+ * The {@code vfio-noiommu} iommu driver ({@code drivers/vfio/container.c}'s {@code vfio_noiommu_ops}, Linux
+ * v6.12). With the opt-in off it offers nothing and makes no groups. The opt-in is the kernel's
+ * {@code vfio.enable_unsafe_noiommu_mode=1} on the command line (the vfio module's parameter), or this
+ * module's own {@code noiommu.enable_unsafe_noiommu_mode}, an alias that can also be written at run time. With
+ * it on, a device bound to VFIO that has no group gets a fake one ({@code vfio-noiommu}, node
+ * {@code /dev/vfio/noiommu-N}; the VFIO core taints and logs). The kernel's driver implements no ioctl but
+ * {@code VFIO_CHECK_EXTENSION}: with {@code kernel_faithful_map=1} map and unmap fail with ENOTTY before
+ * anything else, as there. Without it a map is the seed thread's validated no-op (an invention, not in any
+ * kernel): the pinned memory must be one physical run, the iova must be its physical address, and every byte
+ * must be within reach of every device in the container. Nothing is translated, so a device can reach all of
+ * memory.
  */
 final class NoiommuVfioDriver implements VfioIommuDriver {
+    /** The vfio module's parameter, as the kernel's command line names it. */
+    static final String VFIO_ENABLE = "vfio." + NoiommuProvider.ENABLE;
+
     private final KernelServices kernel;
+    private final boolean bootOptIn;
 
     NoiommuVfioDriver(KernelServices kernel) {
         this.kernel = kernel;
+        this.bootOptIn = kernel.commandLine().get(VFIO_ENABLE).map(NoiommuVfioDriver::kstrtobool).orElse(false);
     }
 
-    private boolean enabled() {
-        return kernel.parameters().getBool(NoiommuProvider.ENABLE);
+    /** {@code kstrtobool}: y, Y, 1, on are true; a bare word is true; anything else false. */
+    static boolean kstrtobool(String v) {
+        if (v.isEmpty()) {
+            return true;
+        }
+        char c = v.charAt(0);
+        return c == 'y' || c == 'Y' || c == '1' || v.toLowerCase(Locale.ROOT).equals("on");
+    }
+
+    /** @return whether the unsafe mode is on: the vfio boot parameter, or this module's alias */
+    boolean enabled() {
+        return bootOptIn || kernel.parameters().getBool(NoiommuProvider.ENABLE);
     }
 
     @Override
@@ -56,8 +78,9 @@ final class NoiommuVfioDriver implements VfioIommuDriver {
     @Override
     public Optional<String> noGroupReason(Device device) {
         return enabled() ? Optional.empty() : Optional.of(kernel.moduleName() + " is loaded, but its"
-                + " enable_unsafe_noiommu_mode is off: set " + kernel.moduleName()
-                + ".enable_unsafe_noiommu_mode=1 to give the device an unsafe no-IOMMU group");
+                + " enable_unsafe_noiommu_mode is off: boot with " + VFIO_ENABLE + "=1 (or set "
+                + kernel.moduleName() + ".enable_unsafe_noiommu_mode=1) to give the device an unsafe no-IOMMU"
+                + " group");
     }
 
     @Override
@@ -93,11 +116,25 @@ final class NoiommuVfioDriver implements VfioIommuDriver {
         }
 
         @Override
-        public long map(long iova, PinnedPages pages, int prot) {
-            if (kernel.parameters().getBool(NoiommuProvider.KERNEL_FAITHFUL)) {
-                throw new IommuException(Errno.ENOTTY, "VFIO_IOMMU_MAP_DMA: " + name() + " does not map: there is"
-                        + " no IOMMU; program the physical addresses of your pinned buffer (pagemap) into the device");
+        public Optional<String> unsupportedIoctl(int request) {
+            if (request == Vfio.IOMMU_GET_INFO) {
+                return Optional.of(name() + " implements only VFIO_CHECK_EXTENSION (Inappropriate ioctl for"
+                        + " device)");
             }
+            if (kernel.parameters().getBool(NoiommuProvider.KERNEL_FAITHFUL)) {
+                if (request == Vfio.IOMMU_MAP_DMA) {
+                    return Optional.of(name() + " does not map: there is no IOMMU; program the physical addresses"
+                            + " of your pinned buffer (pagemap) into the device");
+                }
+                if (request == Vfio.IOMMU_UNMAP_DMA) {
+                    return Optional.of(name() + " does not unmap: there is no IOMMU, so nothing is ever mapped");
+                }
+            }
+            return Optional.empty();
+        }
+
+        @Override
+        public long map(long iova, PinnedPages pages, int prot) {
             int gap = pages.firstDiscontinuity();
             if (gap > 0) {
                 throw new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_MAP_DMA: memory at vaddr 0x%x is"

@@ -95,12 +95,13 @@ class NoiommuTest {
         assertThatThrownBy(() -> host.vfio().bind(NIC))
                 .isInstanceOf(IommuException.class)
                 .hasMessage("vfio-pci 0000:06:0d.0: probe with driver vfio-pci failed with error -22: the device has"
-                        + " no iommu group; noiommu is loaded, but its enable_unsafe_noiommu_mode is off: set"
-                        + " noiommu.enable_unsafe_noiommu_mode=1 to give the device an unsafe no-IOMMU group")
+                        + " no iommu group; noiommu is loaded, but its enable_unsafe_noiommu_mode is off: boot with"
+                        + " vfio.enable_unsafe_noiommu_mode=1 (or set noiommu.enable_unsafe_noiommu_mode=1) to give"
+                        + " the device an unsafe no-IOMMU group")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
         assertThat(host.iommu().groups()).isEmpty();
         assertThat(host.taint().taintedString()).isEqualTo("Not tainted");
-        assertThat(host.vfio().openContainer(root).checkExtension(Vfio.NOIOMMU_IOMMU)).isZero();
+        assertThat(host.vfio().openContainer(root).checkExtension(root, Vfio.NOIOMMU_IOMMU)).isZero();
     }
 
     @Test
@@ -112,7 +113,7 @@ class NoiommuTest {
         group.setContainer(root, container);
         m.parameters().set(NoiommuProvider.ENABLE, "0");
 
-        assertThat(container.checkExtension(Vfio.NOIOMMU_IOMMU)).isZero();
+        assertThat(container.checkExtension(root, Vfio.NOIOMMU_IOMMU)).isZero();
         // the kernel's VFIO_SET_IOMMU: no driver answers the extension check, so -ENODEV
         assertThatThrownBy(() -> container.setIommu(root, Vfio.NOIOMMU_IOMMU))
                 .isInstanceOf(IommuException.class)
@@ -171,6 +172,11 @@ class NoiommuTest {
             VfioContainer fresh = host.vfio().openContainer(root);
             VfioGroupFile other = host.vfio().openGroup(root, host.pci("0000:08:00.0").group().id());
             other.setContainer(root, fresh);
+            // every file is passed to the unprivileged process: holding a file gives it no capability
+            fresh.passTo(root, user);
+            s.container().passTo(root, user);
+            s.group().passTo(root, user);
+            s.device().passTo(root, user);
             assertThatThrownBy(() -> fresh.setIommu(user, Vfio.NOIOMMU_IOMMU))
                     .isInstanceOf(IommuException.class)
                     .hasMessage("setting the iommu type of a container with vfio-noiommu requires CAP_SYS_RAWIO"
@@ -290,7 +296,7 @@ class NoiommuTest {
                             + " 0x%x is beyond the DMA mask 0xffffffff of 0000:07:00.0", phys, high))
                     .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
             assertThat(c.groupIds()).hasSize(1);
-            assertThat(narrow.status().viable()).isTrue();
+            assertThat(narrow.status(p).viable()).isTrue();
 
             c.unmapDma(p, phys, 8L << 20);
             narrow.setContainer(p, c);
@@ -366,12 +372,118 @@ class NoiommuTest {
         assertThatThrownBy(() -> host.modules().remove("noiommu"))
                 .hasMessage("Module noiommu is in use")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EAGAIN);
-        s.device().close();
-        s.group().close();
-        s.container().close();
+        s.device().close(root);
+        s.group().close(root);
+        s.container().close(root);
         host.modules().remove("noiommu");
         assertThat(host.pci(NIC).driver()).isNull();
         assertThat(host.iommu().groups()).isEmpty();
         assertThat(host.taint().isSet(TaintFlag.USER)).isTrue();
+    }
+
+    /** Issue 12 #6: the kernel's order of checks in drivers/vfio/group.c and container.c (Linux v6.12). */
+    @Nested
+    class KernelOrder {
+        @Test
+        void theVfioModulesBootParameterIsTheOptIn() {
+            Host booted = Host.builder().commandLine("vfio.enable_unsafe_noiommu_mode=1")
+                    .pciDevice(PciDeviceSpec.of(NIC)).build();
+            LoadedModule m = booted.modules().insert(new NoiommuProvider(), Map.of(), "class path");
+            booted.vfio().bind(NIC);
+            assertThat(booted.vfio().deviceNodes()).containsExactly("/dev/vfio/noiommu-0");
+            assertThat(m.parameters().get(NoiommuProvider.ENABLE)).isEqualTo("N");
+            assertThat(booted.log().messages()).contains("noiommu: UNSAFE no-IOMMU mode enabled: devices bound to"
+                    + " VFIO get no isolation and no DMA translation, and the kernel will be tainted");
+
+            Host off = Host.builder().commandLine("vfio.enable_unsafe_noiommu_mode=0")
+                    .pciDevice(PciDeviceSpec.of(NIC)).build();
+            off.modules().insert(new NoiommuProvider(), Map.of(), "class path");
+            assertThatThrownBy(() -> off.vfio().bind(NIC))
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+        }
+
+        @Test
+        void getDeviceFdWithAnUnknownNameIsEnodevBeforeAnyContainerCheck() {
+            load("1");
+            host.vfio().bind(NIC);
+            VfioGroupFile group = host.vfio().openGroup(root, "/dev/vfio/noiommu-0");
+            assertThatThrownBy(() -> group.getDevice(root, "0000:99:00.0"))
+                    .isInstanceOf(IommuException.class)
+                    .hasMessage("no device 0000:99:00.0 bound to VFIO in /dev/vfio/noiommu-0; its devices:"
+                            + " [0000:06:0d.0]")
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENODEV);
+        }
+
+        @Test
+        void withoutAContainerACallerLackingRawioGetsEinvalAsTheContainerIsCheckedFirst() {
+            load("1");
+            host.vfio().bind(NIC);
+            VfioGroupFile group = host.vfio().openGroup(root, "/dev/vfio/noiommu-0");
+            group.passTo(root, user);
+            assertThatThrownBy(() -> group.getDevice(user, NIC))
+                    .isInstanceOf(IommuException.class)
+                    .hasMessage("/dev/vfio/noiommu-0 is not ready for device access: it must be viable and in a"
+                            + " container whose iommu type is set")
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+
+            VfioContainer container = host.vfio().openContainer(root);
+            container.passTo(root, user);
+            assertThatThrownBy(() -> group.setContainer(user, container))
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EPERM);
+            group.setContainer(root, container);
+            // a repeated VFIO_GROUP_SET_CONTAINER: "already in a container" comes before the capability
+            assertThatThrownBy(() -> group.setContainer(user, container))
+                    .hasMessage("/dev/vfio/noiommu-0 is already in a container: unset it first")
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+            // in a container without an iommu type: still EINVAL before the capability
+            assertThatThrownBy(() -> group.getDevice(user, NIC))
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+            container.setIommu(root, Vfio.NOIOMMU_IOMMU);
+            assertThatThrownBy(() -> group.getDevice(user, NIC))
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EPERM);
+        }
+
+        @Test
+        void withTheKernelsMapRuleUnmapIsEnottyToo() {
+            host.modules().insert(new NoiommuProvider(), Map.of(NoiommuProvider.ENABLE, "1",
+                    NoiommuProvider.KERNEL_FAITHFUL, "1"), "class path");
+            Session s = open(root, NIC);
+            assertThatThrownBy(() -> s.container().unmapDma(root, 0x10000, 0x1000))
+                    .isInstanceOf(IommuException.class)
+                    .hasMessage("VFIO_IOMMU_UNMAP_DMA: vfio-noiommu does not unmap: there is no IOMMU, so nothing is"
+                            + " ever mapped")
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOTTY);
+            // ENOTTY before the arguments are looked at, as the kernel's driver answers every ioctl but one
+            assertThatThrownBy(() -> s.container().unmapDma(root, 0x10001, 0, 0x80))
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOTTY);
+            assertThatThrownBy(() -> s.container().mapDma(root, 1, 0, 3, IommuProt.CACHE))
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOTTY);
+        }
+
+        @Test
+        void getInfoIsEnottyForTheNoiommuDriver() {
+            load("1");
+            Session s = open(root, NIC);
+            assertThatThrownBy(() -> s.container().iommuInfo(root))
+                    .isInstanceOf(IommuException.class)
+                    .hasMessage("VFIO_IOMMU_GET_INFO: vfio-noiommu implements only VFIO_CHECK_EXTENSION"
+                            + " (Inappropriate ioctl for device)")
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOTTY);
+        }
+
+        @Test
+        void anExitedProcessOpensNothingAndKeepsNoModuleReference() {
+            load("1");
+            host.vfio().bind(NIC);
+            UserProcess gone = host.spawn("qemu", 1000, Set.of(Capability.CAP_SYS_RAWIO));
+            gone.exit();
+            assertThatThrownBy(() -> host.vfio().openGroup(gone, "/dev/vfio/noiommu-0"))
+                    .isInstanceOf(IommuException.class)
+                    .hasMessage("process qemu:" + gone.pid() + " has exited")
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ESRCH);
+            host.vfio().openGroup(root, "/dev/vfio/noiommu-0").close(root);
+            host.modules().remove("noiommu");
+            assertThat(host.modules().find("noiommu")).isEmpty();
+        }
     }
 }

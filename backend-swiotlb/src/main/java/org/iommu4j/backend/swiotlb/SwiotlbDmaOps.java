@@ -41,13 +41,17 @@ final class SwiotlbDmaOps implements DmaOps {
 
     @Override
     public long map(Device device, long phys, long size, DmaDirection direction) {
+        return map(device, phys, size, false);
+    }
+
+    private long map(Device device, long phys, long size, boolean noWarn) {
         if (!force && capable(device, phys, size)) {
             return phys;
         }
         if (mem == null) {
             throw overflow(device, "kernel/dma/direct.h dma_direct_map_page", "DMA addr", phys, size);
         }
-        long tlb = mem.mapSingle(device, phys, size, size, 0, false, null);
+        long tlb = mem.mapSingle(device, phys, size, size, 0, noWarn, null);
         if (!capable(device, tlb, size)) {
             // swiotlb_tbl_unmap_single with DMA_ATTR_SKIP_CPU_SYNC: no copy back
             SwiotlbPool pool = mem.find(tlb);
@@ -93,13 +97,43 @@ final class SwiotlbDmaOps implements DmaOps {
         return kernel.dma().directOps().allocateCoherent(device, size);
     }
 
+    /**
+     * {@code dma_direct_map_page} with attributes (API 1.2). {@code DMA_ATTR_NO_WARN} keeps a full pool from
+     * logging "swiotlb buffer is full"; {@code DMA_ATTR_SKIP_CPU_SYNC} changes nothing on map: Linux v6.12's
+     * {@code swiotlb_tbl_map_single} copies the original into the slot whatever the attributes.
+     */
+    @Override
+    public long map(Device device, long phys, long size, DmaDirection direction,
+            org.iommu4j.api.DmaAttrs attrs) {
+        return map(device, phys, size, attrs.noWarn());
+    }
+
+    /**
+     * {@code dma_direct_unmap_page} with attributes (API 1.2): with {@code DMA_ATTR_SKIP_CPU_SYNC} the slot is
+     * released without a copy back, as {@code swiotlb_tbl_unmap_single} does; the pool copies back only for a
+     * direction from the device, so the release is made as a TO_DEVICE one.
+     */
+    @Override
+    public void unmap(Device device, long dmaAddress, long size, DmaDirection direction,
+            org.iommu4j.api.DmaAttrs attrs) {
+        unmap(device, dmaAddress, size, attrs.skipCpuSync() ? DmaDirection.TO_DEVICE : direction);
+    }
+
     @Override
     public void freeCoherent(Device device, CoherentBuffer buffer) {
         kernel.dma().directOps().freeCoherent(device, buffer);
     }
 
+    /**
+     * {@code dma_direct_max_mapping_size} (Linux v6.12 {@code kernel/dma/direct.c}): swiotlb's maximum when swiotlb
+     * is active and every mapping is bounced or the device cannot address all memory ({@code
+     * dma_addressing_limited}: its reach is below {@code dma_get_required_mask}), else {@code SIZE_MAX} ({@code -1},
+     * unsigned).
+     */
     @Override
     public long maxMappingSize(Device device) {
-        return mem == null ? Long.MAX_VALUE : SwiotlbPool.maxMappingSizeFor(device);
+        long required = -1L >>> Long.numberOfLeadingZeros(kernel.memory().size() - 1);
+        boolean limited = Long.compareUnsigned(SwiotlbMem.reachLimit(device), required) < 0;
+        return mem != null && (force || limited) ? SwiotlbPool.maxMappingSizeFor(device) : -1L;
     }
 }

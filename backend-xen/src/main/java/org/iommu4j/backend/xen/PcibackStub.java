@@ -10,8 +10,9 @@ import org.iommu4j.api.PciAddress;
 import org.iommu4j.api.PciSlotPattern;
 
 /**
- * xen-pciback's stub ({@code drivers/xen/xen-pciback/pci_stub.c}) as far as device ownership goes: its slot
- * list ({@code pcistub_device_ids}) and the devices it has seized, which are the devices the guest is given.
+ * xen-pciback's stub (Linux v6.12 {@code drivers/xen/xen-pciback/pci_stub.c}) as far as device ownership goes,
+ * in Domain-0: its slot list ({@code pcistub_device_ids}) and the devices it has seized, which the hypervisor
+ * holds for guests.
  *
  * <p>The list holds exact functions only: as {@code pcistub_device_id_add} does, a wildcard is expanded on the
  * way in to one entry per device and function it covers ({@code 07:00.*} is eight entries, {@code 07:*.*} 256),

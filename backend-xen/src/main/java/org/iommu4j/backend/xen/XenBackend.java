@@ -16,74 +16,62 @@ import org.iommu4j.api.ModuleAttribute;
 import org.iommu4j.api.PciAddress;
 import org.iommu4j.api.PciSlotPattern;
 import org.iommu4j.api.PhysicalMemory;
+import org.iommu4j.api.XenHypercalls;
 
 /**
- * The running xen module. At start it registers the guest's IOMMU driver, which puts every PCI device behind the
- * hypervisor's IOMMU: the guest's own in its DMA context, every other one blocked (each logged once as its
- * blocked group is made). Only then, so that a refused registration leaves nothing done, does it make swiotlb's
- * pool machine-contiguous segment by segment ({@code xen_swiotlb_fixup}) and install xen-swiotlb as every PCI
- * device's DMA ops. The PCI bus cannot have two IOMMU drivers: with the SWIOTLB-IOMMU enabled
- * ({@code swiotlb.enable_unsafe_swiotlb_iommu=1}) xen refuses to load with {@link Errno#EBUSY} and says to turn
- * it off.
+ * The running xen module, a Xen domain's DMA driver. It loads only under Xen: on bare metal it fails with
+ * {@link Errno#ENODEV}, as {@code pci_xen_swiotlb_init} does nothing and {@code xen_pcibk_init} returns
+ * {@code -ENODEV} when the kernel is not a Xen domain (Linux v6.12 {@code arch/x86/kernel/pci-dma.c},
+ * {@code drivers/xen/xen-pciback/pci_stub.c}). At start it registers the IOMMU driver ({@link XenIommuOps});
+ * only then, so that a refused registration leaves nothing done, does it make swiotlb's pool
+ * machine-contiguous segment by segment ({@code xen_swiotlb_fixup}) and install xen-swiotlb as every PCI
+ * device's DMA ops. The PCI bus cannot have two IOMMU drivers: with the SWIOTLB-IOMMU enabled xen refuses to
+ * load with {@link Errno#EBUSY} and says to turn it off.
  *
- * <p>Which devices are the guest's is pciback's business ({@link PcibackStub}): its slot list comes from
- * {@code xen-pciback.hide=} on the kernel command line and this module's own {@code hide} parameter, and the
- * stub seizes the listed devices present at load and listed devices that appear later. Its attributes are
- * pciback's {@code slots}, {@code new_slot} and {@code remove_slot}, which change the list only, and
- * {@code bind}/{@code unbind}, which stand for the PCI core's {@code bind}/{@code unbind} files of the
- * {@code pciback} driver: {@code bind} seizes one listed device, as {@code pcistub_probe} seizes only devices on
- * its slot list ({@link Errno#ENODEV} for any other: write it to {@code new_slot} first), and {@code unbind}
- * lets one go. A seized device is assigned to the guest; a device let go of is blocked again. A device the
- * hypervisor will not assign (another domain has it) is not kept: {@code bind} fails with the hypervisor's
- * refusal and the device stays blocked. {@code unbind} is refused with {@link Errno#EBUSY} while a driver is
- * bound to the device. The stub seizes a listed device on its first probe, so a hot-added one joins the
- * guest's context directly.
- *
- * <p>VFIO cannot take a device the guest was not given: its IOMMU context reports no
- * {@link org.iommu4j.api.IommuCapability#CACHE_COHERENCY}, so binding {@code vfio-pci} to it fails with
- * {@link Errno#EINVAL}, as the kernel's VFIO refuses such a device.
+ * <p>In Domain-0 it is also xen-pciback's stub ({@link PcibackStub}): its slot list comes from
+ * {@code xen-pciback.hide=} and this module's {@code hide}; the stub seizes the listed devices present at load
+ * and listed devices that appear later, and the hypervisor quarantines each seized device until the toolstack
+ * gives it to a guest. Its attributes are pciback's {@code slots}, {@code new_slot} and {@code remove_slot},
+ * which change the list only, and {@code bind}/{@code unbind}, which stand for the PCI core's
+ * {@code bind}/{@code unbind} files of the {@code pciback} driver: {@code bind} seizes one listed device, as
+ * {@code pcistub_probe} seizes only devices on its slot list ({@link Errno#ENODEV} for any other), and
+ * {@code unbind} lets one go ({@link Errno#EBUSY} while a driver of Domain-0 is bound to it). Letting go of a
+ * device a guest still has warns as {@code pcistub_remove} does, and the guest keeps it.
  */
 public final class XenBackend implements Backend {
     private static final int SEGMENT_ORDER = 6; // 128 slots of 2 KiB = 64 pages
-    private static final long DOM0_PAGES = (64L << 20) >>> PhysicalMemory.PAGE_SHIFT;
 
     private final KernelServices kernel;
-    private final XenHypervisor hypervisor;
-    private final XenDomain guest;
+    private final XenHypercalls xen;
     private final PcibackStub stub;
     private final XenIommuOps iommuOps;
     private final XenSwiotlbDmaOps dma;
     private final BusListener hotplug;
 
-    XenBackend(KernelServices kernel, XenHypervisor given, XenDomain givenGuest) {
+    XenBackend(KernelServices kernel) {
         this.kernel = kernel;
-        this.stub = new PcibackStub(kernel.commandLine().get("xen-pciback.hide").orElse(""),
-                kernel.parameters().get("hide"));
-        BounceBufferPool pool = bouncePool(kernel);
-        if (given == null) {
-            String layout = kernel.parameters().get("p2m");
-            P2mLayout p2m = switch (layout) {
-                case "scattered" -> P2mLayout.scattered(kernel.parameters().getLong("p2m_seed"));
-                case "contiguous" -> P2mLayout.contiguous();
-                default -> throw new IommuException(Errno.EINVAL, "xen.p2m=" + layout + " is invalid: expected"
-                        + " scattered or contiguous");
-            };
-            long guestPages = kernel.memory().size() >>> PhysicalMemory.PAGE_SHIFT;
-            long machineMb = kernel.parameters().getLong("machine_mb");
-            long frames = machineMb != 0 ? machineMb << 8 : 2 * guestPages + DOM0_PAGES;
-            this.hypervisor = new XenHypervisor(frames);
-            hypervisor.createDomain("Domain-0", DOM0_PAGES, P2mLayout.contiguous());
-            this.guest = hypervisor.createGuest("guest", kernel.memory(), p2m);
+        this.xen = kernel.xen().orElseThrow(() -> {
+            String message = "xen: not running on Xen (xen_domain() is false): xen-swiotlb and the Xen IOMMU driver"
+                    + " drive a Xen domain's devices only; boot this kernel as a domain of a Xen platform";
+            kernel.log().log(LogLevel.ERR, message);
+            return new IommuException(Errno.ENODEV, message);
+        });
+        String hide = kernel.commandLine().get("xen-pciback.hide").orElse("") + kernel.parameters().get("hide");
+        if (xen.isInitialDomain()) {
+            this.stub = new PcibackStub(kernel.commandLine().get("xen-pciback.hide").orElse(""),
+                    kernel.parameters().get("hide"));
         } else {
-            this.hypervisor = given;
-            this.guest = givenGuest;
+            this.stub = null;
+            if (!hide.isBlank()) {
+                kernel.log().log(LogLevel.WARNING, "xen: d" + xen.domainId() + " is not the initial domain:"
+                        + " xen-pciback.hide is ignored (pciback runs in Domain-0, which gives devices to guests)");
+            }
         }
-        this.iommuOps = new XenIommuOps(kernel, hypervisor, guest, stub);
-        // registered before anything else is done, so that a refusal leaves nothing behind; the first probe of a
-        // listed device seizes it (pciback's probe), so the guest's devices go straight into its context
+        BounceBufferPool pool = bouncePool(kernel);
+        this.iommuOps = new XenIommuOps(kernel, xen, stub);
         registerOps(kernel, iommuOps);
-        boolean force = kernel.parameters().getBool("force") || swiotlbForce(kernel);
-        this.dma = new XenSwiotlbDmaOps(kernel, hypervisor, guest, pool, iommuOps, force);
+        boolean force = kernel.parameters().getBool("force") || swiotlbWords(kernel).contains("force");
+        this.dma = new XenSwiotlbDmaOps(kernel, xen, pool, iommuOps, force);
         this.hotplug = new BusListener() {
             @Override
             public void deviceAdded(Device device) {
@@ -95,11 +83,12 @@ public final class XenBackend implements Backend {
             @Override
             public void deviceRemoved(Device device) {
                 device.pciAddress().ifPresent(a -> {
-                    stub.release(a);
+                    if (stub != null) {
+                        stub.release(a);
+                    }
                     iommuOps.forget(a);
                 });
             }
-
         };
         try {
             fixupPool(pool);
@@ -111,14 +100,13 @@ public final class XenBackend implements Backend {
             kernel.dma().setDeviceOps(d, dma);
         }
         kernel.devices().addListener(hotplug);
-        kernel.log().log(LogLevel.INFO, "running as " + guest + " on a hypervisor with " + hypervisor.machineFrames()
-                + " machine frames; the hypervisor owns the IOMMU");
+        kernel.log().log(LogLevel.INFO, "running as d" + xen.domainId() + (xen.isInitialDomain() ? " (Domain-0,"
+                + " with pciback)" : "") + "; the hypervisor owns the IOMMU");
     }
 
     /**
-     * Registers the guest's IOMMU driver for the PCI bus. The SWIOTLB-IOMMU ({@code swiotlb} loaded with
-     * {@code enable_unsafe_swiotlb_iommu=1}) may own the bus already; the core would say to unload swiotlb,
-     * which xen cannot do without, so say what can be done instead.
+     * Registers the IOMMU driver for the PCI bus. The SWIOTLB-IOMMU ({@code swiotlb} loaded with
+     * {@code enable_unsafe_swiotlb_iommu=1}) may own the bus already: say what can be done instead.
      */
     private static void registerOps(KernelServices kernel, XenIommuOps ops) {
         try {
@@ -136,10 +124,7 @@ public final class XenBackend implements Backend {
         }
     }
 
-    /**
-     * swiotlb's pool, which xen-swiotlb cannot do without. With {@code swiotlb=noforce} swiotlb makes none and
-     * exports none, and the bare "Unknown symbol" would not say why: say it.
-     */
+    /** swiotlb's pool, which xen-swiotlb cannot do without; with {@code swiotlb=noforce} there is none: say so. */
     private static BounceBufferPool bouncePool(KernelServices kernel) {
         try {
             return kernel.symbols().lookup(BounceBufferPool.class);
@@ -159,20 +144,24 @@ public final class XenBackend implements Backend {
         return kernel.commandLine().get("swiotlb").map(v -> List.of(v.split(",", -1))).orElse(List.of());
     }
 
-    /**
-     * {@code is_swiotlb_force_bounce}: {@code swiotlb=force}, or {@code swiotlb=<nslabs>[,<nareas>],force}, on the
-     * kernel command line (swiotlb itself refuses to load with a malformed word).
-     */
-    private static boolean swiotlbForce(KernelServices kernel) {
-        return swiotlbWords(kernel).contains("force");
+    /** {@code xen_swiotlb_fixup}: each pool segment becomes one machine-contiguous run below 4 GiB. */
+    private void fixupPool(BounceBufferPool pool) {
+        long segment = PhysicalMemory.PAGE_SIZE << SEGMENT_ORDER;
+        if ((pool.start() & (segment - 1)) != 0) {
+            throw new IommuException(Errno.EINVAL, String.format("xen: the swiotlb pool at 0x%x is not aligned to"
+                    + " its %d-byte segments", pool.start(), segment));
+        }
+        int n = 0;
+        for (long at = pool.start(); at < pool.end(); at += segment, n++) {
+            xen.exchange(at >>> PhysicalMemory.PAGE_SHIFT, SEGMENT_ORDER, 32);
+        }
+        kernel.log().log(LogLevel.INFO, "swiotlb pool made machine-contiguous below 4 GiB: " + n + " segments");
     }
 
     /**
-     * Changes who holds a device and has the iommu core probe it again, so that it moves between the guest's
-     * context and a blocked group; if that is refused (a VFIO user holds it: {@link Errno#EBUSY}), the change
-     * is undone, the device is left in a group, and the refusal thrown. If the hypervisor refuses to assign a
-     * device being seized, the probe has let it go (it sits in a blocked group) and the hypervisor's refusal is
-     * thrown.
+     * Seizes or lets go of a device in pciback and has the iommu core probe it again, so that it moves between
+     * Domain-0's DMA domain and a blocked group; a refusal (a VFIO user holds it, or the hypervisor will not
+     * quarantine it) undoes the change and is thrown.
      */
     private void changeOwnership(Device device, Runnable change, Runnable undo) {
         PciAddress a = device.pciAddress().orElseThrow();
@@ -198,35 +187,9 @@ public final class XenBackend implements Backend {
         }
     }
 
-    /** {@code xen_swiotlb_fixup}: each pool segment becomes one machine-contiguous run below 4 GiB. */
-    private void fixupPool(BounceBufferPool pool) {
-        long segment = PhysicalMemory.PAGE_SIZE << SEGMENT_ORDER;
-        if ((pool.start() & (segment - 1)) != 0) {
-            throw new IommuException(Errno.EINVAL, String.format("xen: the swiotlb pool at 0x%x is not aligned to"
-                    + " its %d-byte segments", pool.start(), segment));
-        }
-        int n = 0;
-        for (long at = pool.start(); at < pool.end(); at += segment, n++) {
-            hypervisor.exchangeContiguous(guest, at >>> PhysicalMemory.PAGE_SHIFT, SEGMENT_ORDER, 32);
-        }
-        kernel.log().log(LogLevel.INFO, "swiotlb pool made machine-contiguous below 4 GiB: " + n + " segments");
-    }
-
-    /** @return the hypervisor */
-    public XenHypervisor hypervisor() {
-        return hypervisor;
-    }
-
-    /** @return the domain the host runs as */
-    public XenDomain guest() {
-        return guest;
-    }
-
     /**
      * The PCI core's {@code bind}/{@code unbind} name one device: {@code DDDD:BB:SS.F} (or {@code BB:SS.F}), no
-     * wildcards. Each refusal is {@link Errno#EINVAL} and says, for the attribute written, what to write instead.
-     *
-     * @param op {@code bind} or {@code unbind}
+     * wildcards. Each refusal is {@link Errno#EINVAL} and says what to write instead.
      */
     private static PciAddress exact(String op, String text) {
         PciSlotPattern p;
@@ -249,10 +212,6 @@ public final class XenBackend implements Backend {
                 + " at " + a));
     }
 
-    /**
-     * The PCI core's {@code bind} of pciback: {@code pcistub_probe} seizes only a device on the slot list, and the
-     * hypervisor must agree to assign it ({@link Errno#EBUSY} if another domain has it).
-     */
     private void bind(String text) {
         PciAddress a = exact("bind", text);
         Device d = present(a);
@@ -263,13 +222,17 @@ public final class XenBackend implements Backend {
         if (stub.isSeized(a)) {
             throw new IommuException(Errno.EBUSY, "pciback: " + a + " is already bound to pciback");
         }
+        String driver = kernel.devices().driverOf(d).orElse(null);
+        if (driver != null) {
+            throw new IommuException(Errno.EBUSY, "pciback: " + a + " is bound to " + driver + ": unbind " + driver
+                    + " first");
+        }
         changeOwnership(d, () -> stub.seize(a), () -> stub.release(a));
     }
 
     /**
-     * The PCI core's {@code unbind} of pciback: lets one seized device go; it stays on the slot list. Refused with
-     * {@link Errno#EBUSY} while a driver (vfio-pci, a host driver) is bound to the device: taking the device from
-     * the guest would take its iommu group, and with it the driver, away without a word.
+     * Lets a seized device go; it stays on the slot list and is Domain-0's again. A device a guest still has
+     * stays the guest's: {@code pcistub_remove} warns that the guest may still use it.
      */
     private void unbind(String text) {
         PciAddress a = exact("unbind", text);
@@ -282,22 +245,36 @@ public final class XenBackend implements Backend {
             throw new IommuException(Errno.EBUSY, "pciback: " + a + " is bound to " + driver + ": unbind " + driver
                     + " first");
         }
+        try {
+            xen.setAssignable(d, false);
+        } catch (IommuException e) {
+            if (e.errno() != Errno.EBUSY) {
+                throw e;
+            }
+            for (String line : List.of("****** removing device " + a + " while still in-use by a guest! ******",
+                    "****** driver domain may still access this device's i/o resources!",
+                    "****** shutdown driver domain before binding device", "****** to other drivers or domains")) {
+                kernel.log().log(LogLevel.WARNING, line);
+            }
+        }
         changeOwnership(d, () -> stub.release(a), () -> stub.seize(a));
     }
 
     @Override
     public List<ModuleAttribute> attributes() {
+        if (stub == null) {
+            return List.of();
+        }
         return List.of(
                 ModuleAttribute.readOnly("slots", stub::slots),
                 new ModuleAttribute("new_slot", () -> "", text -> stub.add(PciSlotPattern.parse(text.strip()))),
                 new ModuleAttribute("remove_slot", () -> "",
                         text -> stub.remove(PciSlotPattern.parse(text.strip()))),
                 new ModuleAttribute("bind", () -> "", this::bind),
-                new ModuleAttribute("unbind", () -> "", this::unbind),
-                ModuleAttribute.readOnly("machine_frames_free", () -> Long.toString(hypervisor.freeFrames())));
+                new ModuleAttribute("unbind", () -> "", this::unbind));
     }
 
-    /** @return the guest's IOMMU driver */
+    /** @return the domain's IOMMU driver */
     XenIommuOps iommuOps() {
         return iommuOps;
     }
@@ -310,9 +287,8 @@ public final class XenBackend implements Backend {
     @Override
     public void stop() {
         kernel.devices().removeListener(hotplug);
-        List<Device> devices = kernel.devices().devices(BusType.PCI);
         Map<Device, String> drivers = new LinkedHashMap<>();
-        for (Device d : devices) {
+        for (Device d : kernel.devices().devices(BusType.PCI)) {
             kernel.dma().clearDeviceOps(d);
             kernel.devices().driverOf(d).ifPresent(driver -> drivers.put(d, driver));
         }

@@ -1,13 +1,9 @@
 /**
- * The {@code xen} backend: a Xen guest's IOMMU driver that piggybacks on swiotlb while the hypervisor does
- * the isolation, as the seed thread sketched it. It carries a model of the hypervisor: machine memory, domains
- * with their pseudo-physical-to-machine (p2m) tables, device assignment, and IOMMU mappings made by
- * hypercall and validated against the ownership of the machine frames they name.
- *
- * <p>Every PCI device sits behind the hypervisor's IOMMU: a device pciback gave the guest reaches exactly the
- * guest's machine frames; any other is blocked, so its DMA into the guest is an IOMMU fault.
- *
- * <p>The host this backend is loaded into <em>is</em> the guest: its physical memory is the guest's
- * pseudo-physical memory, and devices put machine addresses on the bus.
+ * The {@code xen} backend: the driver a Xen domain's kernel runs for DMA, piggybacking on swiotlb while the
+ * hypervisor does the isolation, as the seed thread sketched it. xen-swiotlb DMA ops put machine addresses on
+ * the bus and bounce what a device cannot reach or what straddles a machine discontinuity; the IOMMU driver
+ * fills the hypervisor's IOMMU contexts by hypercall; in Domain-0, pciback's stub holds devices for guests.
+ * The hypervisor itself is part of the machine, not of this driver: the backend sees it only through the api's
+ * {@link org.iommu4j.api.XenHypercalls}, and does not load on bare metal.
  */
 package org.iommu4j.backend.xen;

@@ -20,41 +20,45 @@ import org.iommu4j.kernel.iommu.Group;
 import org.iommu4j.kernel.module.LoadedModule;
 import org.iommu4j.kernel.proc.UserProcess;
 import org.iommu4j.kernel.vfio.VfioGroupFile;
+import org.iommu4j.xen.XenPlatform;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * Giving devices to the guest the pciback way: {@code xen-pciback.hide=} (or this module's {@code hide}) at load;
- * after it, {@code new_slot}/{@code remove_slot} edit the slot list and {@code bind}/{@code unbind} seize and
- * release one listed device.
+ * Holding devices for guests the pciback way, in Domain-0: {@code xen-pciback.hide=} (or this module's
+ * {@code hide}) at load; after it, {@code new_slot}/{@code remove_slot} edit the slot list and
+ * {@code bind}/{@code unbind} seize and release one listed device. A seized device is quarantined by the
+ * hypervisor (blocked in Domain-0) until the toolstack gives it to a guest; the rest are Domain-0's own.
  */
 class PcibackTest {
     private static final List<String> DEVICES = List.of("0000:06:0d.0", "0000:07:00.0", "0000:07:00.1",
             "0000:07:01.0", "0001:07:00.0", "0000:08:00.0");
 
+    /** Domain-0 of a platform with the devices, booted with the command line, swiotlb loaded. */
     private static Host host(String cmdline) {
-        Host.Builder b = Host.builder().commandLine(cmdline);
+        XenPlatform.Builder b = XenPlatform.builder().machineMemory(4L << 30).dom0Memory(256L << 20)
+                .dom0CommandLine(cmdline);
         DEVICES.forEach(d -> b.pciDevice(PciDeviceSpec.of(d)));
-        Host host = b.build();
+        Host host = b.build().dom0().host();
         host.modules().insert(new SwiotlbProvider(), Map.of("nslabs", "512"), "class path");
         return host;
     }
 
     private static LoadedModule loadXen(Host host) {
-        return host.modules().insert(new XenProvider(), Map.of("p2m", "contiguous"), "class path");
+        return host.modules().insert(new XenProvider(), Map.of(), "class path");
     }
 
-    /** The devices the guest was given: those in the hypervisor's DMA context for it. */
+    /** The devices pciback holds for guests: quarantined by the hypervisor, so blocked in Domain-0. */
     private static List<String> assigned(Host host) {
-        return host.iommu().groups().stream().filter(g -> g.sysfsType().equals("DMA"))
+        return host.iommu().groups().stream().filter(g -> g.sysfsType().equals("blocked"))
                 .flatMap(g -> g.busDevices().stream()).map(d -> d.name()).sorted().toList();
     }
 
-    /** The other devices: every one of them is blocked. */
+    /** The other devices: Domain-0's own, each in a DMA domain. */
     private static List<String> blocked(Host host) {
-        return host.iommu().groups().stream().filter(g -> g.sysfsType().equals("blocked"))
+        return host.iommu().groups().stream().filter(g -> g.sysfsType().equals("DMA"))
                 .flatMap(g -> g.busDevices().stream()).map(d -> d.name()).sorted().toList();
     }
 
@@ -67,7 +71,9 @@ class PcibackTest {
                 Arguments.of("(07:00.*)", List.of("0000:07:00.0", "0000:07:00.1")),
                 Arguments.of("(07:*.*)", List.of("0000:07:00.0", "0000:07:00.1", "0000:07:01.0")),
                 Arguments.of("(0001:07:00.0)", List.of("0001:07:00.0")),
-                Arguments.of(" (06:0d.0) ( 0000:08:00.0 )", List.of("0000:06:0d.0", "0000:08:00.0")));
+                Arguments.of(" (06:0d.0) ( 0000:08:00.0)", List.of("0000:06:0d.0", "0000:08:00.0")),
+                // %x skips white space before each number, so this is one device too
+                Arguments.of("(0000: 08: 00. 0)", List.of("0000:08:00.0")));
     }
 
     static Stream<Arguments> goodHideListsBothSpellings() {
@@ -91,7 +97,9 @@ class PcibackTest {
                 Arguments.of("(0000:06:0d.0)junk", "junk"),
                 Arguments.of("(0000:06:0d)", "(0000:06:0d)"),
                 Arguments.of("0000:06:0d.0", "0000:06:0d.0"),
-                Arguments.of("(0000:06:20.0)", "(0000:06:20.0)"),
+                Arguments.of("(06:0d.0 )", "(06:0d.0 )"),
+                Arguments.of(" (06:0d.0) ( 0000:08:00.0 )", "( 0000:08:00.0 )"),
+                Arguments.of("(06: *.*)", "(06: *.*)"),
                 Arguments.of("(06:*.3)", "(06:*.3)"),
                 Arguments.of("(06:0d.0)(", "("));
     }
@@ -109,6 +117,22 @@ class PcibackTest {
                 .isInstanceOf(IommuException.class)
                 .hasMessage("Error parsing pci_devs_to_hide at \"" + rest + "\"")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+        assertThat(host.modules().find("xen")).isEmpty();
+        assertThat(host.iommu().groups()).isEmpty();
+    }
+
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"(0000:06:20.0)", "(06:0d.8)", "(10000:06:0d.0)",
+        "(100:00.0)", "(06:0d.0)(07:20.*)"})
+    void anOutOfRangeEntryIsEinvalWithoutTheParseErrorLineAsPcistubDeviceIdAddRefusesIt(String hide) {
+        Host host = host("xen-pciback.hide=" + hide);
+        String bad = hide.substring(hide.lastIndexOf('('));
+        assertThatThrownBy(() -> loadXen(host))
+                .isInstanceOf(IommuException.class)
+                .hasMessage("xen-pciback: cannot hide " + bad + ": domain 0-ffff, bus 0-ff, device 0-1f, function 0-7"
+                        + " (pcistub_device_id_add refuses it, EINVAL)")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+        assertThat(host.log().messages()).noneMatch(l -> l.contains("Error parsing"));
         assertThat(host.modules().find("xen")).isEmpty();
         assertThat(host.iommu().groups()).isEmpty();
     }
@@ -138,7 +162,7 @@ class PcibackTest {
 
         attribute(xen, "unbind").write("0000:07:00.1");
         assertThat(assigned(host)).containsExactly("0000:07:00.0");
-        assertThat(host.pci("0000:07:00.1").group().sysfsType()).isEqualTo("blocked");
+        assertThat(host.pci("0000:07:00.1").group().sysfsType()).isEqualTo("DMA");
         attribute(xen, "remove_slot").write("0000:07:00.1");
         assertThat(attribute(xen, "slots").read()).isEqualTo("0000:07:00.0\n" + functions("0000:07:00", 2, 7));
         assertThatThrownBy(() -> attribute(xen, "remove_slot").write("0000:07:00.1"))
@@ -170,8 +194,7 @@ class PcibackTest {
     private static final String SLOTS_BEFORE = "0000:07:00.1\n0000:08:00.0\n0000:0a:00.0\n";
 
     private static LoadedModule listedAndBound(Host host) {
-        LoadedModule xen = host.modules().insert(new XenProvider(), Map.of("p2m", "contiguous", "hide",
-                "(0000:07:00.1)"), "class path");
+        LoadedModule xen = host.modules().insert(new XenProvider(), Map.of("hide", "(0000:07:00.1)"), "class path");
         attribute(xen, "new_slot").write("0000:08:00.0");
         attribute(xen, "new_slot").write("0000:0a:00.0");
         assertThat(attribute(xen, "slots").read()).isEqualTo(SLOTS_BEFORE);
@@ -340,26 +363,30 @@ class PcibackTest {
     }
 
     @Test
-    void unbindIsRefusedWhileAVfioUserHoldsTheDeviceAndTheDeviceStaysTheGuests() {
-        Host host = host("xen-pciback.hide=(0000:06:0d.0)");
+    void bindIsRefusedWhileAVfioUserOfDomain0HoldsTheDeviceAndTheDeviceStaysDomain0s() {
+        Host host = host("");
         LoadedModule xen = loadXen(host);
         host.vfio().bind("0000:06:0d.0");
         UserProcess qemu = host.spawn("qemu", 0, Set.of(Capability.CAP_IPC_LOCK));
         VfioGroupFile group = host.vfio().openGroup(qemu, host.pci("0000:06:0d.0").group().id());
         group.setContainer(qemu, host.vfio().openContainer(qemu));
-        assertThatThrownBy(() -> attribute(xen, "unbind").write("0000:06:0d.0"))
+        attribute(xen, "new_slot").write("0000:06:0d.0");
+        assertThatThrownBy(() -> attribute(xen, "bind").write("0000:06:0d.0"))
+                .hasMessage("pciback: 0000:06:0d.0 is bound to vfio-pci: unbind vfio-pci first")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EBUSY);
-        assertThat(assigned(host)).containsExactly("0000:06:0d.0");
+        assertThat(assigned(host)).isEmpty();
         assertThat(host.pci("0000:06:0d.0").driver()).isEqualTo("vfio-pci");
     }
 
     @Test
-    void aHotAddedDeviceOnTheListIsGivenToTheGuestAndAnotherIsBlocked() {
-        Host host = host("xen-pciback.hide=(0000:09:00.*)");
-        loadXen(host);
-        host.buses().addPci(PciDeviceSpec.of("0000:09:00.0"));
-        host.buses().addPci(PciDeviceSpec.of("0000:0a:00.0"));
+    void aHotAddedDeviceOnTheListIsHeldForGuestsAndAnotherIsDomain0s() {
+        XenPlatform platform = XenPlatform.builder().machineMemory(4L << 30).dom0Memory(256L << 20)
+                .dom0CommandLine("xen-pciback.hide=(0000:09:00.*)").build();
+        Host host = platform.dom0().host();
+        Machines.loadDriver(host, Map.of());
+        platform.hotAdd(PciDeviceSpec.of("0000:09:00.0"));
+        platform.hotAdd(PciDeviceSpec.of("0000:0a:00.0"));
         assertThat(assigned(host)).containsExactly("0000:09:00.0");
-        assertThat(host.pci("0000:0a:00.0").group().sysfsType()).isEqualTo("blocked");
+        assertThat(host.pci("0000:0a:00.0").group().sysfsType()).isEqualTo("DMA");
     }
 }

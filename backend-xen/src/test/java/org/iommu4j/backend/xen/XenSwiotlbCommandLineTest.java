@@ -12,6 +12,8 @@ import org.iommu4j.backend.swiotlb.SwiotlbProvider;
 import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.bus.PciDevice;
 import org.iommu4j.kernel.bus.PciDeviceSpec;
+import org.iommu4j.xen.XenDomain;
+import org.iommu4j.xen.XenPlatform;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -21,9 +23,12 @@ class XenSwiotlbCommandLineTest {
     private static final String NIC = "0000:06:0d.0";
     private static final long BUFFER = 0x10_0000;
 
-    private static Host host(String cmdline) {
-        return Host.builder().memory(256L << 20).commandLine(cmdline + " xen.hide=(" + NIC + ")")
-                .pciDevice(PciDeviceSpec.of(NIC)).build();
+    /** A guest with the NIC, booted with the command line. */
+    private static XenDomain guest(String cmdline) {
+        XenPlatform platform = Machines.platform("xen-pciback.hide=(" + NIC + ")", PciDeviceSpec.of(NIC));
+        XenDomain guest = platform.createGuest("guest", 256L << 20, cmdline);
+        platform.attach(NIC, guest);
+        return guest;
     }
 
     @ParameterizedTest(name = "{0}: bounced {1}")
@@ -34,15 +39,15 @@ class XenSwiotlbCommandLineTest {
         "swiotlb=1024            | false",
         "''                      | false"})
     void swiotlbForceOnTheCommandLineBouncesEvenADirectlyMappableBuffer(String cmdline, boolean bounced) {
-        Host host = host(cmdline);
+        XenDomain guest = guest(cmdline);
+        Host host = guest.host();
         host.modules().insert(new SwiotlbProvider(), Map.of(), "class path");
-        XenBackend xen = (XenBackend) host.modules().insert(new XenProvider(), Map.of("p2m", "contiguous"),
-                "class path").backend();
+        host.modules().insert(new XenProvider(), Map.of(), "class path");
         BounceBufferPool pool = host.symbols().view(host.modules().require("xen")).lookup(BounceBufferPool.class);
         PciDevice nic = host.pci(NIC);
 
         long dma = host.dma().map(nic, BUFFER, 4096, DmaDirection.TO_DEVICE);
-        long direct = xen.guest().mfn(BUFFER >>> 12) << 12;
+        long direct = guest.mfn(BUFFER >>> 12) << 12;
         assertThat(dma != direct).isEqualTo(bounced);
         assertThat(pool.stats().usedSlots() > 0).isEqualTo(bounced);
         host.dma().unmap(nic, dma, 4096, DmaDirection.TO_DEVICE);
@@ -52,7 +57,7 @@ class XenSwiotlbCommandLineTest {
     @ParameterizedTest
     @ValueSource(strings = {"swiotlb=noforce", "swiotlb=1024,noforce"})
     void withSwiotlbNoforceXenSaysItNeedsThePoolAndHowToGetIt(String cmdline) {
-        Host host = host(cmdline);
+        Host host = guest(cmdline).host();
         host.modules().insert(new SwiotlbProvider(), Map.of(), "class path");
         assertThatThrownBy(() -> host.modules().insert(new XenProvider(), Map.of(), "class path"))
                 .isInstanceOf(IommuException.class)

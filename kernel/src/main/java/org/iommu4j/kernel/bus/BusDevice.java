@@ -27,6 +27,8 @@ public abstract sealed class BusDevice implements Device permits PciDevice, Plat
     private volatile Group group;
     private volatile DmaOpsBinding dmaOps;
     private volatile String driver;
+    private volatile Object iommuPrivate;
+    private volatile boolean pci32BitWorkaround;
 
     BusDevice(String name, BusType bus, DmaPort port, long dmaMask, long coherentDmaMask, long busDmaLimit,
             long minAlignMask, long segmentBoundaryMask) {
@@ -122,6 +124,10 @@ public abstract sealed class BusDevice implements Device permits PciDevice, Plat
      * @throws org.iommu4j.api.IommuFaultException if the translation refuses any byte
      */
     public byte[] dmaRead(long busAddress, int length) {
+        if (length < 0) { // a typed error, not NegativeArraySizeException
+            throw new org.iommu4j.api.IommuException(org.iommu4j.api.Errno.EINVAL, "DMA read length " + length
+                    + " is invalid: expected 0 to " + org.iommu4j.api.AddressRange.MAX_ARRAY_LENGTH + " bytes");
+        }
         byte[] dst = new byte[length];
         port.read(this, busAddress, dst, 0, length);
         return dst;
@@ -181,6 +187,29 @@ public abstract sealed class BusDevice implements Device permits PciDevice, Plat
     /** @return whether {@code fail_iommu} applies to this device */
     public boolean failIommu() {
         return failIommu;
+    }
+
+    /** @return the IOMMU driver's private data ({@code dev_iommu_priv_get}), or null */
+    public Object iommuPrivate() {
+        return iommuPrivate;
+    }
+
+    /** @param data the IOMMU driver's private data, or null; set by the iommu core only */
+    public void setIommuPrivate(Object data) {
+        this.iommuPrivate = data;
+    }
+
+    /**
+     * @return whether iommu-dma still tries IOVAs below 4 GiB first for this device
+     *     ({@code dev->iommu->pci_32bit_workaround})
+     */
+    public boolean pci32BitWorkaround() {
+        return pci32BitWorkaround;
+    }
+
+    /** @param on the 32-bit-first flag; set by iommu-dma only */
+    public void setPci32BitWorkaround(boolean on) {
+        this.pci32BitWorkaround = on;
     }
 
     /** @return the name of the bound driver, or null */

@@ -1,7 +1,7 @@
 package org.iommu4j.kernel.dma;
 
-import java.util.Objects;
 import java.util.concurrent.atomic.LongAdder;
+import org.iommu4j.api.AddressRange;
 import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuDomain;
 import org.iommu4j.api.IommuException;
@@ -44,13 +44,13 @@ public final class DeviceDma implements DmaPort {
 
     @Override
     public void write(BusDevice device, long busAddress, byte[] src, int offset, int length) {
-        Objects.checkFromIndexSize(offset, length, src.length);
+        AddressRange.requireSlice(src.length, offset, length);
         transfer(device, busAddress, src, offset, length, true);
     }
 
     @Override
     public void read(BusDevice device, long busAddress, byte[] dst, int offset, int length) {
-        Objects.checkFromIndexSize(offset, length, dst.length);
+        AddressRange.requireSlice(dst.length, offset, length);
         transfer(device, busAddress, dst, offset, length, false);
     }
 
@@ -62,14 +62,15 @@ public final class DeviceDma implements DmaPort {
             return;
         }
         long last = address + length - 1;
-        if (address < 0 || last < address || Long.compareUnsigned(last, device.dmaMask()) > 0) {
+        // bus addresses are unsigned: an IOVA may lie above 2^63 (iommu.forcedac=1 hands out the top of the space)
+        if (Long.compareUnsigned(last, address) < 0 || Long.compareUnsigned(last, device.dmaMask()) > 0) {
             throw fault(device, address, write, String.format("beyond the device's DMA mask 0x%x",
                     device.dmaMask()));
         }
         Group group = device.group();
         IommuDomain domain = group == null ? null : group.currentDomain();
         if (domain == null) {
-            if (last >= memory.size()) {
+            if (Long.compareUnsigned(last, memory.size()) >= 0) {
                 throw fault(device, address, write, "no memory there (memory ends at 0x"
                         + Long.toHexString(memory.size()) + ")");
             }
@@ -79,10 +80,12 @@ public final class DeviceDma implements DmaPort {
         int access = write ? IommuProt.WRITE : IommuProt.READ;
         for (long page = PhysicalMemory.pageAlignDown(address); page <= last; page += PhysicalMemory.PAGE_SIZE) {
             long at = Math.max(page, address);
-            long phys = domain.translate(at, access);
+            long phys = group.translate(domain, at, access);
             if (phys < 0) {
                 throw fault(device, at, write, phys == IommuDomain.FAULT_PERMISSION
-                        ? "mapping does not allow " + (write ? "writes" : "reads") : "not mapped");
+                        ? "mapping does not allow " + (write ? "writes" : "reads")
+                        : phys == Group.FAULT_DRIVER_ERROR ? "the IOMMU driver of " + group.opsOwner() + " failed"
+                        : "not mapped");
             }
             long chunkEnd = Math.min(last, page + PhysicalMemory.PAGE_OFFSET_MASK);
             if (phys + (chunkEnd - at) >= memory.size()) {
@@ -90,11 +93,11 @@ public final class DeviceDma implements DmaPort {
             }
         }
         long runBus = address;
-        long runPhys = domain.translate(address, access);
+        long runPhys = group.translate(domain, address, access);
         long runLength = 0;
         for (long at = address; at <= last; ) {
             long chunkEnd = Math.min(last, PhysicalMemory.pageAlignDown(at) + PhysicalMemory.PAGE_OFFSET_MASK);
-            long phys = at == address ? runPhys : domain.translate(at, access);
+            long phys = at == address ? runPhys : group.translate(domain, at, access);
             if (phys < 0) {
                 throw fault(device, at, write, "unmapped during the access");
             }

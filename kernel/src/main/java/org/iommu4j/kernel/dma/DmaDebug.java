@@ -21,7 +21,7 @@ import org.iommu4j.kernel.log.KernelLogBuffer;
 import org.iommu4j.kernel.taint.TaintState;
 
 /**
- * DMA-API debugging, the kernel's {@code CONFIG_DMA_API_DEBUG} ({@code kernel/dma/debug.c}): every streaming
+ * DMA-API debugging, the kernel's {@code CONFIG_DMA_API_DEBUG} ({@code kernel/dma/debug.c}, Linux v6.12): every streaming
  * mapping and coherent allocation made through the {@link DmaApi} is recorded, and each unmap, free and sync is
  * checked against the record. A driver bug is reported the kernel's way, {@code DMA-API: <driver> <device>:
  * <what> [...]}, counted in {@link #errorCount()}, and the call then goes on to the backend as in the kernel:
@@ -357,7 +357,10 @@ public final class DmaDebug implements BusListener {
         synchronized (map) {
             for (var e : map.headMap(dmaAddress, true).descendingMap().entrySet()) {
                 for (Entry entry : e.getValue()) {
-                    if (dmaAddress - entry.dmaAddress() + size <= entry.size()) {
+                    // unsigned and without overflow: the range from the entry's start must hold the whole sync
+                    long offset = dmaAddress - entry.dmaAddress();
+                    if (Long.compareUnsigned(offset, entry.size()) < 0
+                            && Long.compareUnsigned(size, entry.size() - offset) <= 0) {
                         return entry;
                     }
                 }

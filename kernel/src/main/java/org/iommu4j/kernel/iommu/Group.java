@@ -8,6 +8,8 @@ import org.iommu4j.api.IommuDomain;
 import org.iommu4j.api.IommuGroup;
 import org.iommu4j.api.IommuOps;
 import org.iommu4j.kernel.bus.BusDevice;
+import org.iommu4j.kernel.dma.DmaOpsBinding;
+import org.iommu4j.kernel.iommu.dma.IommuDmaCookie;
 
 /**
  * An iommu group as the kernel's core keeps it. Its {@link #currentDomain()} is read on every device DMA, so
@@ -15,6 +17,13 @@ import org.iommu4j.kernel.bus.BusDevice;
  * group), which is why such groups are never {@link #isolated()}.
  */
 public final class Group implements IommuGroup {
+    /**
+     * Returned by {@link #translate} when the driver's {@code translate} threw: the access faults, and the core
+     * has warned and tainted the kernel.
+     */
+    public static final long FAULT_DRIVER_ERROR = -3;
+
+    private final Iommu core;
     private final int id;
     private final String name;
     private final boolean isolated;
@@ -24,8 +33,12 @@ public final class Group implements IommuGroup {
     private volatile IommuDomain defaultDomain;
     private volatile Object owner;
     private final IommuDomain blocked = new org.iommu4j.api.BlockingDomain();
+    private volatile String opsOwner = "kernel";
+    private volatile IommuDmaCookie dmaCookie;
+    private volatile DmaOpsBinding dmaApi;
 
-    Group(int id, String name, boolean isolated) {
+    Group(Iommu core, int id, String name, boolean isolated) {
+        this.core = core;
         this.id = id;
         this.name = name;
         this.isolated = isolated;
@@ -106,8 +119,61 @@ public final class Group implements IommuGroup {
         this.owner = owner;
     }
 
-    void setOps(IommuOps ops) {
+    void setOps(IommuOps ops, String owner) {
         this.ops = ops;
+        this.opsOwner = owner;
+    }
+
+    /** @return the name of the module whose driver is behind the group */
+    public String opsOwner() {
+        return opsOwner;
+    }
+
+    /** @return iommu-dma's state for the group's default DMA domain, or null when it has none */
+    public IommuDmaCookie dmaCookie() {
+        return dmaCookie;
+    }
+
+    /**
+     * @return the DMA ops binding through which the DMA API reaches iommu-dma for the group's devices (counted
+     *     against the driver's module), or null when the group has no DMA domain
+     */
+    public DmaOpsBinding dmaApiBinding() {
+        return dmaApi;
+    }
+
+    void setDmaCookie(IommuDmaCookie cookie, DmaOpsBinding binding) {
+        this.dmaCookie = cookie;
+        this.dmaApi = binding;
+    }
+
+    /**
+     * Translates one device access through a domain of this group, as the IOMMU hardware does, containing the
+     * driver: an exception from its {@code translate} becomes {@link #FAULT_DRIVER_ERROR} after a WARN naming
+     * the module (taint W). Where the page table no longer maps the address but a lazy unmap has not been
+     * flushed yet, the stale IOTLB translation still answers ({@link IommuDmaCookie#staleTranslation}).
+     * Allocation-free and lock-free unless it faults.
+     *
+     * @param domain the group's current domain
+     * @param iova the bus address
+     * @param access {@link org.iommu4j.api.IommuProt#READ} or {@link org.iommu4j.api.IommuProt#WRITE}
+     * @return the physical address, or a negative fault code
+     */
+    public long translate(IommuDomain domain, long iova, int access) {
+        long phys;
+        try {
+            phys = domain.translate(iova, access);
+        } catch (RuntimeException e) {
+            core.driverFailed(opsOwner, "drivers/iommu/iommu.c iommu_iova_to_phys", "translate", iova, e);
+            return FAULT_DRIVER_ERROR;
+        }
+        if (phys == IommuDomain.FAULT_NOT_MAPPED) {
+            IommuDmaCookie c = dmaCookie;
+            if (c != null && c.isLazy() && c.domain() == domain) {
+                return c.staleTranslation(iova, access);
+            }
+        }
+        return phys;
     }
 
     List<BusDevice> mutableDevices() {
@@ -123,7 +189,8 @@ public final class Group implements IommuGroup {
     }
 
     /**
-     * The sysfs {@code type} word, which names the group's default domain whatever is attached now: its type,
+     * The sysfs {@code type} word, which names the group's default domain whatever is attached now: its type
+     * ({@code DMA-FQ} for a DMA domain with lazy invalidation),
      * {@code identity} for an IOMMU in pass-through, or {@code unknown} for a group no IOMMU stands behind
      * (a fake group), as the kernel shows one without a default domain.
      *
@@ -132,7 +199,8 @@ public final class Group implements IommuGroup {
     public String sysfsType() {
         IommuDomain d = defaultDomain;
         if (d != null) {
-            return d.type().sysfsName();
+            IommuDmaCookie c = dmaCookie;
+            return c != null && c.isLazy() ? "DMA-FQ" : d.type().sysfsName();
         }
         return ops != null ? "identity" : "unknown";
     }

@@ -8,6 +8,9 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.TreeMap;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.IntSupplier;
+import java.util.function.LongSupplier;
+import org.iommu4j.api.AddressRange;
 import org.iommu4j.api.BusListener;
 import org.iommu4j.api.BusType;
 import org.iommu4j.api.Device;
@@ -19,12 +22,19 @@ import org.iommu4j.api.IommuException;
 import org.iommu4j.api.IommuGroup;
 import org.iommu4j.api.IommuOps;
 import org.iommu4j.api.LogLevel;
+import org.iommu4j.api.PageAllocator;
 import org.iommu4j.api.PhysicalMemory;
 import org.iommu4j.kernel.bus.BusDevice;
 import org.iommu4j.kernel.bus.Buses;
+import org.iommu4j.kernel.bus.PciDevice;
+import org.iommu4j.kernel.dma.DmaOpsBinding;
 import org.iommu4j.kernel.fault.FaultAttr;
+import org.iommu4j.kernel.iommu.dma.IommuDma;
+import org.iommu4j.kernel.iommu.dma.IommuDmaCookie;
 import org.iommu4j.kernel.log.KernelLogBuffer;
+import org.iommu4j.kernel.log.Warnings;
 import org.iommu4j.kernel.module.ModuleRef;
+import org.iommu4j.kernel.params.CommandLine;
 
 /**
  * The kernel's iommu core ({@code drivers/iommu/iommu.c}): one {@link IommuOps} per bus, groups with the
@@ -33,7 +43,28 @@ import org.iommu4j.kernel.module.ModuleRef;
  * configuration lock; device DMA reads only volatile fields.
  *
  * <p>A group whose default domain type is {@link DomainType#IDENTITY} gets no domain object: nothing
- * translates for it, exactly as for a fake group, and its sysfs type reads {@code identity}.
+ * translates for it, exactly as for a fake group, and its sysfs type reads {@code identity}. A group whose
+ * default domain is {@link DomainType#DMA} gets iommu-dma ({@link IommuDma}): the DMA API hands its devices
+ * IOVAs. An untrusted device's group is always a strict DMA domain, whatever the driver asks.
+ *
+ * <h2>What the core calls on a driver's domain, and what it keeps itself</h2>
+ * The core calls {@link IommuDomain#attachDevice} / {@link IommuDomain#detachDevice} when a group moves
+ * between domains (all devices or none), {@link IommuDomain#mapPages} once per run of equal pages of a map it
+ * split by the page-size bitmap ({@code iommu_pgsize}), {@link IommuDomain#unmapPages} likewise,
+ * {@link IommuDomain#iovaToPhys} for the DMA API's unmap and syncs, {@link IommuDomain#flushIotlbAll} for strict
+ * unmaps and flush-queue flushes, {@link IommuDomain#translate} for every page of device DMA, and
+ * {@link IommuDomain#free} once when the domain's group goes away. It keeps itself: which group is in which
+ * domain (the default, a user's, or its own blocking domain), group membership and ids, DMA ownership,
+ * argument checks (alignment to the smallest page, wrapping), the IOVA space and flush queues of DMA domains,
+ * and the driver's per-device data ({@code dev_iommu_priv_set}). A driver therefore needs no device-to-domain
+ * map of its own: {@link IommuCore#domainOf} gives its own domain object back.
+ *
+ * <h2>A driver that throws</h2>
+ * An exception other than {@link IommuException} from a driver's translate, map, unmap, iova_to_phys or flush
+ * is a driver bug: the core contains it. Device DMA faults ({@link org.iommu4j.api.IommuFaultException}), a VFIO
+ * map fails with {@link Errno#EIO}, a DMA API map with DMA_MAPPING_ERROR (ENOMEM naming the cause), and the
+ * kernel prints a WARN naming the module and taints W.
+ * Linux has no such containment (a driver's bug is an oops); it is an invention of the model.
  */
 public final class Iommu implements BusListener {
     private final ReentrantLock lock;
@@ -45,8 +76,11 @@ public final class Iommu implements BusListener {
     private final Map<Integer, Group> allocated = new java.util.HashMap<>();
     private final Map<Integer, Group> groups = new TreeMap<>();
     private final List<GroupListener> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private final Warnings warnings;
+    private final IommuDma dma;
+    private final PciDeviceGroups pciGroups = new PciDeviceGroups(this);
 
-    private record Registration(IommuOps ops, ModuleRef owner) {
+    private record Registration(IommuOps ops, ModuleRef owner, DmaOpsBinding dmaApi) {
     }
 
     /**
@@ -54,13 +88,29 @@ public final class Iommu implements BusListener {
      * @param buses the host's buses, whose devices this core probes
      * @param log the kernel log
      * @param pageAlloc the {@code fail_page_alloc} attribute {@link #map} asks for its page-table pages
+     * @param warnings the kernel's WARN facility, for drivers that throw
+     * @param memory the host's memory, for iommu-dma's bounce buffers
+     * @param pages the page allocator, for iommu-dma's coherent buffers
+     * @param commandLine {@code iommu.strict=}, {@code iommu.forcedac=}
+     * @param cpus the host's CPUs
+     * @param cpu the calling thread's CPU
+     * @param clock the host's clock
      */
-    public Iommu(ReentrantLock lock, Buses buses, KernelLogBuffer log, FaultAttr pageAlloc) {
+    public Iommu(ReentrantLock lock, Buses buses, KernelLogBuffer log, FaultAttr pageAlloc, Warnings warnings,
+            PhysicalMemory memory, PageAllocator pages, CommandLine commandLine, int cpus, IntSupplier cpu,
+            LongSupplier clock) {
         this.pageAlloc = pageAlloc;
         this.lock = lock;
         this.buses = buses;
         this.log = log;
+        this.warnings = warnings;
+        this.dma = new IommuDma(this, memory, pages, log, warnings, commandLine, cpus, cpu, clock);
         buses.addCoreListener(this);
+    }
+
+    /** @return iommu-dma, the DMA API of devices in DMA domains */
+    public IommuDma dma() {
+        return dma;
     }
 
     /**
@@ -86,9 +136,25 @@ public final class Iommu implements BusListener {
                 throw new IommuException(Errno.EBUSY, "the " + bus.sysfsName() + " bus already has IOMMU ops"
                         + " registered by " + existing.owner().name() + ": unload it first");
             }
-            ops.put(bus, new Registration(iommuOps, owner));
-            for (BusDevice d : buses.devices(bus)) {
-                probe(d);
+            if (ops.isEmpty()) {
+                log.log(LogLevel.INFO, "iommu: DMA domain TLB invalidation policy: "
+                        + (dma.isStrict() ? "strict" : "lazy") + " mode");
+            }
+            ops.put(bus, new Registration(iommuOps, owner, new DmaOpsBinding(dma, owner)));
+            try {
+                for (BusDevice d : buses.devices(bus)) {
+                    probe(d);
+                }
+            } catch (RuntimeException e) {
+                // bus_iommu_probe failed: the driver leaves no device behind, and no registration
+                for (BusDevice d : buses.devices(bus)) {
+                    Group g = d.group();
+                    if (g != null && g.ops() == iommuOps) {
+                        removeDevice(d);
+                    }
+                }
+                ops.remove(bus);
+                throw e;
             }
         } finally {
             lock.unlock();
@@ -192,7 +258,7 @@ public final class Iommu implements BusListener {
             throw new IommuException(Errno.EINVAL, "IOMMU driver of " + r.owner().name() + " returned a group"
                     + " for " + device.name() + " that the iommu core did not allocate");
         }
-        addDevice(group, device, r.ops());
+        addDevice(group, device, r);
     }
 
     private boolean isAllocated(Group g) {
@@ -211,7 +277,7 @@ public final class Iommu implements BusListener {
         try {
             int id = usedIds.nextClearBit(0);
             usedIds.set(id);
-            Group group = new Group(id, name, isolated);
+            Group group = new Group(this, id, name, isolated);
             allocated.put(id, group);
             return group;
         } finally {
@@ -235,7 +301,8 @@ public final class Iommu implements BusListener {
         }
     }
 
-    private void addDevice(Group candidate, BusDevice device, IommuOps iommuOps) {
+    private void addDevice(Group candidate, BusDevice device, Registration r) {
+        IommuOps iommuOps = r == null ? null : r.ops();
         if (!isAllocated(candidate)) {
             throw new IommuException(Errno.EINVAL, candidate + " was not allocated by this host's iommu core");
         }
@@ -246,13 +313,27 @@ public final class Iommu implements BusListener {
         Group group = groups.get(candidate.id());
         if (group == null) {
             group = candidate;
-            group.setOps(iommuOps);
-            if (iommuOps != null && iommuOps.defaultDomainType(device) != DomainType.IDENTITY) {
-                IommuDomain domain = iommuOps.allocateDomain(iommuOps.defaultDomainType(device));
+            group.setOps(iommuOps, r == null ? "kernel" : r.owner().name());
+            DomainType type = iommuOps == null ? null : iommuOps.defaultDomainType(device);
+            if (type != null && device.isUntrusted()) {
+                type = DomainType.DMA; // iommu_get_def_domain_type: an untrusted device is never passed through
+            }
+            if (type != null && type != DomainType.IDENTITY) {
+                IommuDomain domain = iommuOps.allocateDomain(type);
+                IommuDmaCookie cookie;
+                try {
+                    cookie = dma.createCookie(iommuOps, r.owner().name(), domain, device);
+                } catch (RuntimeException e) {
+                    domain.free();
+                    throw e;
+                }
                 group.setDefaultDomain(domain);
                 group.setDomain(domain);
+                group.setDmaCookie(cookie, cookie == null ? null : r.dmaApi());
             }
             groups.put(group.id(), group);
+        } else if (group.dmaCookie() != null) {
+            dma.deviceJoined(device);
         }
         IommuDomain domain = group.currentDomain();
         if (domain != null) {
@@ -283,8 +364,14 @@ public final class Iommu implements BusListener {
             group.mutableDevices().remove(device);
             device.setGroup(null);
             log.log(LogLevel.INFO, device.logPrefix() + ": Removing from iommu group " + group.id());
+
             if (group.mutableDevices().isEmpty()) {
                 IommuDomain def = group.defaultDomain();
+                IommuDmaCookie cookie = group.dmaCookie();
+                if (cookie != null) {
+                    dma.releaseCookie(cookie);
+                    group.setDmaCookie(null, null);
+                }
                 if (def != null) {
                     def.free();
                 }
@@ -294,6 +381,7 @@ public final class Iommu implements BusListener {
             }
             if (group.ops() != null) {
                 group.ops().releaseDevice(device);
+                device.setIommuPrivate(null); // dev_iommu_free, after release_device
             }
             for (GroupListener l : listeners) {
                 l.deviceLeftGroup(device, group);
@@ -468,48 +556,217 @@ public final class Iommu implements BusListener {
     }
 
     /**
-     * The kernel's {@code iommu_map}: checks alignment against the smallest page size, then maps. A map may
-     * need page-table pages, so it fails with {@link Errno#ENOMEM} when {@code fail_page_alloc} says so,
-     * before the driver sees it.
+     * The kernel's {@code iommu_map} ({@code drivers/iommu/iommu.c}, Linux v6.12): checks alignment against the
+     * smallest page size, then splits the range into the largest page sizes of the driver's bitmap that fit
+     * ({@link #pageSize}) and calls {@link IommuDomain#mapPages} once per run; if one fails, what was mapped is
+     * unmapped again. A map may need page-table pages, so it fails with {@link Errno#ENOMEM} when
+     * {@code fail_page_alloc} says so, before the driver sees it. Allocation-free on success.
      *
      * @param iommuOps the driver that allocated the domain
      * @param domain a paging domain
      * @param iova first bus address
      * @param paddr first physical address
-     * @param size bytes
+     * @param size bytes, unsigned
      * @param prot {@link org.iommu4j.api.IommuProt} bits
-     * @throws IommuException {@link Errno#EINVAL} "unaligned: ...", {@link Errno#ENOMEM}, or the driver's
-     *     refusal
+     * @throws IommuException {@link Errno#EINVAL} "unaligned: ..." or for a range that wraps,
+     *     {@link Errno#ENOMEM}, the driver's refusal, or {@link Errno#EIO} when the driver threw
      */
     public void map(IommuOps iommuOps, IommuDomain domain, long iova, long paddr, long size, int prot) {
-        long minPage = Long.lowestOneBit(iommuOps.pageSizeBitmap());
-        if (((iova | paddr | size) & (minPage - 1)) != 0 || size <= 0) {
+        long bitmap = iommuOps.pageSizeBitmap();
+        long minPage = Long.lowestOneBit(bitmap);
+        if (((iova | paddr | size) & (minPage - 1)) != 0 || size == 0) {
             throw new IommuException(Errno.EINVAL, String.format(
                     "unaligned: iova 0x%x pa 0x%016x size 0x%x min_pagesz 0x%x", iova, paddr, size, minPage));
         }
+        AddressRange.requireNoWrap("iova", iova, size);
+        AddressRange.requireNoWrap("pa", paddr, size);
         if (pageAlloc.shouldFail(PhysicalMemory.PAGE_SIZE)) {
             throw new IommuException(Errno.ENOMEM, String.format(
                     "iommu_map: no memory for the page tables of iova 0x%x size 0x%x", iova, size));
         }
-        domain.map(iova, paddr, size, prot);
+        long done = 0;
+        try {
+            while (done != size) {
+                long left = size - done;
+                long pgsize = pageSize(bitmap, iova + done, paddr + done, left);
+                long count = pageCount(bitmap, iova + done, paddr + done, left, pgsize);
+                domain.mapPages(iova + done, paddr + done, pgsize, count, prot);
+                done += pgsize * count;
+            }
+        } catch (RuntimeException e) {
+            if (done != 0) {
+                unmap(iommuOps, domain, iova, done);
+            }
+            if (e instanceof IommuException ie) {
+                throw ie;
+            }
+            throw driverFailed(ownerOf(iommuOps), "drivers/iommu/iommu.c __iommu_map", "map", iova + done, e);
+        }
     }
 
     /**
-     * The kernel's {@code iommu_unmap}: checks alignment, then unmaps.
+     * The kernel's {@code iommu_pgsize}: the largest page size of the bitmap that fits the remaining size and
+     * the alignment of both addresses.
+     *
+     * @param bitmap the driver's page sizes
+     * @param iova where the next page starts
+     * @param paddr where it points
+     * @param size bytes left, unsigned and non-zero
+     * @return the page size
+     */
+    public static long pageSize(long bitmap, long iova, long paddr, long size) {
+        int top = 63 - Long.numberOfLeadingZeros(size);
+        long sizes = bitmap & (top == 63 ? -1L : (2L << top) - 1);
+        long merged = iova | paddr;
+        if (merged != 0) {
+            int align = Long.numberOfTrailingZeros(merged);
+            sizes &= align == 63 ? -1L : (2L << align) - 1;
+        }
+        return Long.highestOneBit(sizes);
+    }
+
+    /**
+     * The count half of {@code iommu_pgsize}: how many pages of {@code pgsize} to map before a larger page size
+     * becomes possible.
+     */
+    private static long pageCount(long bitmap, long iova, long paddr, long size, long pgsize) {
+        int idx = Long.numberOfTrailingZeros(pgsize);
+        long larger = bitmap & ~((pgsize << 1) - 1);
+        if (larger != 0) {
+            long next = Long.lowestOneBit(larger);
+            if (((iova ^ paddr) & (next - 1)) == 0) {
+                long offset = next - ((iova | paddr) & (next - 1));
+                if (Long.compareUnsigned(offset + next, size) <= 0 && offset + next != 0) {
+                    size = offset;
+                }
+            }
+        }
+        return size >>> idx;
+    }
+
+    /**
+     * The kernel's {@code iommu_unmap}: checks alignment, then unmaps page-size run by run
+     * ({@link IommuDomain#unmapPages}). A large page the range touches goes whole, so the return may exceed
+     * {@code size}. Unlike the kernel, which stops at the first hole, the model goes on past unmapped runs: the
+     * api's unmap removes whatever is mapped in the range.
      *
      * @param iommuOps the driver that allocated the domain
      * @param domain a paging domain
      * @param iova first bus address
-     * @param size bytes
+     * @param size bytes, unsigned
      * @return bytes unmapped
+     * @throws IommuException {@link Errno#EINVAL} for a misaligned or wrapping range, {@link Errno#EIO} when the
+     *     driver threw
      */
     public long unmap(IommuOps iommuOps, IommuDomain domain, long iova, long size) {
-        long minPage = Long.lowestOneBit(iommuOps.pageSizeBitmap());
-        if (((iova | size) & (minPage - 1)) != 0 || size <= 0) {
+        long bitmap = iommuOps.pageSizeBitmap();
+        long minPage = Long.lowestOneBit(bitmap);
+        if (((iova | size) & (minPage - 1)) != 0 || size == 0) {
             throw new IommuException(Errno.EINVAL, String.format(
                     "unaligned: iova 0x%x size 0x%x min_pagesz 0x%x", iova, size, minPage));
         }
-        return domain.unmap(iova, size);
+        AddressRange.requireNoWrap("iova", iova, size);
+        long done = 0;
+        long unmapped = 0;
+        try {
+            while (done != size) {
+                long left = size - done;
+                long pgsize = pageSize(bitmap, iova + done, iova + done, left);
+                long count = pageCount(bitmap, iova + done, iova + done, left, pgsize);
+                unmapped += domain.unmapPages(iova + done, pgsize, count);
+                done += pgsize * count;
+            }
+        } catch (IommuException e) {
+            throw e;
+        } catch (RuntimeException e) {
+            throw driverFailed(ownerOf(iommuOps), "drivers/iommu/iommu.c __iommu_unmap", "unmap", iova + done, e);
+        }
+        return unmapped;
+    }
+
+    /**
+     * The kernel's {@code iommu_iova_to_phys}, with the driver contained.
+     *
+     * @param iommuOps the driver
+     * @param domain its domain
+     * @param iova a bus address
+     * @return the physical address, or {@link IommuDomain#FAULT_NOT_MAPPED}
+     * @throws IommuException {@link Errno#EIO} when the driver threw
+     */
+    public long iovaToPhys(IommuOps iommuOps, IommuDomain domain, long iova) {
+        try {
+            return domain.iovaToPhys(iova);
+        } catch (IommuException e) {
+            throw e;
+        } catch (RuntimeException e) {
+            throw driverFailed(ownerOf(iommuOps), "drivers/iommu/iommu.c iommu_iova_to_phys", "iova_to_phys",
+                    iova, e);
+        }
+    }
+
+    /**
+     * The kernel's {@code iommu_flush_iotlb_all}, with the driver contained (a throwing flush is warned about
+     * and taken as done).
+     *
+     * @param iommuOps the driver
+     * @param domain its domain
+     */
+    public void flushIotlbAll(IommuOps iommuOps, IommuDomain domain) {
+        try {
+            domain.flushIotlbAll();
+        } catch (RuntimeException e) {
+            driverFailed(ownerOf(iommuOps), "drivers/iommu/iommu.c iommu_flush_iotlb_all", "flush_iotlb_all", 0,
+                    e);
+        }
+    }
+
+    private String ownerOf(IommuOps iommuOps) {
+        for (Registration r : ops.values().toArray(new Registration[0])) {
+            if (r.ops() == iommuOps) {
+                return r.owner().name();
+            }
+        }
+        return "kernel";
+    }
+
+    /**
+     * A driver threw where the kernel expects an answer: WARN naming the module (taint W), and the error the
+     * caller sees.
+     *
+     * @param owner the driver's module
+     * @param site the kernel function that called the driver
+     * @param op the driver operation
+     * @param iova the address it was called for
+     * @param e what it threw
+     * @return {@link Errno#EIO} naming the module, the operation and the exception
+     */
+    IommuException driverFailed(String owner, String site, String op, long iova, RuntimeException e) {
+        String message = String.format("iommu: IOMMU driver of module %s threw in %s at iova 0x%x: %s", owner,
+                op, iova, e);
+        warnings.warn(owner, site, message);
+        return new IommuException(Errno.EIO, message, e);
+    }
+
+    /**
+     * The kernel's {@code pci_device_group}; see {@link IommuCore#pciDeviceGroup}.
+     *
+     * @param device the device being probed
+     * @return its group
+     */
+    public Group pciDeviceGroup(BusDevice device) {
+        lock.lock();
+        try {
+            if (!(device instanceof PciDevice pci)) {
+                return allocateGroup(null, true);
+            }
+            return pciGroups.groupFor(pci, buses.devices(org.iommu4j.api.BusType.PCI));
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    boolean isLive(Group g) {
+        return g != null && isAllocated(g);
     }
 
     /**
@@ -548,6 +805,28 @@ public final class Iommu implements BusListener {
             @Override
             public Optional<String> opsOwner(BusType bus) {
                 return Iommu.this.opsOwner(bus).map(ModuleRef::name);
+            }
+
+            @Override
+            public IommuGroup pciDeviceGroup(Device device) {
+                return Iommu.this.pciDeviceGroup((BusDevice) device);
+            }
+
+            @Override
+            public Optional<IommuDomain> domainOf(Device device) {
+                Group g = ((BusDevice) device).group();
+                IommuDomain d = g == null ? null : g.currentDomain();
+                return d == null || d == g.blockedDomain() ? Optional.empty() : Optional.of(d);
+            }
+
+            @Override
+            public void setDevicePrivate(Device device, Object data) {
+                ((BusDevice) device).setIommuPrivate(data);
+            }
+
+            @Override
+            public Optional<Object> devicePrivate(Device device) {
+                return Optional.ofNullable(((BusDevice) device).iommuPrivate());
             }
         };
     }

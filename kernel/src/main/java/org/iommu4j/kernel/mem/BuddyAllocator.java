@@ -114,6 +114,12 @@ public final class BuddyAllocator implements PageAllocator {
             throw new IommuException(Errno.EINVAL, "contiguous allocation of " + pages
                     + " pages is invalid: expected at least 1");
         }
+        if (pages > totalPages) {
+            // before anything else, so that no arithmetic below can overflow and nothing is taken
+            throw new IommuException(Errno.ENOMEM, String.format(
+                    "contiguous allocation of %d pages below 0x%x failed: memory has only %d pages (free pages: %d)",
+                    pages, limit, totalPages, freePages));
+        }
         long limitPfn = limitPfn(limit);
         long pfn;
         if (injected(pages << PhysicalMemory.PAGE_SHIFT)) {

@@ -12,7 +12,7 @@ import org.iommu4j.api.PhysicalMemory;
  * only the unit of storage, large enough that copies run at flat {@code System.arraycopy} speed (see the
  * performance notes in DESIGN.md).
  */
-public final class SparseMemory implements PhysicalMemory {
+public final class SparseMemory implements HostMemory {
     /** Bytes per storage chunk. */
     public static final int CHUNK_SIZE = 2 << 20;
     private static final int CHUNK_SHIFT = 21;
@@ -40,6 +40,7 @@ public final class SparseMemory implements PhysicalMemory {
     }
 
     /** @return bytes of storage actually allocated */
+    @Override
     public long residentBytes() {
         long n = 0;
         for (int i = 0; i < chunks.length(); i++) {

@@ -1,5 +1,7 @@
 package org.iommu4j.kernel.module;
 
+import java.util.Optional;
+
 import org.iommu4j.api.Device;
 import org.iommu4j.api.DeviceRegistry;
 import org.iommu4j.api.DmaOpsRegistry;
@@ -15,6 +17,7 @@ import org.iommu4j.api.SymbolTable;
 import org.iommu4j.api.Taint;
 import org.iommu4j.api.TaintFlag;
 import org.iommu4j.api.VfioDriverRegistry;
+import org.iommu4j.api.XenHypercalls;
 import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.bus.BusDevice;
 
@@ -190,5 +193,10 @@ public final class ModuleServices implements KernelServices {
     @Override
     public int currentCpu() {
         return host.currentCpu();
+    }
+
+    @Override
+    public Optional<XenHypercalls> xen() {
+        return host.xen();
     }
 }

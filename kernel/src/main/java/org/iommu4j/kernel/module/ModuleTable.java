@@ -20,7 +20,7 @@ import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.params.ModuleParameterSet;
 
 /**
- * The kernel's side of modules ({@code kernel/module/main.c}): insert a module given its provider (parse its
+ * The kernel's side of modules ({@code kernel/module/main.c}, Linux v6.12): insert a module given its provider (parse its
  * parameters from the load call and the command line, run its init, keep it LIVE), and remove it when nothing
  * holds it, tearing down whatever it left registered. Finding providers, resolving dependencies and deciding
  * load-time taint is the loader's job, which calls this.
@@ -74,21 +74,22 @@ public final class ModuleTable {
         try {
             ModuleInfo info = provider.info();
             String name = ModuleInfo.normalizeName(info.name());
-            // load_module's order: the signature, then check_modinfo's taints, then the duplicate check, then
-            // the unsigned taint; a module refused later keeps the taint it already set
-            if (!facts.signed() && host.commandLine().get("module.sig_enforce").map(v -> !v.equals("0")
-                    && !v.equalsIgnoreCase("n")).orElse(false)) {
+            // load_module's order in Linux v6.12: the signature (module_sig_check), then early_mod_check's
+            // duplicate check, and only then module_augment_kernel_taints (out-of-tree, licence, unsigned): since
+            // v6.4 a duplicate is refused before it can taint or print anything; a module refused later (a bad
+            // parameter, a failing init) keeps the taint it set
+            if (!facts.signed() && sigEnforce()) {
                 host.log().log(LogLevel.NOTICE, "Loading of unsigned module is rejected");
                 throw new IommuException(Errno.EKEYREJECTED, "Loading of unsigned module is rejected: " + name
                         + " is not signed by a trusted key and module.sig_enforce=1");
             }
-            List<TaintFlag> taints = new java.util.ArrayList<>(3);
-            taintForModinfo(name, info, facts, taints);
             LoadedModule existing = modules.get(name);
             if (existing != null) {
                 throw new IommuException(Errno.EEXIST, "Module " + name + " is already loaded (from "
                         + existing.origin() + ")");
             }
+            List<TaintFlag> taints = new java.util.ArrayList<>(3);
+            taintForModinfo(name, info, facts, taints);
             taintForSignature(name, facts, taints);
             ModuleParameterSet params;
             try {
@@ -124,6 +125,10 @@ public final class ModuleTable {
                 setState(module, ModuleState.FAILED);
                 removeRegistrations(module, false);
                 modules.remove(name);
+                // the symbols its init looked up made it a user of their exporters: it uses nothing now
+                for (LoadedModule m : modules.values()) {
+                    m.removeHolder(module);
+                }
                 if (e instanceof IommuException) {
                     throw e;
                 }
@@ -135,8 +140,48 @@ public final class ModuleTable {
     }
 
     /**
-     * The taint {@code check_modinfo} adds for what a module is (out-of-tree, licence), before the duplicate
-     * check and before its parameters are parsed: a module refused later has tainted the kernel all the same.
+     * {@code module.sig_enforce}, a {@code bool_enable_only} parameter parsed with {@code kstrtobool} (Linux v6.12
+     * {@code lib/kstrtox.c}): a first character of y, Y, t, T, e, E or 1, or "on", is true; n, N, f, F, d, D or 0,
+     * or "off", is false; a bare {@code module.sig_enforce} is true; anything else is refused by the kernel, which
+     * keeps the default (off: this model is built without {@code CONFIG_MODULE_SIG_FORCE}).
+     */
+    private boolean sigEnforce() {
+        return host.commandLine().get("module.sig_enforce").flatMap(ModuleTable::kstrtobool).orElse(false);
+    }
+
+    /**
+     * The kernel's {@code kstrtobool}.
+     *
+     * @param value the text, empty for a bare flag (which {@code param_set_bool} reads as "y")
+     * @return the value, or empty when the kernel would return -EINVAL
+     */
+    static Optional<Boolean> kstrtobool(String value) {
+        String s = value.isEmpty() ? "y" : value;
+        switch (s.charAt(0)) {
+            case 'y', 'Y', 't', 'T', 'e', 'E', '1':
+                return Optional.of(true);
+            case 'n', 'N', 'f', 'F', 'd', 'D', '0':
+                return Optional.of(false);
+            case 'o', 'O':
+                if (s.length() > 1) {
+                    char c = s.charAt(1);
+                    if (c == 'n' || c == 'N') {
+                        return Optional.of(true);
+                    }
+                    if (c == 'f' || c == 'F') {
+                        return Optional.of(false);
+                    }
+                }
+                return Optional.empty();
+            default:
+                return Optional.empty();
+        }
+    }
+
+    /**
+     * The taint {@code module_augment_kernel_taints} adds for what a module is (out-of-tree, licence), once the
+     * module is known to be new and before its parameters are parsed: a module refused later has tainted the
+     * kernel all the same.
      */
     private void taintForModinfo(String name, ModuleInfo info, LoadFacts facts, List<TaintFlag> flags) {
         if (!info.inTree()) {
@@ -155,7 +200,7 @@ public final class ModuleTable {
         }
     }
 
-    /** The unsigned-module taint, which {@code load_module} adds once the module is known to be new. */
+    /** The unsigned-module taint, the last one {@code module_augment_kernel_taints} adds. */
     private void taintForSignature(String name, LoadFacts facts, List<TaintFlag> flags) {
         if (!facts.signed()) {
             if (!unsignedNoticed) {
@@ -216,7 +261,12 @@ public final class ModuleTable {
                 throw new IommuException(Errno.EAGAIN, "Module " + module.name() + " is in use by: "
                         + holders.stream().map(LoadedModule::name).collect(Collectors.joining(" ")));
             }
-            if (module.references() > 0 || host.dma().liveMappings(module) > 0) {
+            if (module.references() > 0) {
+                throw new IommuException(Errno.EAGAIN, "Module " + module.name() + " is in use");
+            }
+            // exact: new DMA-API calls through its ops wait from here on, and every mapping still live through
+            // them (a hot-removed device's too) or call in flight is counted; if any, nothing has changed
+            if (host.dma().retire(module) != 0) { // the kernel's words: the count is DmaApi.liveMappings
                 throw new IommuException(Errno.EAGAIN, "Module " + module.name() + " is in use");
             }
             setState(module, ModuleState.GOING);

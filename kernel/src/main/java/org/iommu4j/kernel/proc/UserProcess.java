@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.TreeMap;
+import org.iommu4j.api.AddressRange;
 import org.iommu4j.api.Capability;
 import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuException;
@@ -44,9 +45,12 @@ public final class UserProcess {
     private final Map<Long, Integer> pins = new HashMap<>();
     private final List<Vma> orphans = new ArrayList<>();
     private final List<Runnable> exitHooks = new ArrayList<>();
+    private final List<FileObject> files = new ArrayList<>();
     private long nextVaddr = MMAP_BASE;
     private long pinnedTotal;
-    private volatile long memlockLimit = DEFAULT_MEMLOCK_LIMIT;
+    private long lockedAdjust;
+    private volatile long memlockLimit;
+    private volatile long memlockHardLimit;
     private boolean alive = true;
 
     private record Vma(long start, long[] frames, boolean contiguous) {
@@ -65,6 +69,27 @@ public final class UserProcess {
      */
     public UserProcess(int pid, String comm, int uid, Set<Capability> capabilities, PhysicalMemory memory,
             BuddyAllocator pages) {
+        this(pid, comm, uid, capabilities, memory, pages, DEFAULT_MEMLOCK_LIMIT);
+    }
+
+    /**
+     * A process started with a given {@code RLIMIT_MEMLOCK}, soft and hard, as {@code limits.conf} or the
+     * parent that started it set it (since 1.2).
+     *
+     * @param pid process id
+     * @param comm command name, as {@code comm} shows it
+     * @param uid user id
+     * @param capabilities effective capabilities
+     * @param memory the host's memory
+     * @param pages the host's page allocator
+     * @param memlockLimit its soft and hard {@code RLIMIT_MEMLOCK} in bytes, or {@link #RLIM_INFINITY}
+     * @throws IommuException {@link Errno#EINVAL} for a negative limit other than {@link #RLIM_INFINITY}
+     */
+    public UserProcess(int pid, String comm, int uid, Set<Capability> capabilities, PhysicalMemory memory,
+            BuddyAllocator pages, long memlockLimit) {
+        requireLimit(memlockLimit);
+        this.memlockLimit = memlockLimit;
+        this.memlockHardLimit = memlockLimit;
         this.pid = pid;
         this.comm = Objects.requireNonNull(comm);
         this.uid = uid;
@@ -102,23 +127,67 @@ public final class UserProcess {
     }
 
     /**
-     * {@code setrlimit(RLIMIT_MEMLOCK)}: how much memory the process may keep locked, which VFIO's pinning is
-     * charged against unless the process has {@link Capability#CAP_IPC_LOCK}.
+     * The process's own {@code setrlimit(RLIMIT_MEMLOCK)} with the soft and the hard limit equal, as
+     * {@code ulimit -l} sets them: how much memory the process may keep locked, which VFIO's pinning is charged
+     * against unless the process has {@link Capability#CAP_IPC_LOCK}.
      *
      * @param bytes the limit, or {@link #RLIM_INFINITY}
-     * @throws IllegalArgumentException for a negative limit other than {@link #RLIM_INFINITY}
+     * @throws IommuException {@link Errno#EINVAL} for a negative limit other than {@link #RLIM_INFINITY};
+     *     {@link Errno#EPERM} when it would raise the hard limit and the process lacks
+     *     {@link Capability#CAP_SYS_RESOURCE} (nothing changes)
+     * @see #setMemlockLimit(long, long)
      */
     public void setMemlockLimit(long bytes) {
-        if (bytes < 0 && bytes != RLIM_INFINITY) {
-            throw new IllegalArgumentException("RLIMIT_MEMLOCK " + bytes + " is invalid: expected 0 or more bytes,"
-                    + " or RLIM_INFINITY (-1)");
-        }
-        this.memlockLimit = bytes;
+        setMemlockLimit(bytes, bytes);
     }
 
-    /** @return {@code RLIMIT_MEMLOCK} in bytes, or {@link #RLIM_INFINITY} */
+    /**
+     * The process's own {@code setrlimit(RLIMIT_MEMLOCK)}, as the kernel's {@code do_prlimit} checks it: the
+     * soft limit may not pass the hard one, and only {@link Capability#CAP_SYS_RESOURCE} raises the hard limit
+     * (lowering it is always allowed, and cannot be undone without that capability). Limits are unsigned:
+     * {@link #RLIM_INFINITY} is the largest.
+     *
+     * @param soft the limit pinning is checked against, or {@link #RLIM_INFINITY}
+     * @param hard the ceiling of the soft limit, or {@link #RLIM_INFINITY}
+     * @throws IommuException {@link Errno#EINVAL} for a negative value other than {@link #RLIM_INFINITY} or
+     *     a soft limit above the hard one; {@link Errno#EPERM} for a raise of the hard limit without
+     *     CAP_SYS_RESOURCE; nothing changes then (since 1.2)
+     */
+    public synchronized void setMemlockLimit(long soft, long hard) {
+        requireLimit(soft);
+        requireLimit(hard);
+        if (Long.compareUnsigned(soft, hard) > 0) {
+            throw new IommuException(Errno.EINVAL, "setrlimit(RLIMIT_MEMLOCK): soft limit " + limitString(soft)
+                    + " is above the hard limit " + limitString(hard) + ": expected soft <= hard");
+        }
+        if (Long.compareUnsigned(hard, memlockHardLimit) > 0 && !capable(Capability.CAP_SYS_RESOURCE)) {
+            throw new IommuException(Errno.EPERM, "setrlimit(RLIMIT_MEMLOCK): Operation not permitted: raising"
+                    + " the hard limit from " + limitString(memlockHardLimit) + " to " + limitString(hard)
+                    + " needs CAP_SYS_RESOURCE; " + this + " does not have it");
+        }
+        this.memlockHardLimit = hard;
+        this.memlockLimit = soft;
+    }
+
+    private static void requireLimit(long bytes) {
+        if (bytes < 0 && bytes != RLIM_INFINITY) {
+            throw new IommuException(Errno.EINVAL, "RLIMIT_MEMLOCK " + bytes + " is invalid: expected 0 or more"
+                    + " bytes, or RLIM_INFINITY (-1)");
+        }
+    }
+
+    private static String limitString(long bytes) {
+        return bytes == RLIM_INFINITY ? "unlimited" : Long.toString(bytes);
+    }
+
+    /** @return the soft {@code RLIMIT_MEMLOCK} in bytes, the one pinning is checked against, or {@link #RLIM_INFINITY} */
     public long memlockLimit() {
         return memlockLimit;
+    }
+
+    /** @return the hard {@code RLIMIT_MEMLOCK} in bytes, or {@link #RLIM_INFINITY} (since 1.2) */
+    public long memlockHardLimit() {
+        return memlockHardLimit;
     }
 
     /** @return {@code comm:pid}, as the kernel prints a process */
@@ -132,11 +201,17 @@ public final class UserProcess {
      *
      * @param length bytes, rounded up to whole pages
      * @return the first virtual address, page-aligned
-     * @throws IommuException {@link Errno#ENOMEM} when memory runs out (nothing stays allocated),
-     *     {@link Errno#EINVAL} for a length below 1
+     * @throws IommuException {@link Errno#ENOMEM} when memory runs out, refused before anything is allocated
+     *     when the length is more than the free memory (nothing stays allocated), {@link Errno#EINVAL} for a
+     *     length below 1 or above 8 TiB
      */
     public synchronized long mmap(long length) {
         int count = pageCount(length);
+        long free = pages.freePageCount();
+        if (count > free) {
+            throw new IommuException(Errno.ENOMEM, "mmap of " + length + " bytes in " + this + ": out of memory: it"
+                    + " needs " + count + " pages and " + free + " are free");
+        }
         long[] frames = new long[count];
         try {
             for (int i = 0; i < count; i++) {
@@ -240,7 +315,7 @@ public final class UserProcess {
      * @see #write(long, byte[])
      */
     public synchronized void write(long vaddr, byte[] src, int offset, int length) {
-        Objects.checkFromIndexSize(offset, length, src.length);
+        AddressRange.requireSlice(src.length, offset, length);
         long[] frames = frames(vaddr, length);
         copy(vaddr, frames, src, offset, length, true);
     }
@@ -251,9 +326,12 @@ public final class UserProcess {
      * @param vaddr first virtual address
      * @param length bytes
      * @return the bytes
-     * @throws IommuException {@link Errno#EFAULT} if any byte is unmapped
+     * @throws IommuException {@link Errno#EFAULT} if any byte is unmapped, {@link Errno#EINVAL} for a length
+     *     below 1
      */
     public byte[] read(long vaddr, int length) {
+        AddressRange.arrayLength("read length", length);
+        frames(vaddr, length);
         byte[] out = new byte[length];
         read(vaddr, out, 0, length);
         return out;
@@ -267,7 +345,7 @@ public final class UserProcess {
      * @see #read(long, int)
      */
     public synchronized void read(long vaddr, byte[] dst, int offset, int length) {
-        Objects.checkFromIndexSize(offset, length, dst.length);
+        AddressRange.requireSlice(dst.length, offset, length);
         long[] frames = frames(vaddr, length);
         copy(vaddr, frames, dst, offset, length, false);
     }
@@ -312,26 +390,39 @@ public final class UserProcess {
         return frames(vaddr, length);
     }
 
+    /**
+     * The frames behind a range. Every page is checked to be mapped, one mapping at a time, before anything is
+     * allocated, so that the array is never larger than what is really mapped (a length of 1 TiB over a
+     * 16 KiB mapping is EFAULT, not an OutOfMemoryError).
+     */
     private long[] frames(long vaddr, long length) {
         requireAlive();
-        if (length < 1) {
-            throw new IommuException(Errno.EINVAL, "length " + length + " is invalid: expected at least 1 byte");
+        if (length == 0) {
+            throw new IommuException(Errno.EINVAL, "length 0 is invalid: expected at least 1 byte");
         }
-        long first = PhysicalMemory.pageAlignDown(vaddr);
-        long end = vaddr + length;
-        long count = (PhysicalMemory.pageAlignUp(end) - first) >>> PhysicalMemory.PAGE_SHIFT;
-        if (end < vaddr || count > Integer.MAX_VALUE) {
+        if (AddressRange.wraps(vaddr, length)) {
             throw new IommuException(Errno.EFAULT, String.format("range 0x%x+0x%x wraps", vaddr, length));
         }
-        long[] out = new long[(int) count];
-        for (int i = 0; i < out.length; i++) {
-            long page = first + ((long) i << PhysicalMemory.PAGE_SHIFT);
-            var e = vmas.floorEntry(page);
+        long first = PhysicalMemory.pageAlignDown(vaddr);
+        long lastPage = PhysicalMemory.pageAlignDown(vaddr + length - 1);
+        long page = first;
+        while (true) {
+            var e = page < 0 ? null : vmas.floorEntry(page);
             if (e == null || page >= e.getValue().end()) {
                 throw new IommuException(Errno.EFAULT, String.format(
-                        "address 0x%x is not mapped in %s", Math.max(page, vaddr), this));
+                        "address 0x%x is not mapped in %s", page == first ? vaddr : page, this));
             }
-            out[i] = e.getValue().frames()[(int) ((page - e.getKey()) >>> PhysicalMemory.PAGE_SHIFT)];
+            if (Long.compareUnsigned(lastPage, e.getValue().end()) < 0) {
+                break;
+            }
+            page = e.getValue().end();
+        }
+        long count = ((lastPage - first) >>> PhysicalMemory.PAGE_SHIFT) + 1;
+        long[] out = new long[(int) count];
+        for (int i = 0; i < out.length; i++) {
+            long at = first + ((long) i << PhysicalMemory.PAGE_SHIFT);
+            var e = vmas.floorEntry(at);
+            out[i] = e.getValue().frames()[(int) ((at - e.getKey()) >>> PhysicalMemory.PAGE_SHIFT)];
         }
         return out;
     }
@@ -390,9 +481,107 @@ public final class UserProcess {
         return pins.getOrDefault(frames(vaddr, 1)[0], 0);
     }
 
-    /** @return pin references held, in pages (the kernel's {@code locked_vm} for VFIO) */
+    /**
+     * @return pages charged to the process's locked memory (the kernel's {@code locked_vm} for VFIO): the pin
+     *     references it holds, plus what {@link #chargeLocked} moved to it
+     */
     public synchronized long lockedPages() {
-        return pinnedTotal;
+        return pinnedTotal + lockedAdjust;
+    }
+
+    /**
+     * Moves locked-memory accounting without pinning, as type1's {@code vfio_change_dma_owner} does when a live
+     * update hands a mapping to another process: the pins stay where they are, the charge moves (since 1.2).
+     *
+     * @param delta pages to add (negative to take away)
+     */
+    public synchronized void chargeLocked(long delta) {
+        lockedAdjust += delta;
+    }
+
+    /**
+     * Puts a file in the process's descriptor table (open, fork, or a received {@code SCM_RIGHTS}).
+     *
+     * @throws IommuException {@link Errno#ESRCH} after exit
+     */
+    synchronized void install(FileObject file) {
+        requireAlive();
+        for (FileObject f : files) {
+            if (f == file) {
+                return;
+            }
+        }
+        files.add(file);
+    }
+
+    synchronized void uninstall(FileObject file) {
+        files.removeIf(f -> f == file);
+    }
+
+    /** @return how many files the process holds descriptors to (since 1.2) */
+    public synchronized int openFileCount() {
+        return files.size();
+    }
+
+    /**
+     * {@code fork()}: a child with the same credentials and limits, a copy of the address space (every page
+     * copied now, as the kernel copies pinned pages at fork instead of sharing them copy-on-write, since a DMA
+     * pin must keep pointing at the parent's page) and a descriptor to every file the parent holds. Pins and
+     * locked memory are not inherited; exit hooks are not either.
+     *
+     * @param childPid the child's process id
+     * @return the child
+     * @throws IommuException {@link Errno#ESRCH} after exit, {@link Errno#ENOMEM} when memory for the copy runs
+     *     out (nothing stays allocated and the parent is unchanged) (since 1.2)
+     */
+    public UserProcess fork(int childPid) {
+        UserProcess child = new UserProcess(childPid, comm, uid, capabilities, memory, pages, RLIM_INFINITY);
+        List<FileObject> inherited;
+        synchronized (this) {
+            requireAlive();
+            child.memlockLimit = memlockLimit;
+            child.memlockHardLimit = memlockHardLimit;
+            try {
+                for (Vma vma : vmas.values()) {
+                    long[] copy = new long[vma.frames().length];
+                    if (vma.contiguous()) {
+                        long run = pages.allocateContiguous(copy.length, PageAllocator.NO_LIMIT);
+                        for (int i = 0; i < copy.length; i++) {
+                            copy[i] = run + ((long) i << PhysicalMemory.PAGE_SHIFT);
+                        }
+                    } else {
+                        for (int i = 0; i < copy.length; i++) {
+                            try {
+                                copy[i] = pages.allocateUserPage();
+                            } catch (IommuException e) {
+                                for (int j = 0; j < i; j++) {
+                                    pages.freePages(copy[j], 0);
+                                }
+                                throw e;
+                            }
+                        }
+                    }
+                    byte[] page = new byte[PhysicalMemory.PAGE_SIZE];
+                    for (int i = 0; i < copy.length; i++) {
+                        memory.read(vma.frames()[i], page, 0, page.length);
+                        memory.write(copy[i], page, 0, page.length);
+                    }
+                    child.vmas.put(vma.start(), new Vma(vma.start(), copy, vma.contiguous()));
+                }
+            } catch (IommuException e) {
+                for (Vma vma : child.vmas.values()) {
+                    child.release(vma);
+                }
+                throw e;
+            }
+            child.nextVaddr = nextVaddr;
+            inherited = new ArrayList<>(files);
+            child.files.addAll(inherited);
+        }
+        for (FileObject f : inherited) {
+            f.inherit(child);
+        }
+        return child;
     }
 
     /**
@@ -426,7 +615,8 @@ public final class UserProcess {
     }
 
     /**
-     * Exits: runs exit hooks (latest first), then unmaps everything.
+     * Exits: runs exit hooks (latest first), closes every file it holds (latest opened first; a file another
+     * process still holds stays open), then unmaps everything.
      */
     public void exit() {
         List<Runnable> hooks;
@@ -440,6 +630,15 @@ public final class UserProcess {
         Collections.reverse(hooks);
         for (Runnable h : hooks) {
             h.run();
+        }
+        List<FileObject> open;
+        synchronized (this) {
+            open = new ArrayList<>(files);
+            files.clear();
+        }
+        Collections.reverse(open);
+        for (FileObject f : open) {
+            f.drop(this);
         }
         synchronized (this) {
             for (Vma vma : new ArrayList<>(vmas.values())) {

@@ -6,6 +6,7 @@ import java.util.Optional;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import org.iommu4j.api.BusType;
+import org.iommu4j.api.PciBridge;
 import org.iommu4j.kernel.bus.BusDevice;
 import org.iommu4j.kernel.bus.Buses;
 import org.iommu4j.kernel.iommu.Group;
@@ -65,17 +66,34 @@ public final class Sysfs {
                 file(nodes, real + "/class", String.format("0x%06x", d.classCode()));
             }
             file(nodes, real + "/dma_mask_bits", Integer.toString(64 - Long.numberOfLeadingZeros(d.dmaMask())));
+            String bridgeDir = real.substring(0, real.lastIndexOf('/'));
+            for (PciBridge b : d.upstreamBridges()) {
+                file(nodes, bridgeDir + "/secondary_bus_number", Integer.toString(b.secondaryBus()));
+                bridgeDir = bridgeDir.substring(0, bridgeDir.lastIndexOf('/'));
+            }
         }
         file(nodes, "/proc/sys/kernel/tainted", Long.toString(taint.mask()));
         return nodes;
     }
 
     /**
-     * Where a device lives under {@code /sys/devices}: on the root bus directly, else behind one root port
-     * ({@code DDDD:00:01.0}), which makes a secondary-bus device's {@code iommu_group} link climb four levels
-     * as on real machines.
+     * Where a device lives under {@code /sys/devices}: below its bridges, as the kernel's tree does (each bridge
+     * directory has a {@code secondary_bus_number}). A device whose spec names no bridge sits on the root bus
+     * directly when its bus is 0, else behind one implied port ({@code DDDD:00:01.0}), which makes a
+     * secondary-bus device's {@code iommu_group} link climb four levels as on real machines.
      */
     private static String deviceDir(BusDevice d) {
+        if (d.bus() == BusType.PCI && !d.upstreamBridges().isEmpty()) {
+            // the tree: the root bus of the topmost bridge, then every bridge down to the device
+            List<PciBridge> chain = d.upstreamBridges();
+            PciBridge top = chain.get(chain.size() - 1);
+            StringBuilder path = new StringBuilder(String.format("pci%04x:%02x", top.address().domain(),
+                    top.address().bus()));
+            for (int i = chain.size() - 1; i >= 0; i--) {
+                path.append('/').append(chain.get(i).address());
+            }
+            return path.append('/').append(d.name()).toString();
+        }
         if (d.bus() == BusType.PCI) {
             String name = d.name();
             String domain = name.substring(0, 4);

@@ -31,17 +31,14 @@ public final class GuestPciBus {
      * @param guest the address the guest will see, for example {@code 0000:00:03.0}
      * @param device an open VFIO device
      * @throws IommuException {@link Errno#EEXIST} if the guest address is taken or the device already sits at
-     *     another one, {@link Errno#EINVAL} for a device without PCI configuration space, {@link Errno#EPERM}
-     *     for a device file another process opened
+     *     another one, {@link Errno#EINVAL} for a device without PCI configuration space, {@link Errno#EBADF}
+     *     for a device file the bus's device model does not hold
      */
     public synchronized void attach(PciAddress guest, VfioDeviceFile device) {
         if (device.device().pciAddress().isEmpty()) {
             throw new IommuException(Errno.EINVAL, device.name() + " is not a PCI device");
         }
-        if (device.opener() != vmm) {
-            throw new IommuException(Errno.EPERM, "device file of " + device.name() + " belongs to "
-                    + device.opener() + ", not to this bus's device model " + vmm);
-        }
+        device.requireHeld(vmm);
         VfioDeviceFile previous = slots.get(guest);
         if (previous != null) {
             throw new IommuException(Errno.EEXIST, "guest address " + guest + " already holds host device "

@@ -1,12 +1,17 @@
 package org.iommu4j.kernel.vfio;
 
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
+import org.iommu4j.api.AddressRange;
+import org.iommu4j.api.Device;
 import org.iommu4j.api.DomainType;
 import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuDomain;
 import org.iommu4j.api.IommuException;
+import org.iommu4j.api.IommuCapability;
 import org.iommu4j.api.IommuGroup;
+import org.iommu4j.api.LogLevel;
 import org.iommu4j.api.IommuOps;
 import org.iommu4j.api.PhysicalMemory;
 import org.iommu4j.api.PinnedPages;
@@ -14,19 +19,47 @@ import org.iommu4j.api.Vfio;
 import org.iommu4j.api.VfioDmaMapping;
 import org.iommu4j.api.VfioIommu;
 import org.iommu4j.api.VfioIommuDriver;
+import org.iommu4j.kernel.bus.BusDevice;
+import org.iommu4j.kernel.bus.PciDevice;
 import org.iommu4j.kernel.iommu.Group;
 import org.iommu4j.kernel.iommu.Iommu;
+import org.iommu4j.kernel.log.KernelLogBuffer;
 
 /**
- * The kernel's {@code vfio_iommu_type1}: works over any backend's {@link IommuOps}, so a backend with a
- * translating IOMMU gets VFIO by implementing domains alone. One unmanaged domain per IOMMU driver the
- * container's groups sit behind; every mapping is made in each, and replayed into a domain that arrives later.
+ * The kernel's {@code vfio_iommu_type1} ({@code drivers/vfio/vfio_iommu_type1.c}, Linux v6.12): works over
+ * any backend's {@link IommuOps}, so a backend with a translating IOMMU gets VFIO by implementing domains
+ * alone. One unmanaged domain per IOMMU driver the container's groups sit behind; every mapping is made in
+ * each, and replayed into a domain that arrives later.
+ *
+ * <p>Per container it keeps what {@code struct vfio_iommu} keeps: the page-size bitmap (the AND of its
+ * domains', raised to at least 4 KiB, as {@code vfio_update_pgsize_bitmap} does), and the valid IOVA ranges
+ * (the 64-bit space minus each group's reserved regions: the x86 MSI window {@code 0xfee00000-0xfeefffff} and
+ * every RMRR a device of the group reports, as {@code vfio_iommu_resv_exclude} does). A group joins only if
+ * no mapping lies in its reserved regions ({@code vfio_iommu_resv_conflict}, EINVAL) and its IOMMU isolates
+ * MSIs, unless {@code vfio_iommu_type1.allow_unsafe_interrupts=1} (EPERM). v6.12 asks the latter of the
+ * interrupt domain ({@code iommu_group_has_isolated_msi}); before v6.3 it was {@code IOMMU_CAP_INTR_REMAP},
+ * which this model keeps as the IOMMU's way to say it: {@link IommuCapability#INTR_REMAP} for every device.
  */
 final class Type1IommuDriver implements VfioIommuDriver {
-    private final Iommu iommu;
+    /** The kernel parameter that lets groups without interrupt remapping join. */
+    static final String ALLOW_UNSAFE_INTERRUPTS = "vfio_iommu_type1.allow_unsafe_interrupts";
+    /** The x86 MSI window every IOMMU reports as an {@code IOMMU_RESV_MSI} region. */
+    static final long MSI_BASE = 0xfee0_0000L;
+    /** Its last byte. */
+    static final long MSI_LAST = 0xfeef_ffffL;
 
-    Type1IommuDriver(Iommu iommu) {
+    private final Iommu iommu;
+    private final boolean allowUnsafeInterrupts;
+    private final KernelLogBuffer log;
+
+    Type1IommuDriver(Iommu iommu, boolean allowUnsafeInterrupts, KernelLogBuffer log) {
         this.iommu = iommu;
+        this.allowUnsafeInterrupts = allowUnsafeInterrupts;
+        this.log = log;
+    }
+
+    /** A reserved region of a group, as {@code struct iommu_resv_region}. */
+    private record Resv(long start, long last, String type) {
     }
 
     @Override
@@ -36,7 +69,8 @@ final class Type1IommuDriver implements VfioIommuDriver {
 
     @Override
     public int checkExtension(int extension) {
-        return extension == Vfio.TYPE1_IOMMU || extension == Vfio.TYPE1v2_IOMMU ? 1 : 0;
+        return extension == Vfio.TYPE1_IOMMU || extension == Vfio.TYPE1v2_IOMMU || extension == Vfio.UNMAP_ALL
+                ? 1 : 0;
     }
 
     @Override
@@ -52,9 +86,114 @@ final class Type1IommuDriver implements VfioIommuDriver {
         return new Container();
     }
 
-    private final class Container implements VfioIommu {
+    /** The reserved regions of a group: the MSI window, and its devices' RMRRs. */
+    private static List<Resv> reservedRegions(Group group) {
+        List<Resv> out = new ArrayList<>();
+        out.add(new Resv(MSI_BASE, MSI_LAST, "msi"));
+        for (BusDevice d : group.busDevices()) {
+            if (d instanceof PciDevice pci) {
+                for (AddressRange r : pci.rmrrs()) {
+                    out.add(new Resv(r.start(), r.last(), "direct (RMRR of " + d.name() + ")"));
+                }
+            }
+        }
+        return out;
+    }
+
+    /** One container's {@code struct vfio_iommu}. */
+    final class Container implements VfioIommu {
         private final List<DomainUse> domains = new ArrayList<>();
         private final List<VfioDmaMapping> live = new ArrayList<>();
+        private final List<GroupResv> reserved = new ArrayList<>();
+
+        private record GroupResv(Group group, List<Resv> regions) {
+        }
+
+        /** @return the extension answer of a container with this type set: type 1 adds VFIO_UPDATE_VADDR */
+        int checkExtension(int extension) {
+            return extension == Vfio.UPDATE_VADDR ? 1 : Type1IommuDriver.this.checkExtension(extension);
+        }
+
+        /**
+         * {@code iommu->pgsize_bitmap}: the AND of the domains' page sizes; sizes below the CPU's page are
+         * replaced by it, as {@code vfio_update_pgsize_bitmap} does; {@code PAGE_MASK} with no domain.
+         *
+         * @return the bitmap
+         */
+        long pgsizeBitmap() {
+            long bitmap = -1L;
+            for (DomainUse use : domains) {
+                bitmap &= use.ops.pageSizeBitmap();
+            }
+            if ((bitmap & (PhysicalMemory.PAGE_SIZE - 1)) != 0) {
+                bitmap &= ~(long) (PhysicalMemory.PAGE_SIZE - 1);
+                bitmap |= PhysicalMemory.PAGE_SIZE;
+            }
+            return bitmap;
+        }
+
+        /**
+         * {@code iommu->iova_list}: the 64-bit space minus every reserved region of the attached groups.
+         *
+         * @return the valid ranges, lowest first
+         */
+        List<VfioIovaRange> iovaRanges() {
+            List<Resv> all = new ArrayList<>();
+            for (GroupResv g : reserved) {
+                all.addAll(g.regions());
+            }
+            all.sort(Comparator.comparing(Resv::start, Long::compareUnsigned));
+            List<VfioIovaRange> out = new ArrayList<>();
+            long next = 0;
+            boolean open = true;
+            for (Resv r : all) {
+                if (!open) {
+                    break;
+                }
+                if (Long.compareUnsigned(r.start(), next) > 0) {
+                    out.add(new VfioIovaRange(next, r.start() - 1));
+                }
+                if (Long.compareUnsigned(r.last(), next) >= 0) {
+                    if (r.last() == -1L) {
+                        open = false;
+                    } else {
+                        next = r.last() + 1;
+                    }
+                }
+            }
+            if (open) {
+                out.add(new VfioIovaRange(next, -1L));
+            }
+            return out;
+        }
+
+        /**
+         * {@code vfio_iommu_iova_dma_valid}: the whole range must lie in one valid IOVA range.
+         *
+         * @param iova the first address
+         * @param size bytes, not wrapping
+         */
+        void requireValidIova(long iova, long size) {
+            long last = iova + size - 1;
+            List<VfioIovaRange> ranges = iovaRanges();
+            for (VfioIovaRange r : ranges) {
+                if (Long.compareUnsigned(iova, r.start()) >= 0 && Long.compareUnsigned(last, r.end()) <= 0) {
+                    return;
+                }
+            }
+            for (GroupResv g : reserved) {
+                for (Resv r : g.regions()) {
+                    if (Long.compareUnsigned(iova, r.last()) <= 0 && Long.compareUnsigned(r.start(), last) <= 0) {
+                        throw new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_MAP_DMA: iova 0x%x+0x%x is"
+                                + " outside the valid IOVA ranges: it meets the %s reserved region [0x%x-0x%x] of"
+                                + " iommu group %d; valid ranges: %s", iova, size, r.type(), r.start(), r.last(),
+                                g.group().id(), ranges));
+                    }
+                }
+            }
+            throw new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_MAP_DMA: iova 0x%x+0x%x is outside the"
+                    + " valid IOVA ranges %s", iova, size, ranges));
+        }
 
         private final class DomainUse {
             final IommuOps ops;
@@ -74,6 +213,30 @@ final class Type1IommuDriver implements VfioIommuDriver {
             if (ops == null) {
                 throw new IommuException(Errno.EINVAL, "iommu group " + group.id() + " has no IOMMU behind it:"
                         + " type 1 cannot translate for it");
+            }
+            List<Resv> regions = reservedRegions(group);
+            for (VfioDmaMapping m : live) {
+                long last = m.iova() + m.size() - 1;
+                for (Resv r : regions) {
+                    if (Long.compareUnsigned(m.iova(), r.last()) <= 0 && Long.compareUnsigned(r.start(), last) <= 0) {
+                        throw new IommuException(Errno.EINVAL, String.format("vfio_iommu_type1_attach_group: iommu"
+                                + " group %d reserves [0x%x-0x%x] (%s), where the mapping at 0x%x+0x%x lies; unmap"
+                                + " it first", group.id(), r.start(), r.last(), r.type(), m.iova(), m.size()));
+                    }
+                }
+            }
+            if (!allowUnsafeInterrupts) {
+                for (Device d : group.devices()) {
+                    if (!ops.capable(d, IommuCapability.INTR_REMAP)) {
+                        String kernel = "vfio_iommu_type1_attach_group: No interrupt remapping support.  Use the"
+                                + " module param \"allow_unsafe_interrupts\" to enable VFIO IOMMU support on this"
+                                + " platform";
+                        log.log(LogLevel.WARNING, kernel);
+                        throw new IommuException(Errno.EPERM, kernel + " (iommu group " + group.id() + ": the IOMMU"
+                                + " of " + d.name() + " does not isolate its MSIs; boot with "
+                                + ALLOW_UNSAFE_INTERRUPTS + "=1 to accept that)");
+                    }
+                }
             }
             DomainUse use = domains.stream().filter(d -> d.ops == ops).findFirst().orElse(null);
             boolean fresh = use == null;
@@ -97,11 +260,13 @@ final class Type1IommuDriver implements VfioIommuDriver {
             if (fresh) {
                 domains.add(use);
             }
+            reserved.add(new GroupResv(group, regions));
         }
 
         @Override
         public void detachGroup(IommuGroup g) {
             Group group = (Group) g;
+            reserved.removeIf(r -> r.group() == group);
             for (DomainUse use : new ArrayList<>(domains)) {
                 if (use.groups.remove(group)) {
                     iommu.restoreDefaultDomain(group);
@@ -168,6 +333,7 @@ final class Type1IommuDriver implements VfioIommuDriver {
         @Override
         public void release() {
             live.clear();
+            reserved.clear();
         }
     }
 }

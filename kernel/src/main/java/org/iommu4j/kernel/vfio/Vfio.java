@@ -26,7 +26,7 @@ import org.iommu4j.kernel.module.ModuleRef;
 import org.iommu4j.kernel.proc.UserProcess;
 
 /**
- * The VFIO core ({@code drivers/vfio}): the {@code vfio-pci} and {@code vfio-platform} drivers a device is
+ * The VFIO core ({@code drivers/vfio/vfio_main.c}, {@code group.c} and {@code container.c}, Linux v6.12): the {@code vfio-pci} and {@code vfio-platform} drivers a device is
  * bound to only when asked, VFIO groups and their {@code /dev/vfio} nodes, and containers. Written once for
  * every backend: a backend supplies a {@link VfioIommuDriver} (its iommu type and its map/unmap), and for
  * hardware without an IOMMU the groups its devices lack.
@@ -61,7 +61,8 @@ public final class Vfio {
         this.host = host;
         this.dmaEntryLimit = dmaEntryLimit(host);
         this.lock = host.configLock();
-        this.type1 = new Type1IommuDriver(host.iommu());
+        this.type1 = new Type1IommuDriver(host.iommu(), boolParameter(host, Type1IommuDriver.ALLOW_UNSAFE_INTERRUPTS),
+                host.log());
         host.buses().registerDriver(new VfioDriver(PCI_DRIVER, BusType.PCI), ModuleRef.KERNEL);
         host.buses().registerDriver(new VfioDriver(PLATFORM_DRIVER, BusType.PLATFORM), ModuleRef.KERNEL);
         host.buses().addListener(new BusListener() {
@@ -97,6 +98,28 @@ public final class Vfio {
                     + DEFAULT_DMA_ENTRY_LIMIT);
         }
         return DEFAULT_DMA_ENTRY_LIMIT;
+    }
+
+    /**
+     * A boolean kernel parameter as {@code kstrtobool} reads it: {@code y}, {@code Y}, {@code 1}, {@code on}
+     * are true, a bare word too; anything else (or absence) is false.
+     */
+    static boolean boolParameter(Host host, String key) {
+        Optional<String> raw = host.commandLine().get(key);
+        if (raw.isEmpty()) {
+            return false;
+        }
+        String v = raw.get();
+        return v.isEmpty() || v.charAt(0) == 'y' || v.charAt(0) == 'Y' || v.charAt(0) == '1'
+                || v.equalsIgnoreCase("on");
+    }
+
+    /**
+     * @return whether {@code vfio_iommu_type1.allow_unsafe_interrupts=1} lets groups whose IOMMU does not
+     *     isolate MSIs join a type 1 container
+     */
+    public boolean allowUnsafeInterrupts() {
+        return boolParameter(host, Type1IommuDriver.ALLOW_UNSAFE_INTERRUPTS);
     }
 
     /**
@@ -161,11 +184,14 @@ public final class Vfio {
      * @return the container
      */
     public VfioContainer openContainer(UserProcess caller) {
+        if (!caller.isAlive()) {
+            throw new IommuException(Errno.ESRCH, "process " + caller + " has exited");
+        }
         if (host.faults().slab().shouldFail(512)) {
             throw new IommuException(Errno.ENOMEM, "/dev/vfio/vfio: cannot allocate a container: out of memory");
         }
         VfioContainer c = new VfioContainer(this, caller);
-        caller.onExit(c.exitHook());
+        c.open();
         return c;
     }
 
@@ -175,14 +201,19 @@ public final class Vfio {
      * @param caller the process opening it
      * @param node {@code /dev/vfio/<id>} or {@code /dev/vfio/noiommu-<id>}
      * @return the open group
-     * @throws IommuException {@link Errno#ENOENT} for a node that does not exist, {@link Errno#EPERM}
-     *     without CAP_SYS_RAWIO for a group without isolation, {@link Errno#EBUSY} if it is open already
+     * @throws IommuException {@link Errno#ENOENT} for a node that does not exist (any string, a number too large
+     *     for a group id included), {@link Errno#EPERM} without CAP_SYS_RAWIO for a group without isolation,
+     *     {@link Errno#EBUSY} if it is open already, {@link Errno#ESRCH} if the caller has exited; nothing
+     *     changes on failure
      */
     public VfioGroupFile openGroup(UserProcess caller, String node) {
-        Matcher m = NODE.matcher(node);
+        Matcher m = NODE.matcher(node == null ? "" : node);
         lock.lock();
         try {
-            VfioGroup g = m.matches() ? groups.get(Integer.parseInt(m.group(2))) : null;
+            VfioGroup g = null;
+            if (m.matches() && m.group(2).length() <= 10 && Long.parseLong(m.group(2)) <= Integer.MAX_VALUE) {
+                g = groups.get(Integer.parseInt(m.group(2)));
+            }
             if (g == null || !g.node().equals(node)) {
                 throw new IommuException(Errno.ENOENT, node + ": No such file or directory (VFIO group nodes: "
                         + deviceNodes() + ")");
@@ -197,8 +228,13 @@ public final class Vfio {
                         + " is going away");
             }
             VfioGroupFile f = new VfioGroupFile(this, g, caller);
+            try {
+                f.open();
+            } catch (RuntimeException e) {
+                g.providerOwner().put();
+                throw e;
+            }
             g.setOpenFile(f);
-            caller.onExit(f.exitHook());
             return f;
         } finally {
             lock.unlock();
@@ -328,13 +364,17 @@ public final class Vfio {
     private void retire(VfioGroup vg) {
         vg.markDead();
         groups.remove(vg.id());
+        VfioGroupFile f = vg.openFile();
+        if (f != null) {
+            f.closeDevices();
+        }
         VfioContainer c = vg.container();
         if (c != null) {
             c.detach(vg);
         }
-        VfioGroupFile f = vg.openFile();
-        if (f != null) {
-            f.closeDevices();
+        if (vg.dmaClaimed()) {
+            host.iommu().releaseDmaOwner(vg.group());
+            vg.setDmaClaimed(false);
         }
     }
 

@@ -23,6 +23,7 @@ final class VfioAccess {
         GET_DEVICE("getting a device from"),
         DEVICE_ACCESS("accessing a device of"),
         SET_IOMMU("setting the iommu type of"),
+        INFO("asking the iommu info of"),
         MAP("mapping DMA in"),
         UNMAP("unmapping DMA in"),
         SYNC("syncing DMA in");

@@ -7,6 +7,7 @@ import java.util.Optional;
 import java.util.OptionalInt;
 import java.util.TreeMap;
 import java.util.concurrent.locks.ReentrantLock;
+import org.iommu4j.api.AddressRange;
 import org.iommu4j.api.Capability;
 import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuException;
@@ -20,31 +21,68 @@ import org.iommu4j.api.VfioIommu;
 import org.iommu4j.api.VfioIommuDriver;
 import org.iommu4j.kernel.iommu.Iommu;
 import org.iommu4j.kernel.module.ModuleRef;
+import org.iommu4j.kernel.proc.FileObject;
 import org.iommu4j.kernel.proc.UserProcess;
 import org.iommu4j.kernel.vfio.VfioIommuDrivers.Registered;
 
 /**
- * A VFIO container, what {@code open("/dev/vfio/vfio")} returns: groups join it, then an iommu type is set,
- * then user memory is mapped for the groups' devices. The container keeps the interval bookkeeping every
- * backend shares (overlap, split, pinning, teardown); its driver only maps and unmaps.
+ * A VFIO container, what {@code open("/dev/vfio/vfio")} returns ({@code drivers/vfio/container.c} and, for
+ * its type 1 ioctls, {@code drivers/vfio/vfio_iommu_type1.c}, Linux v6.12): groups join it, then an iommu type
+ * is set, then user memory is mapped for the groups' devices. The container keeps the interval bookkeeping
+ * every backend shares (overlap, split, pinning, ownership, teardown); its driver only maps and unmaps.
+ *
+ * <p>It is a file: only a process that holds it (opened it, inherited it by fork, or was passed it with
+ * {@link #passTo}) may use it; any other gets {@link Errno#EBADF}. As in the kernel, each group in it keeps it
+ * alive: closing the last descriptor while groups are in it changes nothing for their devices, and the
+ * container goes when its last group leaves.
+ *
+ * <p>Addresses and sizes are unsigned 64-bit numbers, checked through {@link AddressRange}. Each mapping
+ * belongs to the process that made it ({@code vfio_dma->task}): an unmap stops at the first mapping of
+ * another process and reports what it removed so far, as {@code vfio_dma_do_unmap} does.
  *
  * <p>Map, unmap and sync take this container's lock only, never a lock all containers share.
  */
-public final class VfioContainer implements AutoCloseable {
+public final class VfioContainer extends FileObject {
+    /** The node a container is opened from. */
+    public static final String NODE = "/dev/vfio/vfio";
+
     private final org.iommu4j.kernel.vfio.Vfio vfio;
     private final UserProcess opener;
-    private final Runnable exitHook = this::close;
     private final ReentrantLock lock = new ReentrantLock();
     private final List<VfioGroup> groups = new ArrayList<>();
-    private final TreeMap<Long, Mapping> mappings = new TreeMap<>();
+    private final TreeMap<Long, Dma> mappings = new TreeMap<>(Long::compareUnsigned);
     private Registered driver;
     private VfioIommu iommu;
     private int type;
-    private boolean closed;
+    private int vaddrInvalidCount;
+    private boolean released;
 
-    private record Mapping(VfioDmaMapping mapping, UserProcess owner) {
-        long end() {
-            return mapping.iova() + mapping.size();
+    /** A mapping as type 1 tracks it ({@code struct vfio_dma}). */
+    private static final class Dma {
+        final VfioDmaMapping mapping;
+        /** The process whose pin references hold the pages; they are dropped there at unmap. */
+        final UserProcess pinHolder;
+        /** {@code dma->task}: who may unmap it, and whose locked memory it is charged to. */
+        UserProcess owner;
+        long vaddr;
+        boolean vaddrInvalid;
+        /** Pages charged to the owner's locked memory (type 1 only). */
+        final long lockedPages;
+
+        Dma(VfioDmaMapping mapping, UserProcess owner, long lockedPages) {
+            this.mapping = mapping;
+            this.pinHolder = owner;
+            this.owner = owner;
+            this.vaddr = mapping.pages().vaddr();
+            this.lockedPages = lockedPages;
+        }
+
+        long iova() {
+            return mapping.iova();
+        }
+
+        long last() {
+            return mapping.iova() + mapping.size() - 1;
         }
     }
 
@@ -53,9 +91,14 @@ public final class VfioContainer implements AutoCloseable {
         this.opener = opener;
     }
 
-    /** @return what the opener runs at exit: {@link #close}, kept so that closing first can take it back */
-    Runnable exitHook() {
-        return exitHook;
+    /** Installs the container in its opener's descriptor table. */
+    void open() {
+        openBy(opener);
+    }
+
+    @Override
+    public String fileName() {
+        return NODE;
     }
 
     /** @return the process that opened it */
@@ -63,23 +106,48 @@ public final class VfioContainer implements AutoCloseable {
         return opener;
     }
 
-    /** @return {@code VFIO_GET_API_VERSION} */
-    public int apiVersion() {
+    /**
+     * @return whether the container is gone: no process holds it and no group is in it (it cannot come back)
+     */
+    public boolean released() {
+        lock.lock();
+        try {
+            return released;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * {@code VFIO_GET_API_VERSION}.
+     *
+     * @param caller who asks
+     * @return {@link Vfio#API_VERSION}
+     * @throws IommuException {@link Errno#EBADF} if the caller does not hold the container
+     */
+    public int apiVersion(UserProcess caller) {
+        requireHeld(caller);
         return Vfio.API_VERSION;
     }
 
     /**
-     * {@code VFIO_CHECK_EXTENSION}: with an iommu type set, the driver's answer; before, the first positive
-     * answer of a registered driver that may serve the container's groups (any driver while it has none).
+     * {@code VFIO_CHECK_EXTENSION}: with an iommu type set, the driver's answer (type 1 answers
+     * {@link Vfio#UPDATE_VADDR} only then); before, the first positive answer of a registered driver that may
+     * serve the container's groups (any driver while it has none).
      *
+     * @param caller who asks
      * @param extension an iommu type or other extension number
      * @return positive when supported
+     * @throws IommuException {@link Errno#EBADF} if the caller does not hold the container
      */
-    public int checkExtension(int extension) {
+    public int checkExtension(UserProcess caller, int extension) {
+        requireHeld(caller);
         lock.lock();
         try {
-            requireOpen();
             if (driver != null) {
+                if (iommu instanceof Type1IommuDriver.Container t1) {
+                    return t1.checkExtension(extension);
+                }
                 return driver.driver().checkExtension(extension);
             }
             for (Registered r : vfio.host().vfioDrivers().all()) {
@@ -87,7 +155,7 @@ public final class VfioContainer implements AutoCloseable {
                     continue;
                 }
                 int answer = r.driver().checkExtension(extension);
-                if (answer > 0) {
+                if (answer > 0 && extension != Vfio.UPDATE_VADDR) {
                     return answer;
                 }
             }
@@ -104,15 +172,16 @@ public final class VfioContainer implements AutoCloseable {
      *
      * @param caller who asks
      * @param iommuType for example {@link Vfio#TYPE1v2_IOMMU} or {@link Vfio#NOIOMMU_IOMMU}
-     * @throws IommuException {@link Errno#EINVAL} with no groups or a type already set; {@link Errno#EPERM}
-     *     when the driver needs a capability the caller lacks; {@link Errno#ENODEV} when no driver offers the
-     *     type for these groups
+     * @throws IommuException {@link Errno#EBADF} if the caller does not hold the container;
+     *     {@link Errno#EINVAL} with no groups or a type already set; {@link Errno#EPERM} when the driver needs a
+     *     capability the caller lacks, or (type 1) a group's IOMMU does not remap interrupts;
+     *     {@link Errno#ENODEV} when no driver offers the type for these groups
      */
     public void setIommu(UserProcess caller, int iommuType) {
+        requireHeld(caller);
         vfio.lock().lock();
         lock.lock();
         try {
-            requireOpen();
             if (groups.isEmpty()) {
                 throw new IommuException(Errno.EINVAL, "VFIO_SET_IOMMU: the container has no groups; add a group"
                         + " first");
@@ -123,13 +192,11 @@ public final class VfioContainer implements AutoCloseable {
             }
             boolean isolated = groups.get(0).isolated();
             IommuException last = null;
-            List<String> offered = new ArrayList<>();
             for (Registered r : vfio.host().vfioDrivers().all()) {
                 VfioIommuDriver d = r.driver();
                 if (d.isolating() != isolated || d.checkExtension(iommuType) <= 0) {
                     continue;
                 }
-                offered.add(d.name());
                 try {
                     VfioAccess.checkContainer(caller, d.requiredCapabilities(), VfioAccess.Step.SET_IOMMU,
                             "a container with " + d.name());
@@ -222,45 +289,78 @@ public final class VfioContainer implements AutoCloseable {
     }
 
     /**
-     * {@code VFIO_IOMMU_MAP_DMA}: pins {@code [vaddr, vaddr+size)} of the caller's memory and maps it for the
-     * container's devices.
+     * {@code VFIO_IOMMU_GET_INFO} of the type 1 driver ({@code vfio_iommu_type1_get_info}): the page sizes
+     * the container maps with, and the capability chain of its valid IOVA ranges, its migration page sizes and
+     * how many more mappings it takes.
      *
-     * @param caller whose memory it is
-     * @param vaddr page-aligned virtual address
-     * @param size page-aligned length, positive
-     * @param iova page-aligned device address, or {@link Vfio#ANY_IOVA} for a driver that chooses
-     * @param prot {@link IommuProt#READ} (the device reads), {@link IommuProt#WRITE} (it writes), or both
-     * @return the mapping, with the device address to use
-     * @throws IommuException {@link Errno#EINVAL} for bad arguments or no iommu type; {@link Errno#EEXIST}
-     *     when the range overlaps a mapping; {@link Errno#EFAULT} for unmapped user memory; {@link Errno#EPERM}
-     *     without the driver's capability; {@link Errno#ENOMEM} when {@code failslab} or the page allocator
-     *     fails, or (type 1) when pinning would pass the caller's RLIMIT_MEMLOCK without CAP_IPC_LOCK;
-     *     {@link Errno#ENOSPC} (type 1) past {@code vfio_iommu_type1.dma_entry_limit}; the driver's refusal.
-     *     Nothing stays pinned or mapped on failure.
+     * @param caller who asks
+     * @return the answer
+     * @throws IommuException {@link Errno#EBADF} if the caller does not hold the container;
+     *     {@link Errno#EINVAL} with no iommu type set; {@link Errno#ENOTTY} for a driver other than type 1
      */
-    public VfioDmaMapping mapDma(UserProcess caller, long vaddr, long size, long iova, int prot) {
+    public VfioIommuInfo iommuInfo(UserProcess caller) {
+        requireHeld(caller);
         lock.lock();
         try {
-            requireIommu(caller, VfioAccess.Step.MAP);
+            requireIommu(caller, VfioAccess.Step.INFO, Vfio.IOMMU_GET_INFO);
+            if (!(iommu instanceof Type1IommuDriver.Container t1)) {
+                throw new IommuException(Errno.ENOTTY, "VFIO_IOMMU_GET_INFO: " + driver.driver().name()
+                        + " does not implement it (Inappropriate ioctl for device)");
+            }
+            long pgsizes = t1.pgsizeBitmap();
+            return new VfioIommuInfo(VfioIommuInfo.FLAG_PGSIZES | VfioIommuInfo.FLAG_CAPS, pgsizes,
+                    t1.iovaRanges(), Long.lowestOneBit(pgsizes), VfioIommuInfo.DIRTY_BITMAP_SIZE_MAX,
+                    vfio.dmaEntryLimit() - mappings.size());
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * {@code VFIO_IOMMU_MAP_DMA}: pins {@code [vaddr, vaddr+size)} of the caller's memory and maps it for the
+     * container's devices. The mapping belongs to the caller. The checks run in {@code vfio_dma_do_map}'s order:
+     * flags, alignment to the IOMMU's smallest page (type 1: the smallest size of the domains' page-size
+     * bitmaps, at least 4 KiB), wrap of iova or vaddr (unsigned), overlap, the entry limit, valid IOVA ranges,
+     * then pinning.
+     *
+     * @param caller whose memory it is
+     * @param vaddr aligned virtual address
+     * @param size aligned length, not 0
+     * @param iova aligned device address, or {@link Vfio#ANY_IOVA} for a driver that chooses
+     * @param prot {@link IommuProt#READ} (the device reads), {@link IommuProt#WRITE} (it writes), or both
+     * @return the mapping, with the device address to use
+     * @throws IommuException {@link Errno#EBADF} if the caller does not hold the container;
+     *     {@link Errno#EINVAL} for bad arguments, no iommu type, or (type 1) a range outside the valid IOVA
+     *     ranges (the x86 MSI window, a device's RMRR); {@link Errno#EEXIST} when the range overlaps a mapping;
+     *     {@link Errno#EFAULT} for unmapped user memory; {@link Errno#EPERM} without the driver's capability;
+     *     {@link Errno#ENOMEM} when {@code failslab} or the page allocator fails, or (type 1) when pinning would
+     *     pass the caller's RLIMIT_MEMLOCK without CAP_IPC_LOCK; {@link Errno#ENOSPC} (type 1) past
+     *     {@code vfio_iommu_type1.dma_entry_limit}; {@link Errno#ENOTTY} from a driver that does not map; the
+     *     driver's refusal. Nothing stays pinned or mapped on failure.
+     */
+    public VfioDmaMapping mapDma(UserProcess caller, long vaddr, long size, long iova, int prot) {
+        requireHeld(caller);
+        lock.lock();
+        try {
+            requireIommu(caller, VfioAccess.Step.MAP, Vfio.IOMMU_MAP_DMA);
             if ((prot & ~(IommuProt.READ | IommuProt.WRITE)) != 0 || (prot & (IommuProt.READ | IommuProt.WRITE)) == 0) {
                 throw new IommuException(Errno.EINVAL, "VFIO_IOMMU_MAP_DMA: flags " + IommuProt.toString(prot)
                         + " are invalid: expected READ, WRITE or both");
             }
-            if (size <= 0 || ((vaddr | size) & PhysicalMemory.PAGE_OFFSET_MASK) != 0
-                    || iova != Vfio.ANY_IOVA && (iova < 0 || (iova & PhysicalMemory.PAGE_OFFSET_MASK) != 0
-                    || iova + size < iova)) {
-                throw new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_MAP_DMA: vaddr 0x%x iova %s size"
-                        + " 0x%x: vaddr, iova and size must be page-aligned and size positive", vaddr,
-                        iova == Vfio.ANY_IOVA ? "ANY" : "0x" + Long.toHexString(iova), size));
-            }
-            if (iova != Vfio.ANY_IOVA) {
+            boolean any = iova == Vfio.ANY_IOVA;
+            long pgsize = pageSize();
+            checkMapArguments(vaddr, size, any ? 0 : iova, pgsize, any);
+            if (!any) {
                 requireFree(iova, size);
             }
-            boolean type1 = driver.driver() == vfio.type1Driver();
+            boolean type1 = iommu instanceof Type1IommuDriver.Container;
             if (type1 && mappings.size() >= vfio.dmaEntryLimit()) {
                 throw new IommuException(Errno.ENOSPC, "VFIO_IOMMU_MAP_DMA: the container holds "
                         + mappings.size() + " mappings, the most vfio_iommu_type1.dma_entry_limit allows;"
                         + " unmap some or raise the limit");
+            }
+            if (!any && iommu instanceof Type1IommuDriver.Container t1) {
+                t1.requireValidIova(iova, size);
             }
             if (vfio.host().faults().slab().shouldFail(128)) {
                 throw new IommuException(Errno.ENOMEM, "VFIO_IOMMU_MAP_DMA: cannot allocate the mapping's record:"
@@ -275,7 +375,7 @@ public final class VfioContainer implements AutoCloseable {
                 throw e;
             }
             VfioDmaMapping mapping = new VfioDmaMapping(at, pages, prot);
-            if (iova == Vfio.ANY_IOVA) {
+            if (any) {
                 try {
                     requireFree(at, size);
                 } catch (IommuException e) {
@@ -284,11 +384,94 @@ public final class VfioContainer implements AutoCloseable {
                     throw e;
                 }
             }
-            mappings.put(at, new Mapping(mapping, caller));
+            mappings.put(at, new Dma(mapping, caller, type1 ? pages.pageCount() : 0));
             return mapping;
         } finally {
             lock.unlock();
         }
+    }
+
+    /** The size and wrap checks of {@code vfio_dma_do_map}, unsigned. */
+    private static void checkMapArguments(long vaddr, long size, long iova, long pgsize, boolean anyIova) {
+        if (size == 0 || ((size | iova | vaddr) & (pgsize - 1)) != 0) {
+            throw new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_MAP_DMA: vaddr 0x%x iova %s size"
+                    + " 0x%x: vaddr, iova and size must be multiples of the IOMMU's smallest page 0x%x and size"
+                    + " not 0", vaddr, anyIova ? "ANY" : "0x" + Long.toHexString(iova), size, pgsize));
+        }
+        if (AddressRange.wraps(iova, size)) {
+            throw new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_MAP_DMA: iova 0x%x + size 0x%x wraps"
+                    + " past 2^64: expected a size of at most 0x%x", iova, size, -iova));
+        }
+        if (AddressRange.wraps(vaddr, size)) {
+            throw new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_MAP_DMA: vaddr 0x%x + size 0x%x wraps"
+                    + " past 2^64: expected a size of at most 0x%x", vaddr, size, -vaddr));
+        }
+    }
+
+    /**
+     * {@code VFIO_IOMMU_MAP_DMA} with {@link Vfio#DMA_MAP_FLAG_VADDR} (type 1, {@code vfio_dma_do_map}): gives
+     * a mapping whose vaddr {@link #unmapDma(UserProcess, long, long, int)} invalidated a new user address,
+     * for a live update. The IOMMU mapping and the pinned pages never change, so the devices DMA on
+     * throughout; a caller other than the mapping's owner becomes its owner, and the mapping's locked memory
+     * moves to it ({@code vfio_change_dma_owner}).
+     *
+     * @param caller the process the mapping will belong to
+     * @param vaddr the new, aligned user address (the kernel trusts it to hold the same memory)
+     * @param size the mapping's exact size
+     * @param iova the mapping's exact iova
+     * @throws IommuException {@link Errno#EBADF} if the caller does not hold the container;
+     *     {@link Errno#EINVAL} for bad arguments, a driver other than type 1, a range that is not exactly one
+     *     mapping, or a mapping whose vaddr is valid; {@link Errno#ENOENT} when nothing is mapped there;
+     *     {@link Errno#ENOMEM} when the new owner's RLIMIT_MEMLOCK cannot take the mapping's locked pages and
+     *     it lacks CAP_IPC_LOCK. Nothing changes on failure.
+     */
+    public void mapDmaVaddr(UserProcess caller, long vaddr, long size, long iova) {
+        requireHeld(caller);
+        lock.lock();
+        try {
+            requireIommu(caller, VfioAccess.Step.MAP, Vfio.IOMMU_MAP_DMA);
+            if (!(iommu instanceof Type1IommuDriver.Container)) {
+                throw new IommuException(Errno.EINVAL, "VFIO_IOMMU_MAP_DMA: VFIO_DMA_MAP_FLAG_VADDR is a"
+                        + " vfio-iommu-type1 feature; " + driver.driver().name() + " does not offer it");
+            }
+            checkMapArguments(vaddr, size, iova, pageSize(), false);
+            Dma dma = findOverlap(iova, size);
+            if (dma == null) {
+                throw new IommuException(Errno.ENOENT, String.format("VFIO_IOMMU_MAP_DMA: VFIO_DMA_MAP_FLAG_VADDR"
+                        + " at iova 0x%x+0x%x: nothing is mapped there", iova, size));
+            }
+            if (!dma.vaddrInvalid || dma.iova() != iova || dma.mapping.size() != size) {
+                throw new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_MAP_DMA: VFIO_DMA_MAP_FLAG_VADDR"
+                        + " at iova 0x%x+0x%x: expected exactly the mapping at 0x%x+0x%x, with its vaddr"
+                        + " invalidated (it is %s)", iova, size, dma.iova(), dma.mapping.size(),
+                        dma.vaddrInvalid ? "invalidated" : "valid"));
+            }
+            if (dma.owner != caller) {
+                changeOwner(dma, caller);
+            }
+            dma.vaddr = vaddr;
+            dma.vaddrInvalid = false;
+            vaddrInvalidCount--;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** {@code vfio_change_dma_owner}: the locked memory moves to the new owner, checked against its limit. */
+    private void changeOwner(Dma dma, UserProcess to) {
+        long n = dma.lockedPages;
+        synchronized (to) {
+            long limit = to.memlockLimit();
+            if (n > 0 && limit != UserProcess.RLIM_INFINITY && !to.capable(Capability.CAP_IPC_LOCK)
+                    && to.lockedPages() + n > limit >>> PhysicalMemory.PAGE_SHIFT) {
+                throw new IommuException(Errno.ENOMEM, "VFIO_IOMMU_MAP_DMA: VFIO_DMA_MAP_FLAG_VADDR: the mapping's "
+                        + n + " locked pages would pass RLIMIT_MEMLOCK (" + limit + ") of " + to + ", which has "
+                        + to.lockedPages() + " locked; raise its RLIMIT_MEMLOCK or give it CAP_IPC_LOCK");
+            }
+            to.chargeLocked(n);
+        }
+        dma.owner.chargeLocked(-n);
+        dma.owner = to;
     }
 
     /**
@@ -312,75 +495,189 @@ public final class VfioContainer implements AutoCloseable {
         }
     }
 
+    /** @return the mapping that overlaps {@code [iova, iova + size)} with the highest start, or null */
+    private Dma findOverlap(long iova, long size) {
+        long last = iova + size - 1;
+        Map.Entry<Long, Dma> below = mappings.floorEntry(last);
+        if (below != null && Long.compareUnsigned(below.getValue().last(), iova) >= 0) {
+            return below.getValue();
+        }
+        return null;
+    }
+
+    /** @return the mapping that holds the address, or null */
+    private Dma containing(long address) {
+        Map.Entry<Long, Dma> e = mappings.floorEntry(address);
+        return e != null && Long.compareUnsigned(e.getValue().last(), address) >= 0 ? e.getValue() : null;
+    }
+
     private void requireFree(long iova, long size) {
-        Map.Entry<Long, Mapping> below = mappings.lowerEntry(iova + size);
-        if (below != null && below.getValue().end() > iova) {
-            VfioDmaMapping m = below.getValue().mapping();
+        Dma d = findOverlap(iova, size);
+        if (d != null) {
             throw new IommuException(Errno.EEXIST, String.format("VFIO_IOMMU_MAP_DMA: iova 0x%x+0x%x overlaps the"
-                    + " mapping at 0x%x+0x%x", iova, size, m.iova(), m.size()));
+                    + " mapping at 0x%x+0x%x", iova, size, d.iova(), d.mapping.size()));
         }
     }
 
     /**
-     * {@code VFIO_IOMMU_UNMAP_DMA}: removes every mapping inside {@code [iova, iova+size)} and unpins its
-     * pages. As type 1 v2 rules it (and every type but the original type 1), a range that would split a mapping
-     * is refused. The original {@link Vfio#TYPE1_IOMMU} keeps its v1 rules instead: a range that starts inside
-     * a mapping unmaps nothing and returns 0, and a mapping that starts inside the range is removed whole, even
-     * where it runs past the range's end (the returned size says how much went).
+     * {@code VFIO_IOMMU_UNMAP_DMA} without flags: see {@link #unmapDma(UserProcess, long, long, int)}.
      *
      * @param caller who asks
-     * @param iova page-aligned start
-     * @param size page-aligned length, positive
-     * @return bytes unmapped (0 when nothing was mapped there)
-     * @throws IommuException {@link Errno#EINVAL} for bad arguments or a range that splits a mapping
+     * @param iova aligned start, unsigned
+     * @param size aligned length, unsigned, not 0
+     * @return bytes unmapped (0 when nothing of the caller's was mapped there)
      */
     public long unmapDma(UserProcess caller, long iova, long size) {
+        return unmapDma(caller, iova, size, 0);
+    }
+
+    /**
+     * {@code VFIO_IOMMU_UNMAP_DMA}, as {@code vfio_dma_do_unmap} rules it: removes the mappings inside
+     * {@code [iova, iova+size)} (unsigned; the range may end at 2<sup>64</sup>) and unpins their pages, in
+     * iova order, stopping at the first mapping another process made ({@code dma->task->mm != current->mm}):
+     * what was removed before it stays removed and is reported, and a call that meets another's mapping first
+     * returns 0. Type 1 v2 (and every type but the original type 1) refuses a range that would split a
+     * mapping. The original {@link Vfio#TYPE1_IOMMU} keeps its v1 rules instead: the walk stops at a mapping
+     * that starts before the range, and a mapping that starts inside the range is removed whole, even where it
+     * runs past the range's end (the returned size says how much went).
+     *
+     * <p>{@link Vfio#DMA_UNMAP_FLAG_ALL} takes every mapping (iova and size must be 0; no split check).
+     * {@link Vfio#DMA_UNMAP_FLAG_VADDR} (type 1) unmaps nothing: it invalidates the vaddr of each mapping in
+     * range, which the devices keep using, until {@link #mapDmaVaddr} gives it a new one; meanwhile no group
+     * may join (attaching could need to pin). A second invalidation of one mapping fails with
+     * {@link Errno#EINVAL} and undoes the ones this call made.
+     *
+     * @param caller who asks
+     * @param iova aligned start, unsigned; 0 with {@link Vfio#DMA_UNMAP_FLAG_ALL}
+     * @param size aligned length, unsigned, not 0; 0 with {@link Vfio#DMA_UNMAP_FLAG_ALL}
+     * @param flags 0, {@link Vfio#DMA_UNMAP_FLAG_ALL}, {@link Vfio#DMA_UNMAP_FLAG_VADDR}, or both
+     * @return bytes unmapped (or invalidated)
+     * @throws IommuException {@link Errno#EBADF} if the caller does not hold the container;
+     *     {@link Errno#EINVAL} for unknown flags, misalignment, a wrap past 2<sup>64</sup>, a split (v2), no
+     *     iommu type, or a vaddr invalidated twice; {@link Errno#ENOTTY} from a driver that does not unmap
+     */
+    public long unmapDma(UserProcess caller, long iova, long size, int flags) {
+        requireHeld(caller);
         lock.lock();
         try {
-            requireIommu(caller, VfioAccess.Step.UNMAP);
-            if (size <= 0 || ((iova | size) & PhysicalMemory.PAGE_OFFSET_MASK) != 0 || iova + size < iova) {
-                throw new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_UNMAP_DMA: iova 0x%x size 0x%x:"
-                        + " both must be page-aligned and size positive", iova, size));
+            requireIommu(caller, VfioAccess.Step.UNMAP, Vfio.IOMMU_UNMAP_DMA);
+            boolean type1 = iommu instanceof Type1IommuDriver.Container;
+            int known = Vfio.DMA_UNMAP_FLAG_ALL | (type1 ? Vfio.DMA_UNMAP_FLAG_VADDR : 0);
+            if ((flags & ~known) != 0) {
+                throw new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_UNMAP_DMA: flags 0x%x are"
+                        + " invalid: expected 0, VFIO_DMA_UNMAP_FLAG_ALL (0x%x)%s", flags, Vfio.DMA_UNMAP_FLAG_ALL,
+                        type1 ? " or VFIO_DMA_UNMAP_FLAG_VADDR (0x4), alone or together" : ""));
             }
-            long end = iova + size;
-            Map.Entry<Long, Mapping> first = mappings.lowerEntry(iova);
-            if (type == Vfio.TYPE1_IOMMU) {
-                if (first != null && first.getValue().end() > iova) {
-                    return 0;
+            boolean all = (flags & Vfio.DMA_UNMAP_FLAG_ALL) != 0;
+            boolean invalidate = (flags & Vfio.DMA_UNMAP_FLAG_VADDR) != 0;
+            long pgsize = pageSize();
+            if ((iova & (pgsize - 1)) != 0) {
+                throw badUnmap(iova, size, pgsize);
+            }
+            if (all) {
+                if (iova != 0 || size != 0) {
+                    throw new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_UNMAP_DMA: iova 0x%x size"
+                            + " 0x%x with VFIO_DMA_UNMAP_FLAG_ALL: expected both 0", iova, size));
                 }
-                return removeStartingIn(iova, end);
+                size = -1L;
+            } else if (size == 0 || (size & (pgsize - 1)) != 0) {
+                throw badUnmap(iova, size, pgsize);
+            } else if (AddressRange.wraps(iova, size)) {
+                throw new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_UNMAP_DMA: iova 0x%x + size 0x%x"
+                        + " wraps past 2^64: expected a size of at most 0x%x", iova, size, -iova));
             }
-            if (first != null && first.getValue().end() > iova) {
-                throw split(iova, size, first.getValue());
+            long last = iova + size - 1;
+            boolean v1 = type == Vfio.TYPE1_IOMMU;
+            if (!v1 && !all) {
+                Dma first = containing(iova);
+                if (first != null && first.iova() != iova) {
+                    throw split(iova, size, first);
+                }
+                Dma end = containing(last);
+                if (end != null && end.last() != last) {
+                    throw split(iova, size, end);
+                }
             }
-            Map.Entry<Long, Mapping> last = mappings.lowerEntry(end);
-            if (last != null && last.getKey() >= iova && last.getValue().end() > end) {
-                throw split(iova, size, last.getValue());
+            Dma start = findFirst(iova, last);
+            if (invalidate) {
+                return invalidate(caller, iova, last, start, v1);
             }
-            return removeStartingIn(iova, end);
+            long unmapped = 0;
+            for (Dma d = start; d != null && Long.compareUnsigned(d.iova(), last) <= 0; d = next(d)) {
+                if (v1 && Long.compareUnsigned(iova, d.iova()) > 0 || d.owner != caller) {
+                    break;
+                }
+                unmapped += d.mapping.size();
+                remove(d);
+            }
+            return unmapped;
         } finally {
             lock.unlock();
         }
     }
 
-    private long removeStartingIn(long iova, long end) {
-        long unmapped = 0;
-        for (Mapping m : new ArrayList<>(mappings.subMap(iova, true, end, false).values())) {
-            remove(m);
-            unmapped += m.mapping().size();
+    /** The VADDR branch of {@code vfio_dma_do_unmap}'s walk. */
+    private long invalidate(UserProcess caller, long iova, long last, Dma start, boolean v1) {
+        long done = 0;
+        List<Dma> marked = new ArrayList<>();
+        for (Dma d = start; d != null && Long.compareUnsigned(d.iova(), last) <= 0; d = next(d)) {
+            if (v1 && Long.compareUnsigned(iova, d.iova()) > 0 || d.owner != caller) {
+                break;
+            }
+            if (d.vaddrInvalid) {
+                for (Dma m : marked) {
+                    m.vaddrInvalid = false;
+                    vaddrInvalidCount--;
+                }
+                throw new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_UNMAP_DMA:"
+                        + " VFIO_DMA_UNMAP_FLAG_VADDR: the vaddr of the mapping at 0x%x+0x%x is invalidated already;"
+                        + " nothing was invalidated", d.iova(), d.mapping.size()));
+            }
+            d.vaddrInvalid = true;
+            vaddrInvalidCount++;
+            marked.add(d);
+            done += d.mapping.size();
         }
-        return unmapped;
+        return done;
     }
 
-    private static IommuException split(long iova, long size, Mapping m) {
+    /** {@code vfio_find_dma_first_node}: the lowest mapping that overlaps {@code [iova, last]}. */
+    private Dma findFirst(long iova, long last) {
+        Dma d = containing(iova);
+        if (d != null) {
+            return d;
+        }
+        Map.Entry<Long, Dma> e = mappings.ceilingEntry(iova);
+        return e != null && Long.compareUnsigned(e.getKey(), last) <= 0 ? e.getValue() : null;
+    }
+
+    private Dma next(Dma d) {
+        Map.Entry<Long, Dma> e = mappings.higherEntry(d.iova());
+        return e == null ? null : e.getValue();
+    }
+
+    private static IommuException badUnmap(long iova, long size, long pgsize) {
+        return new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_UNMAP_DMA: iova 0x%x size 0x%x: both"
+                + " must be multiples of the IOMMU's smallest page 0x%x and size not 0", iova, size, pgsize));
+    }
+
+    private static IommuException split(long iova, long size, Dma m) {
         return new IommuException(Errno.EINVAL, String.format("VFIO_IOMMU_UNMAP_DMA: iova 0x%x+0x%x would split the"
-                + " mapping at 0x%x+0x%x; unmap whole mappings", iova, size, m.mapping().iova(), m.mapping().size()));
+                + " mapping at 0x%x+0x%x; unmap whole mappings", iova, size, m.iova(), m.mapping.size()));
     }
 
-    private void remove(Mapping m) {
-        mappings.remove(m.mapping().iova());
-        iommu.unmap(m.mapping());
-        m.owner().unpin(m.mapping().pages());
+    private void remove(Dma m) {
+        mappings.remove(m.iova());
+        if (m.vaddrInvalid) {
+            vaddrInvalidCount--;
+        }
+        iommu.unmap(m.mapping);
+        m.pinHolder.unpin(m.mapping.pages());
+        if (m.owner != m.pinHolder) {
+            // the charge moved with the ownership; unpinning took it from the pin holder, so move it back
+            m.owner.chargeLocked(-m.lockedPages);
+            m.pinHolder.chargeLocked(m.lockedPages);
+        }
     }
 
     /**
@@ -390,7 +687,8 @@ public final class VfioContainer implements AutoCloseable {
      * @param caller who asks
      * @param iova inside a mapping
      * @param size bytes, inside the same mapping
-     * @throws IommuException {@link Errno#EINVAL} for a range not inside one mapping
+     * @throws IommuException {@link Errno#EBADF} if the caller does not hold the container;
+     *     {@link Errno#EINVAL} for a range not inside one mapping
      */
     public void syncForCpu(UserProcess caller, long iova, long size) {
         sync(caller, iova, size, true);
@@ -402,21 +700,25 @@ public final class VfioContainer implements AutoCloseable {
      * @param caller who asks
      * @param iova inside a mapping
      * @param size bytes, inside the same mapping
+     * @throws IommuException {@link Errno#EBADF} if the caller does not hold the container;
+     *     {@link Errno#EINVAL} for a range not inside one mapping
      */
     public void syncForDevice(UserProcess caller, long iova, long size) {
         sync(caller, iova, size, false);
     }
 
     private void sync(UserProcess caller, long iova, long size, boolean forCpu) {
+        requireHeld(caller);
         lock.lock();
         try {
-            requireIommu(caller, VfioAccess.Step.SYNC);
-            Map.Entry<Long, Mapping> e = mappings.floorEntry(iova);
-            if (size <= 0 || e == null || iova + size > e.getValue().end() || iova + size < iova) {
+            requireIommu(caller, VfioAccess.Step.SYNC, 0);
+            Dma d = containing(iova);
+            if (size == 0 || d == null || AddressRange.wraps(iova, size)
+                    || Long.compareUnsigned(iova + size - 1, d.last()) > 0) {
                 throw new IommuException(Errno.EINVAL, String.format("sync of iova 0x%x+0x%x: not inside one"
                         + " mapping", iova, size));
             }
-            VfioDmaMapping m = e.getValue().mapping();
+            VfioDmaMapping m = d.mapping;
             if (forCpu) {
                 iommu.syncForCpu(m, iova - m.iova(), size);
             } else {
@@ -427,47 +729,93 @@ public final class VfioContainer implements AutoCloseable {
         }
     }
 
-    /** @return the live mappings, by iova */
+    /** @return the live mappings, by iova (unsigned order) */
     public List<VfioDmaMapping> mappings() {
         lock.lock();
         try {
-            return mappings.values().stream().map(Mapping::mapping).toList();
+            return mappings.values().stream().map(d -> d.mapping).toList();
         } finally {
             lock.unlock();
         }
     }
 
-    private void requireIommu(UserProcess caller, VfioAccess.Step step) {
-        requireOpen();
+    /**
+     * What type 1 records of each live mapping, by iova (unsigned order).
+     *
+     * @return one record per mapping
+     */
+    public List<VfioDmaRecord> dmaRecords() {
+        lock.lock();
+        try {
+            return mappings.values().stream().map(d -> new VfioDmaRecord(d.iova(), d.mapping.size(), d.vaddr,
+                    !d.vaddrInvalid, d.owner)).toList();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** The IOMMU's smallest page: type 1's {@code __ffs(iommu->pgsize_bitmap)}, else the CPU's page. */
+    private long pageSize() {
+        return iommu instanceof Type1IommuDriver.Container t1 ? Long.lowestOneBit(t1.pgsizeBitmap())
+                : PhysicalMemory.PAGE_SIZE;
+    }
+
+    private void requireIommu(UserProcess caller, VfioAccess.Step step, int request) {
         if (driver == null) {
             throw new IommuException(Errno.EINVAL, "the container has no iommu type: VFIO_SET_IOMMU first");
+        }
+        if (request != 0) {
+            Optional<String> refused = iommu.unsupportedIoctl(request);
+            if (refused.isPresent()) {
+                throw new IommuException(Errno.ENOTTY, Vfio.ioctlName(request) + ": " + refused.get());
+            }
         }
         VfioAccess.checkContainer(caller, driver.driver().requiredCapabilities(), step,
                 "a container with " + driver.driver().name());
     }
 
-    private void requireOpen() {
-        if (closed) {
-            throw new IommuException(Errno.EBADF, "the container is closed");
+    /** @return whether the group may join: type 1 refuses while a vaddr is invalidated */
+    private void requireNoInvalidVaddr() {
+        if (vaddrInvalidCount > 0) {
+            throw new IommuException(Errno.EINVAL, "VFIO_GROUP_SET_CONTAINER: " + vaddrInvalidCount + " mapping(s)"
+                    + " of the container have their vaddr invalidated (VFIO_DMA_UNMAP_FLAG_VADDR), and attaching a"
+                    + " group could need to pin them: re-point them with VFIO_DMA_MAP_FLAG_VADDR first");
         }
     }
 
-    /** A group joins; called by the group file under the host's configuration lock. */
+    /**
+     * A group joins; called by the group file under the host's configuration lock, after it checked the
+     * caller's hold on this container. The group's DMA ownership is claimed here (the kernel's
+     * {@code iommu_group_claim_dma_owner}, in {@code vfio_container_attach_group}) and given up when it leaves.
+     */
     void attach(VfioGroup group) {
         lock.lock();
         try {
-            requireOpen();
+            if (released) {
+                throw new IommuException(Errno.EBADF, NODE + " is released");
+            }
             if (!groups.isEmpty() && groups.get(0).isolated() != group.isolated()) {
                 throw new IommuException(Errno.EPERM, group.node() + " cannot join this container: groups with"
                         + " and without IOMMU isolation do not mix in one container");
             }
             Iommu core = vfio.host().iommu();
-            core.claimDmaOwner(group.group(), group);
+            boolean claimed = false;
+            if (!group.dmaClaimed()) {
+                core.claimDmaOwner(group.group(), group);
+                group.setDmaClaimed(true);
+                claimed = true;
+            }
             if (iommu != null) {
                 try {
+                    if (iommu instanceof Type1IommuDriver.Container) {
+                        requireNoInvalidVaddr();
+                    }
                     iommu.attachGroup(group.group());
                 } catch (RuntimeException e) {
-                    core.releaseDmaOwner(group.group());
+                    if (claimed) {
+                        core.releaseDmaOwner(group.group());
+                        group.setDmaClaimed(false);
+                    }
                     throw e;
                 }
             }
@@ -478,7 +826,11 @@ public final class VfioContainer implements AutoCloseable {
         }
     }
 
-    /** A group leaves; the last one takes the iommu and every mapping with it, as type 1's detach does. */
+    /**
+     * A group leaves; the last one takes the iommu and every mapping with it, as type 1's detach does, and the
+     * container goes if no process holds it any more. VFIO gives up the group's DMA ownership
+     * ({@code iommu_group_release_dma_owner}); no device of it is open then, as the kernel ensures.
+     */
     void detach(VfioGroup group) {
         lock.lock();
         try {
@@ -487,7 +839,7 @@ public final class VfioContainer implements AutoCloseable {
             }
             if (iommu != null) {
                 if (groups.isEmpty()) {
-                    for (Mapping m : new ArrayList<>(mappings.values())) {
+                    for (Dma m : new ArrayList<>(mappings.values())) {
                         remove(m);
                     }
                 }
@@ -498,37 +850,35 @@ public final class VfioContainer implements AutoCloseable {
                     iommu = null;
                     driver = null;
                     type = 0;
+                    vaddrInvalidCount = 0;
                     owner.put();
                 }
             }
             group.setContainer(null);
-            vfio.host().iommu().releaseDmaOwner(group.group());
+            if (group.dmaClaimed()) {
+                vfio.host().iommu().releaseDmaOwner(group.group());
+                group.setDmaClaimed(false);
+            }
+            if (groups.isEmpty() && !held()) {
+                released = true;
+            }
         } finally {
             lock.unlock();
         }
     }
 
     /**
-     * Closes the container: every mapping goes, every group leaves, and the devices opened through those
-     * groups are revoked (their calls fail with {@link Errno#ENODEV}), since without a container nothing
-     * confines their DMA. Closing twice does nothing.
+     * The last descriptor went. With no group in it the container goes now; otherwise its groups keep it,
+     * and their devices keep their mappings, until the last group leaves.
      */
     @Override
-    public void close() {
+    protected void lastClose() {
         vfio.lock().lock();
         lock.lock();
         try {
-            if (closed) {
-                return;
+            if (groups.isEmpty()) {
+                released = true;
             }
-            opener.removeExitHook(exitHook);
-            for (VfioGroup g : new ArrayList<>(groups)) {
-                if (g.openFile() != null) {
-                    g.openFile().revokeDevices("its container was closed");
-                }
-                detach(g);
-            }
-            closed = true;
         } finally {
             lock.unlock();
             vfio.lock().unlock();

@@ -6,10 +6,13 @@ import org.iommu4j.api.IommuException;
 import org.iommu4j.kernel.bus.BusDevice;
 import org.iommu4j.kernel.bus.PciConfigSpace;
 import org.iommu4j.kernel.bus.PciDevice;
+import org.iommu4j.kernel.proc.FileObject;
 import org.iommu4j.kernel.proc.UserProcess;
 
 /**
- * An open VFIO device, what {@code VFIO_GROUP_GET_DEVICE_FD} returns. Configuration space is virtualised as
+ * An open VFIO device, what {@code VFIO_GROUP_GET_DEVICE_FD} returns. It is a file: the process that got it
+ * holds it, and only a holder (by fork, or {@link #passTo}) may use it; any other gets {@link Errno#EBADF}.
+ * It keeps its group file open until its last descriptor is closed. Configuration space is virtualised as
  * vfio-pci does it:
  * <ul>
  * <li>the BARs, the expansion ROM BAR and the interrupt line live in a virtual copy taken when the device is
@@ -22,23 +25,25 @@ import org.iommu4j.kernel.proc.UserProcess;
  *     through.</li>
  * </ul>
  */
-public final class VfioDeviceFile implements AutoCloseable {
+public final class VfioDeviceFile extends FileObject {
     private static final byte[] USER_WRITABLE = userWritableMask();
     private static final int ROM_BAR = 0x30;
 
     private final Vfio vfio;
     private final VfioGroupFile groupFile;
     private final BusDevice device;
+    private final UserProcess opener;
     private final AtomicLong filtered = new AtomicLong();
     private final byte[] virt = new byte[PciConfigSpace.SIZE];
     private final byte[] sizeMask = new byte[PciConfigSpace.SIZE];
     private volatile String revoked;
     private volatile boolean closed;
 
-    VfioDeviceFile(Vfio vfio, VfioGroupFile groupFile, BusDevice device) {
+    VfioDeviceFile(Vfio vfio, VfioGroupFile groupFile, BusDevice device, UserProcess opener) {
         this.vfio = vfio;
         this.groupFile = groupFile;
         this.device = device;
+        this.opener = opener;
         if (device instanceof PciDevice pci) {
             PciConfigSpace config = pci.config();
             synchronized (config) {
@@ -72,6 +77,16 @@ public final class VfioDeviceFile implements AutoCloseable {
                 || offset >= ROM_BAR && offset < ROM_BAR + 4 || offset == PciConfigSpace.INTERRUPT_LINE;
     }
 
+    /** Installs the file in its opener's descriptor table. */
+    void open() {
+        openBy(opener);
+    }
+
+    @Override
+    public String fileName() {
+        return "[vfio-device] " + device.name();
+    }
+
     /** @return the device */
     public BusDevice device() {
         return device;
@@ -89,7 +104,8 @@ public final class VfioDeviceFile implements AutoCloseable {
      * @param offset byte offset
      * @param size 1, 2 or 4
      * @return the value
-     * @throws IommuException {@link Errno#ENODEV} once the device is removed or unbound, {@link Errno#EPERM}
+     * @throws IommuException {@link Errno#EBADF} if the caller does not hold the file, {@link Errno#ENODEV}
+     *     once the device is removed or unbound, {@link Errno#EPERM}
      *     without the group's capability, {@link Errno#EINVAL} for a bad access
      */
     public int configRead(UserProcess caller, int offset, int size) {
@@ -145,6 +161,7 @@ public final class VfioDeviceFile implements AutoCloseable {
     }
 
     private PciConfigSpace config(UserProcess caller) {
+        requireHeld(caller);
         requireUsable();
         VfioAccess.checkGroup(caller, groupFile.group(), VfioAccess.Step.DEVICE_ACCESS);
         if (!(device instanceof PciDevice pci)) {
@@ -163,12 +180,12 @@ public final class VfioDeviceFile implements AutoCloseable {
         }
     }
 
-    /** @return the process that opened the device's group */
+    /** @return the process that got the device from its group */
     public UserProcess opener() {
-        return groupFile.opener();
+        return opener;
     }
 
-    /** @return whether calls can still succeed: not closed, not revoked, the device still present */
+    /** @return whether calls can still succeed: held, not revoked, the device still present */
     public boolean usable() {
         return revoked == null && !closed && device.isPresent();
     }
@@ -177,9 +194,9 @@ public final class VfioDeviceFile implements AutoCloseable {
         revoked = why;
     }
 
-    /** Closes the device. Closing twice does nothing. */
+    /** The last descriptor went: the device is closed, and its group file may go with it. */
     @Override
-    public void close() {
+    protected void lastClose() {
         if (!closed) {
             closed = true;
             groupFile.deviceClosed(this);

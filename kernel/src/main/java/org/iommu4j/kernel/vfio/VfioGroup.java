@@ -20,6 +20,7 @@ final class VfioGroup {
     private volatile VfioGroupFile openFile;
     private volatile VfioContainer container;
     private volatile boolean dead;
+    private volatile boolean dmaClaimed;
 
     /**
      * @param group the iommu group
@@ -75,6 +76,15 @@ final class VfioGroup {
 
     void setContainer(VfioContainer container) {
         this.container = container;
+    }
+
+    /** @return whether VFIO holds the iommu group's DMA ownership ({@code iommu_group_claim_dma_owner}) */
+    boolean dmaClaimed() {
+        return dmaClaimed;
+    }
+
+    void setDmaClaimed(boolean claimed) {
+        dmaClaimed = claimed;
     }
 
     boolean isDead() {

@@ -102,8 +102,8 @@ class BuddyAllocatorTest {
             assertThat(a.allocateContiguous(pages, PageAllocator.NO_LIMIT)).isZero();
         }
         assertThatThrownBy(() -> new BuddyAllocator(1024).allocateContiguous(1025, PageAllocator.NO_LIMIT))
-                .hasMessage("contiguous allocation of 1025 pages below 0x7fffffffffffffff failed: no free run that"
-                        + " long (free pages: 1024)");
+                .hasMessage("contiguous allocation of 1025 pages below 0x7fffffffffffffff failed: memory has only"
+                        + " 1024 pages (free pages: 1024)");
     }
 
     @Test

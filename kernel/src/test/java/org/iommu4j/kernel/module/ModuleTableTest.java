@@ -72,15 +72,18 @@ class ModuleTableTest {
     }
 
     @Test
-    void aDuplicateIsRefusedAfterItsModinfoTaintedAndAnUnsignedOneUnderEnforcementBeforeAnything() {
+    void aDuplicateIsRefusedWithEexistBeforeAnyTaintOrLicenceMessageAndAnUnsignedOneUnderEnforcementBeforeAnything() {
         Host h = Host.builder().build();
         h.modules().insert(outOfTree("wl", "GPL"), Map.of(), new LoadFacts("/opt/wl.jar", true));
         assertThat(h.taint().flags()).containsExactly(TaintFlag.OOT_MODULE);
+        int logged = h.log().messages().size();
         assertThatThrownBy(() -> h.modules().insert(outOfTree("wl", "Proprietary"), Map.of(),
                 new LoadFacts("/opt/wl2.jar", false)))
+                .hasMessage("Module wl is already loaded (from /opt/wl.jar)")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EEXIST);
-        assertThat(h.taint().isSet(TaintFlag.PROPRIETARY_MODULE)).isTrue();
-        assertThat(h.taint().isSet(TaintFlag.UNSIGNED_MODULE)).isFalse();
+        // Linux v6.12 (since v6.4): early_mod_check refuses the duplicate before module_augment_kernel_taints
+        assertThat(h.taint().flags()).containsExactly(TaintFlag.OOT_MODULE);
+        assertThat(h.log().messages()).hasSize(logged);
 
         Host enforcing = Host.builder().commandLine("module.sig_enforce=1").build();
         enforcing.modules().insert(outOfTree("wl", "GPL"), Map.of(), new LoadFacts("/opt/wl.jar", true));
@@ -88,6 +91,30 @@ class ModuleTableTest {
                 new LoadFacts("/opt/wl2.jar", false)))
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EKEYREJECTED);
         assertThat(enforcing.taint().isSet(TaintFlag.PROPRIETARY_MODULE)).isFalse();
+    }
+
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource({
+        "module.sig_enforce=1, true", "module.sig_enforce=y, true", "module.sig_enforce=Yes, true",
+        "module.sig_enforce=on, true", "module.sig_enforce=true, true", "module.sig_enforce=enable, true",
+        "module.sig_enforce, true",
+        "module.sig_enforce=0, false", "module.sig_enforce=n, false", "module.sig_enforce=no, false",
+        "module.sig_enforce=off, false", "module.sig_enforce=false, false", "module.sig_enforce=disable, false",
+        "module.sig_enforce=2, false", "module.sig_enforce=x, false", "module.sig_enforce=o, false",
+        "module.sig_enforce=oy, false"
+    })
+    void sigEnforceParsesAsKstrtoboolAndABadValueKeepsTheDefault(String word, boolean enforced) {
+        Host h = Host.builder().commandLine(word).build();
+        if (enforced) {
+            assertThatThrownBy(() -> h.modules().insert(outOfTree("wl", "GPL"), Map.of(),
+                    new LoadFacts("/opt/wl.jar", false)))
+                    .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EKEYREJECTED);
+            assertThat(h.modules().modules()).isEmpty();
+        } else {
+            assertThat(h.modules().insert(outOfTree("wl", "GPL"), Map.of(), new LoadFacts("/opt/wl.jar", false))
+                    .state()).isEqualTo(ModuleState.LIVE);
+            assertThat(h.taint().isSet(TaintFlag.UNSIGNED_MODULE)).isTrue();
+        }
     }
 
     @Test

@@ -117,4 +117,106 @@ class UserProcessTest {
         assertThat(root.pid()).isEqualTo(process.pid() + 1);
         assertThat(root).hasToString("hct_test:" + root.pid());
     }
+
+    @Test
+    void aMappingLargerThanMemoryIsRefusedAtOnceWithNothingAllocated() {
+        long free = host.pageAllocator().freePageCount();
+        assertThatThrownBy(() -> process.mmap(1L << 40))
+                .isInstanceOf(IommuException.class)
+                .hasMessage("mmap of 1099511627776 bytes in qemu:" + process.pid() + ": out of memory: it needs"
+                        + " 268435456 pages and " + free + " are free")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOMEM);
+        assertThatThrownBy(() -> process.mmap((free + 1) * 4096))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOMEM);
+        assertThat(host.pageAllocator().freePageCount()).isEqualTo(free);
+        assertThatThrownBy(() -> process.mmap(1L << 50))
+                .hasMessage("mmap length 1125899906842624 is invalid: expected 1 byte to 8 TiB")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+    }
+
+    @Test
+    void aHugeRangeOverASmallMappingIsEfaultNotAnOutOfMemoryError() {
+        long va = process.mmap(4 * 4096);
+        assertThatThrownBy(() -> process.pagemap(va, 1L << 40))
+                .isInstanceOf(IommuException.class)
+                .hasMessage(String.format("address 0x%x is not mapped in qemu:%d", va + 4 * 4096, process.pid()))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EFAULT);
+        assertThatThrownBy(() -> process.pin(va, Long.MAX_VALUE))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EFAULT);
+        assertThatThrownBy(() -> process.pagemap(va, -1L))
+                .hasMessage(String.format("range 0x%x+0xffffffffffffffff wraps", va))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EFAULT);
+        assertThat(process.lockedPages()).isZero();
+        assertThat(process.pagemap(va + 100, 4 * 4096 - 100)).hasSize(4);
+    }
+
+    @Test
+    void badLengthsAndSlicesAreTypedErrorsNamingTheInput() {
+        long va = process.mmap(4096);
+        assertThatThrownBy(() -> process.read(va, -1))
+                .isInstanceOf(IommuException.class)
+                .hasMessage("read length 18446744073709551615 is invalid: expected 0 to 2147483639 bytes in one call")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+        assertThatThrownBy(() -> process.read(va, new byte[4], 2, 3))
+                .isInstanceOf(IommuException.class)
+                .hasMessage("buffer slice offset 2 length 3 is invalid: expected 0 <= offset, 0 <= length, offset +"
+                        + " length <= 4 (the buffer's length)");
+        assertThatThrownBy(() -> process.write(va, new byte[4], 0, -1))
+                .isInstanceOf(IommuException.class)
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+        assertThatThrownBy(() -> process.read(va, Integer.MAX_VALUE))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+        assertThatThrownBy(() -> process.read(va, 8192))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EFAULT);
+    }
+
+    @Test
+    void onlyCapSysResourceRaisesTheHardMemlockLimit() {
+        assertThat(process.memlockHardLimit()).isEqualTo(UserProcess.DEFAULT_MEMLOCK_LIMIT);
+        process.setMemlockLimit(4096, 1L << 20);
+        assertThat(process.memlockLimit()).isEqualTo(4096);
+        assertThat(process.memlockHardLimit()).isEqualTo(1L << 20);
+        process.setMemlockLimit(1L << 20);
+        assertThatThrownBy(() -> process.setMemlockLimit(2L << 20))
+                .isInstanceOf(IommuException.class)
+                .hasMessage("setrlimit(RLIMIT_MEMLOCK): Operation not permitted: raising the hard limit from 1048576"
+                        + " to 2097152 needs CAP_SYS_RESOURCE; qemu:" + process.pid() + " does not have it")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EPERM);
+        assertThatThrownBy(() -> process.setMemlockLimit(UserProcess.RLIM_INFINITY))
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EPERM);
+        assertThatThrownBy(() -> process.setMemlockLimit(8192, 4096))
+                .hasMessage("setrlimit(RLIMIT_MEMLOCK): soft limit 8192 is above the hard limit 4096: expected soft"
+                        + " <= hard")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
+        assertThat(process.memlockLimit()).isEqualTo(1L << 20);
+        assertThat(process.memlockHardLimit()).isEqualTo(1L << 20);
+
+        UserProcess admin = host.spawn("admin", 0, Set.of(Capability.CAP_SYS_RESOURCE));
+        admin.setMemlockLimit(UserProcess.RLIM_INFINITY);
+        assertThat(admin.memlockLimit()).isEqualTo(UserProcess.RLIM_INFINITY);
+        UserProcess unlimited = host.spawn("vm", 1000, Set.of(), UserProcess.RLIM_INFINITY);
+        assertThat(unlimited.memlockHardLimit()).isEqualTo(UserProcess.RLIM_INFINITY);
+    }
+
+    @Test
+    void forkCopiesTheAddressSpaceAndTheLimits() {
+        long va = process.mmap(2 * 4096);
+        long run = process.mmapContiguous(2 * 4096);
+        process.write(va + 10, new byte[] {1, 2, 3});
+        process.write(run, new byte[] {9});
+        process.setMemlockLimit(1L << 20);
+        long free = host.pageAllocator().freePageCount();
+
+        UserProcess child = host.fork(process);
+        assertThat(host.pageAllocator().freePageCount()).isEqualTo(free - 4);
+        assertThat(child.read(va + 10, 3)).containsExactly(1, 2, 3);
+        assertThat(child.read(run, 1)).containsExactly(9);
+        assertThat(child.pagemap(run, 2 * 4096)[1]).isEqualTo(child.virtToPhys(run) + 4096);
+        assertThat(child.memlockHardLimit()).isEqualTo(1L << 20);
+        assertThat(child.uid()).isEqualTo(process.uid());
+        child.write(va + 10, new byte[] {7});
+        assertThat(process.read(va + 10, 1)).containsExactly(1);
+        child.exit();
+        assertThat(host.pageAllocator().freePageCount()).isEqualTo(free);
+    }
 }

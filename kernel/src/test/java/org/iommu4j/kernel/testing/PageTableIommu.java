@@ -12,6 +12,7 @@ import org.iommu4j.api.IommuDomain;
 import org.iommu4j.api.IommuException;
 import org.iommu4j.api.IommuOps;
 import org.iommu4j.api.IoPageTable;
+import org.iommu4j.api.PhysicalMemory;
 
 /**
  * A test-only translating IOMMU: one page table per domain (iova page to physical page and prot), 4 KiB
@@ -24,6 +25,14 @@ public final class PageTableIommu implements IommuOps {
     private final java.util.Map<String, org.iommu4j.api.IommuGroup> slotGroups = new java.util.HashMap<>();
     private boolean groupBySlot;
     private boolean passThrough;
+    private boolean interruptRemapping = true;
+    private boolean deferredFlush;
+    private boolean pciGrouping;
+    private long pageSizes = org.iommu4j.api.PhysicalMemory.PAGE_SIZE;
+    private volatile RuntimeException translateThrows;
+    private volatile RuntimeException mapThrows;
+    private long apertureStart;
+    private long apertureEnd = -1L;
 
     /** Manages every device it is asked about. */
     public PageTableIommu() {
@@ -55,9 +64,76 @@ public final class PageTableIommu implements IommuOps {
         return this;
     }
 
+    /**
+     * Reports no interrupt remapping, as an IOMMU without an IR unit (or with it off) would.
+     *
+     * @return this
+     */
+    public PageTableIommu withoutInterruptRemapping() {
+        interruptRemapping = false;
+        return this;
+    }
+
+    /**
+     * Reports {@link org.iommu4j.api.IommuCapability#DEFERRED_FLUSH}, so that DMA domains are lazy (DMA-FQ).
+     *
+     * @return this
+     */
+    public PageTableIommu deferredFlush() {
+        deferredFlush = true;
+        return this;
+    }
+
+    /**
+     * Groups PCI devices with the core's {@code pci_device_group}.
+     *
+     * @return this
+     */
+    public PageTableIommu pciGrouping() {
+        pciGrouping = true;
+        return this;
+    }
+
+    /**
+     * @param bitmap the page sizes to advertise and map with
+     * @return this
+     */
+    public PageTableIommu pageSizes(long bitmap) {
+        pageSizes = bitmap;
+        return this;
+    }
+
+    /**
+     * @param start the first IOVA domains translate
+     * @param end the last, inclusive
+     * @return this
+     */
+    public PageTableIommu aperture(long start, long end) {
+        apertureStart = start;
+        apertureEnd = end;
+        return this;
+    }
+
+    /** @param e what every domain's mapPages throws from now on, or null */
+    public void throwFromMap(RuntimeException e) {
+        mapThrows = e;
+    }
+
+    /** @param e what every domain's translate throws from now on, or null */
+    public void throwFromTranslate(RuntimeException e) {
+        translateThrows = e;
+    }
+
+    @Override
+    public long pageSizeBitmap() {
+        return pageSizes;
+    }
+
     @Override
     public boolean capable(Device device, org.iommu4j.api.IommuCapability capability) {
-        return capability == org.iommu4j.api.IommuCapability.CACHE_COHERENCY;
+        return capability == org.iommu4j.api.IommuCapability.CACHE_COHERENCY
+                || capability == org.iommu4j.api.IommuCapability.INTR_REMAP && interruptRemapping
+                || deferredFlush && capability == org.iommu4j.api.IommuCapability.DEFERRED_FLUSH;
     }
 
     @Override
@@ -72,6 +148,9 @@ public final class PageTableIommu implements IommuOps {
 
     @Override
     public synchronized org.iommu4j.api.IommuGroup deviceGroup(Device device, org.iommu4j.api.IommuCore groups) {
+        if (pciGrouping) {
+            return groups.pciDeviceGroup(device);
+        }
         if (!groupBySlot) {
             return groups.allocateGroup(null, true);
         }
@@ -89,7 +168,7 @@ public final class PageTableIommu implements IommuOps {
         if (!type.isPaging() && type != DomainType.BLOCKED) {
             throw new IommuException(Errno.EOPNOTSUPP, "PageTableIommu has no " + type + " domains");
         }
-        PageTableDomain d = new PageTableDomain(type);
+        PageTableDomain d = new PageTableDomain(type, this);
         domains.add(d);
         return d;
     }
@@ -102,12 +181,56 @@ public final class PageTableIommu implements IommuOps {
     /** A page-table domain. */
     public static final class PageTableDomain implements IommuDomain {
         private final DomainType type;
+        private final PageTableIommu owner;
         private final IoPageTable table = new IoPageTable();
+        private final java.util.concurrent.atomic.AtomicInteger flushes =
+                new java.util.concurrent.atomic.AtomicInteger();
         private final Set<Device> attached = ConcurrentHashMap.newKeySet();
         private volatile boolean freed;
 
-        PageTableDomain(DomainType type) {
+        PageTableDomain(DomainType type, PageTableIommu owner) {
             this.type = type;
+            this.owner = owner;
+        }
+
+        @Override
+        public void mapPages(long iova, long paddr, long pageSize, long count, int prot) {
+            RuntimeException e = owner.mapThrows;
+            if (e != null) {
+                throw e;
+            }
+            if ((pageSize & IoPageTable.SUPPORTED_PAGE_SIZES) == 0 && pageSize > PhysicalMemory.PAGE_SIZE) {
+                // a size the radix table has no leaf for (64 KiB): kept as 4 KiB leaves, which translate alike
+                table.mapPages(iova, paddr, PhysicalMemory.PAGE_SIZE, count * (pageSize >>> PhysicalMemory.PAGE_SHIFT),
+                        prot);
+                return;
+            }
+            table.mapPages(iova, paddr, pageSize, count, prot);
+        }
+
+        @Override
+        public long apertureStart() {
+            return owner.apertureStart;
+        }
+
+        @Override
+        public long apertureEnd() {
+            return owner.apertureEnd;
+        }
+
+        @Override
+        public void flushIotlbAll() {
+            flushes.incrementAndGet();
+        }
+
+        /** @return IOTLB flushes the core asked for */
+        public int flushes() {
+            return flushes.get();
+        }
+
+        /** @return the page table */
+        public IoPageTable table() {
+            return table;
         }
 
         @Override
@@ -150,6 +273,10 @@ public final class PageTableIommu implements IommuOps {
 
         @Override
         public long translate(long iova, int access) {
+            RuntimeException e = owner.translateThrows;
+            if (e != null) {
+                throw e;
+            }
             return table.lookup(iova, access);
         }
 

@@ -93,8 +93,10 @@ class GuestPciBusTest {
                 .hasMessage("host device 0000:06:0d.0 is already at guest address 0000:00:03.0: detach it first");
         UserProcess intruder = host.spawn("intruder", 1000, Set.of());
         assertThatThrownBy(() -> new GuestPciBus(intruder).attach(other, nic))
-                .hasMessage("device file of 0000:06:0d.0 belongs to qemu:1000, not to this bus's device model"
-                        + " intruder:1001");
+                .hasMessage("[vfio-device] 0000:06:0d.0: Bad file descriptor: intruder:" + intruder.pid() + " holds no"
+                        + " descriptor to it (open it, inherit it by fork, or be passed it)")
+                .extracting(e -> ((org.iommu4j.api.IommuException) e).errno())
+                .isEqualTo(org.iommu4j.api.Errno.EBADF);
 
         assertThat(bus.detach(GUEST_SLOT)).isSameAs(nic);
         assertThat(bus.configRead(GUEST_SLOT, PciConfigSpace.VENDOR_ID, 2)).isEqualTo(0xffff);

@@ -39,7 +39,7 @@ class HotRemoveTest {
         assertThatThrownBy(() -> device.configRead(qemu, 0, 2))
                 .hasMessage("device 0000:06:0d.0 has been removed")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENODEV);
-        assertThatThrownBy(group::status)
+        assertThatThrownBy(() -> group.status(qemu))
                 .hasMessage(group.node() + " is gone: its devices were removed or unbound")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENODEV);
         assertThat(container.hasIommu()).isFalse();
@@ -47,8 +47,8 @@ class HotRemoveTest {
         assertThat(qemu.lockedPages()).isZero();
         assertThat(host.vfio().deviceNodes()).isEmpty();
         assertThat(host.iommu().groups()).isEmpty();
-        group.close();
-        container.close();
+        group.close(qemu);
+        container.close(qemu);
     }
 
     @Test
@@ -62,7 +62,7 @@ class HotRemoveTest {
         assertThat(host.iommu().groups()).isEmpty();
         assertThat(host.sysfs().list("/sys/kernel/iommu_groups")).isEmpty();
         assertThat(host.taint().taintedString()).isEqualTo("Tainted: G     U" + " ".repeat(13));
-        group.close();
+        group.close(qemu);
     }
 
     @Test

@@ -60,6 +60,9 @@ class VfioAccessTest {
     void everyLaterStepChecksTheCallerToo() {
         VfioGroupFile group = host.vfio().openGroup(root, "/dev/vfio/noiommu-0");
         VfioContainer container = host.vfio().openContainer(root);
+        // the privileged opener hands both files to an unprivileged process: holding them is not enough
+        group.passTo(root, user);
+        container.passTo(root, user);
 
         assertThatThrownBy(() -> group.setContainer(user, container))
                 .hasMessageStartingWith("adding to a container /dev/vfio/noiommu-0 requires CAP_SYS_RAWIO")
@@ -83,6 +86,10 @@ class VfioAccessTest {
         assertThat(host.log().messages()).contains(
                 "vfio-pci 0000:00:07.0: vfio-noiommu device opened by user (hct_test:" + root.pid() + ")");
         assertThatThrownBy(() -> device.configRead(user, 0, 2))
+                .hasMessageStartingWith("[vfio-device] 0000:00:07.0: Bad file descriptor: mallory:")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EBADF);
+        device.passTo(root, user);
+        assertThatThrownBy(() -> device.configRead(user, 0, 2))
                 .hasMessageStartingWith("accessing a device of /dev/vfio/noiommu-0 requires CAP_SYS_RAWIO");
         assertThat(device.configRead(root, 0, 2)).isEqualTo(0x8086);
     }
@@ -91,10 +98,10 @@ class VfioAccessTest {
     void unisolatedAndIsolatedGroupsDoNotMixAndAnIsolatingDriverIsNotOffered() {
         VfioGroupFile group = host.vfio().openGroup(root, "/dev/vfio/noiommu-0");
         VfioContainer container = host.vfio().openContainer(root);
-        assertThat(container.checkExtension(Vfio.TYPE1v2_IOMMU)).isEqualTo(1);
+        assertThat(container.checkExtension(root, Vfio.TYPE1v2_IOMMU)).isEqualTo(1);
         group.setContainer(root, container);
-        assertThat(container.checkExtension(Vfio.TYPE1v2_IOMMU)).isZero();
-        assertThat(container.checkExtension(Vfio.NOIOMMU_IOMMU)).isEqualTo(1);
+        assertThat(container.checkExtension(root, Vfio.TYPE1v2_IOMMU)).isZero();
+        assertThat(container.checkExtension(root, Vfio.NOIOMMU_IOMMU)).isEqualTo(1);
         assertThatThrownBy(() -> container.setIommu(root, Vfio.TYPE1v2_IOMMU))
                 .hasMessage("VFIO_SET_IOMMU: no VFIO iommu driver offers VFIO_TYPE1v2_IOMMU(3) for unisolated"
                         + " (no-IOMMU) groups; registered: [vfio-iommu-type1, vfio-test-noiommu]")

@@ -54,7 +54,7 @@ class VfioContainerTest {
         host.vfio().bind("0000:07:00.0");
         VfioGroupFile shared = host.vfio().openGroup(qemu, host.pci("0000:07:00.0").group().id());
         assertThat(host.pci("0000:07:00.1").group()).isSameAs(host.pci("0000:07:00.0").group());
-        assertThat(shared.status()).isEqualTo(new VfioGroupStatus(false, false));
+        assertThat(shared.status(qemu)).isEqualTo(new VfioGroupStatus(false, false));
 
         assertThatThrownBy(() -> shared.setContainer(qemu, container))
                 .isInstanceOf(IommuException.class)
@@ -64,9 +64,9 @@ class VfioContainerTest {
         assertThat(container.groupIds()).isEmpty();
 
         host.buses().unbind(host.pci("0000:07:00.1"));
-        assertThat(shared.status().viable()).isTrue();
+        assertThat(shared.status(qemu).viable()).isTrue();
         shared.setContainer(qemu, container);
-        assertThat(shared.status()).isEqualTo(new VfioGroupStatus(true, true));
+        assertThat(shared.status(qemu)).isEqualTo(new VfioGroupStatus(true, true));
     }
 
     @Test
@@ -84,7 +84,7 @@ class VfioContainerTest {
                         + shared.node() + " for user-space DMA; release the group first")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EBUSY);
         assertThat(fn1.driver()).isNull();
-        assertThat(shared.status().viable()).isTrue();
+        assertThat(shared.status(qemu).viable()).isTrue();
 
         host.vfio().bind(fn1.name());
         assertThat(fn1.driver()).isEqualTo("vfio-pci");
@@ -95,29 +95,35 @@ class VfioContainerTest {
     }
 
     @Test
-    void closingTheContainerRevokesTheDevicesOpenThroughItsGroups() {
+    void closingTheContainersLastDescriptorKeepsItForItsGroupsAsTheKernelsReferencesDo() {
         ready();
         VfioDeviceFile dev = group.getDevice(qemu, nic.name());
+        long va = qemu.mmap(4096);
+        container.mapDma(qemu, va, 4096, 0x10000, RW);
+        container.close(qemu);
+
         assertThat(dev.configRead(qemu, 0, 2)).isEqualTo(0x8086);
-        container.close();
-        assertThatThrownBy(() -> dev.configRead(qemu, 0, 2))
-                .isInstanceOf(IommuException.class)
-                .hasMessage("device 0000:06:0d.0 its container was closed")
-                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENODEV);
-        assertThat(group.openDevices()).isEmpty();
-        assertThat(container.groupIds()).isEmpty();
+        nic.dmaWrite(0x10000, new byte[] {7});
+        assertThat(qemu.read(va, 1)).containsExactly(7);
+        assertThat(container.groupIds()).containsExactly(group.id());
+        assertThat(container.released()).isFalse();
+        assertThatThrownBy(() -> container.unmapDma(qemu, 0x10000, 4096))
+                .hasMessage("/dev/vfio/vfio: Bad file descriptor: qemu:" + qemu.pid() + " holds no descriptor to it"
+                        + " (open it, inherit it by fork, or be passed it)")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EBADF);
     }
 
     @Test
-    void filesClosedBeforeExitTakeTheirExitHooksBack() {
-        assertThat(qemu.exitHookCount()).isEqualTo(2);
-        group.close();
-        container.close();
-        assertThat(qemu.exitHookCount()).isZero();
+    void closedFilesLeaveTheDescriptorTable() {
+        assertThat(qemu.openFileCount()).isEqualTo(2);
+        group.close(qemu);
+        container.close(qemu);
+        assertThat(qemu.openFileCount()).isZero();
         for (int i = 0; i < 100; i++) {
-            host.vfio().openContainer(qemu).close();
+            host.vfio().openContainer(qemu).close(qemu);
         }
-        assertThat(qemu.exitHookCount()).isZero();
+        assertThat(qemu.openFileCount()).isZero();
+        assertThat(container.released()).isTrue();
     }
 
     private static byte byteAt(Host host, long phys) {
@@ -176,9 +182,9 @@ class VfioContainerTest {
 
     @Test
     void theIommuTypeRules() {
-        assertThat(container.apiVersion()).isZero();
-        assertThat(container.checkExtension(Vfio.TYPE1v2_IOMMU)).isEqualTo(1);
-        assertThat(container.checkExtension(Vfio.NOIOMMU_IOMMU)).isZero();
+        assertThat(container.apiVersion(qemu)).isZero();
+        assertThat(container.checkExtension(qemu, Vfio.TYPE1v2_IOMMU)).isEqualTo(1);
+        assertThat(container.checkExtension(qemu, Vfio.NOIOMMU_IOMMU)).isZero();
         assertThatThrownBy(() -> container.setIommu(qemu, Vfio.TYPE1v2_IOMMU))
                 .hasMessage("VFIO_SET_IOMMU: the container has no groups; add a group first")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EINVAL);
@@ -234,8 +240,8 @@ class VfioContainerTest {
         assertThat(container.mappings()).hasSize(1);
 
         assertThatThrownBy(() -> container.mapDma(qemu, va + 100, 4096, 0x20000, RW))
-                .hasMessageStartingWith("VFIO_IOMMU_MAP_DMA: vaddr").hasMessageEndingWith(
-                        "vaddr, iova and size must be page-aligned and size positive");
+                .hasMessage(String.format("VFIO_IOMMU_MAP_DMA: vaddr 0x%x iova 0x20000 size 0x1000: vaddr, iova and"
+                        + " size must be multiples of the IOMMU's smallest page 0x1000 and size not 0", va + 100));
         assertThatThrownBy(() -> container.mapDma(qemu, va, 4096, 0x20000, IommuProt.CACHE))
                 .hasMessage("VFIO_IOMMU_MAP_DMA: flags CACHE are invalid: expected READ, WRITE or both");
         assertThatThrownBy(() -> container.mapDma(qemu, va + 64 * 4096, 4096, 0x20000, RW))
@@ -269,21 +275,26 @@ class VfioContainerTest {
     }
 
     @Test
-    void closingTheContainerTearsEverythingDown() {
+    void closingTheGroupAndTheContainerTearsEverythingDown() {
         ready();
         long va = qemu.mmap(4 * 4096);
         container.mapDma(qemu, va, 4 * 4096, 0x10000, RW);
         var userDomain = iommu.domains().get(iommu.domains().size() - 1);
         assertThat(userDomain.mappedPages()).isEqualTo(4);
 
-        container.close();
+        container.close(qemu);
+        assertThat(userDomain.mappedPages()).isEqualTo(4);
+        group.close(qemu);
         assertThat(qemu.lockedPages()).isZero();
         assertThat(userDomain.mappedPages()).isZero();
         assertThat(userDomain.isFreed()).isTrue();
         assertThat(nic.group().sysfsType()).isEqualTo("DMA");
-        assertThat(group.status()).isEqualTo(new VfioGroupStatus(true, false));
+        assertThat(nic.group().dmaOwner()).isNull();
+        assertThat(container.released()).isTrue();
+        assertThat(group.released()).isTrue();
         assertThatThrownBy(() -> container.mapDma(qemu, va, 4096, 0, RW))
-                .hasMessage("the container is closed")
+                .hasMessage("/dev/vfio/vfio: Bad file descriptor: qemu:" + qemu.pid() + " holds no descriptor to it"
+                        + " (open it, inherit it by fork, or be passed it)")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EBADF);
     }
 
@@ -321,7 +332,7 @@ class VfioContainerTest {
         assertThatThrownBy(() -> host.vfio().openGroup(other, "/dev/vfio/42"))
                 .hasMessage("/dev/vfio/42: No such file or directory (VFIO group nodes: [" + group.node() + "])")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOENT);
-        group.close();
+        group.close(qemu);
         assertThat(host.vfio().openGroup(other, group.node()).opener()).isSameAs(other);
     }
 }

@@ -91,13 +91,13 @@ class VfioFaultInjectionTest {
 
     @Test
     void aContainerThatCannotBeAllocatedIsNotOpened() {
-        int hooks = qemu.exitHookCount();
+        int hooks = qemu.openFileCount();
         host.faults().slab().configure(1, 100, 0, 1);
         assertThatThrownBy(() -> host.vfio().openContainer(qemu))
                 .hasMessage("/dev/vfio/vfio: cannot allocate a container: out of memory")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOMEM);
-        assertThat(qemu.exitHookCount()).isEqualTo(hooks);
+        assertThat(qemu.openFileCount()).isEqualTo(hooks);
         assertThat(host.vfio().openContainer(qemu).groupIds()).isEmpty();
-        assertThat(qemu.exitHookCount()).isEqualTo(hooks + 1);
+        assertThat(qemu.openFileCount()).isEqualTo(hooks + 1);
     }
 }

@@ -74,8 +74,7 @@ class VfioLimitsTest {
         assertThat(qemu.lockedPages()).isEqualTo(256);
 
         Host other = host("");
-        UserProcess app = other.spawn("app", 1000, Set.of());
-        app.setMemlockLimit(UserProcess.RLIM_INFINITY);
+        UserProcess app = other.spawn("app", 1000, Set.of(), UserProcess.RLIM_INFINITY);
         VfioContainer c2 = open(other, app);
         c2.mapDma(app, app.mmap(16 << 20), 16 << 20, 0x1000000, RW);
         assertThat(app.lockedPages()).isEqualTo(4096);

@@ -1,6 +1,7 @@
 package org.iommu4j.bench;
 
 import java.util.Map;
+import java.util.function.UnaryOperator;
 import org.iommu4j.api.PageAllocator;
 import org.iommu4j.api.PhysicalMemory;
 import org.iommu4j.kernel.Host;
@@ -8,6 +9,9 @@ import org.iommu4j.kernel.bus.DmaMasks;
 import org.iommu4j.kernel.bus.PciDeviceSpec;
 import org.iommu4j.loader.BackendLoader;
 import org.iommu4j.loader.LoaderConfig;
+import org.iommu4j.xen.P2mLayout;
+import org.iommu4j.xen.XenDomain;
+import org.iommu4j.xen.XenPlatform;
 
 /** The simulated machines the benchmarks run on: each built fresh, with the in-tree backends from the class path. */
 public final class Machines {
@@ -40,6 +44,29 @@ public final class Machines {
      */
     public static void load(Host host, String backend, Map<String, String> params) {
         new BackendLoader(LoaderConfig.classPathOnly()).load(host, backend, params);
+    }
+
+    /**
+     * A Xen guest whose pages are machine-contiguous, on a platform whose Domain-0 runs xen with pciback holding
+     * both NICs, which are then given to the guest.
+     *
+     * @param memory the guest's memory
+     * @param commandLine its kernel command line
+     * @return the guest's kernel
+     */
+    public static Host xenGuest(long memory, String commandLine) {
+        XenPlatform platform = XenPlatform.builder().machineMemory(8L << 30).dom0Memory(256L << 20).cpus(2)
+                .pciDevice(PciDeviceSpec.of(NIC).withDmaMask(DmaMasks.bits(64)))
+                .pciDevice(PciDeviceSpec.of(NIC2).withDmaMask(DmaMasks.bits(64))).build();
+        load(platform.dom0().host(), "xen", Map.of("hide", "(" + NIC + ")(" + NIC2 + ")"));
+        XenDomain guest = platform.createGuest("guest", memory, commandLine, P2mLayout.contiguous(),
+                UnaryOperator.identity());
+        if (guest.host().modules().modules().stream().noneMatch(m -> m.name().equals("xen"))) {
+            load(guest.host(), "xen", Map.of());
+        }
+        platform.attach(NIC, guest);
+        platform.attach(NIC2, guest);
+        return guest.host();
     }
 
     /**

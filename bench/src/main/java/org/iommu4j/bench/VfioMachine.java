@@ -1,6 +1,5 @@
 package org.iommu4j.bench;
 
-import java.util.Map;
 import java.util.Set;
 import org.iommu4j.api.Capability;
 import org.iommu4j.api.Vfio;
@@ -29,12 +28,10 @@ public final class VfioMachine {
      * @param entryLimit {@code vfio_iommu_type1.dma_entry_limit}
      */
     public VfioMachine(long memory, int entryLimit) {
-        host = Machines.host(memory, "vfio_iommu_type1.dma_entry_limit=" + entryLimit);
-        Machines.load(host, "xen", Map.of("hide", "(" + Machines.NIC + ")", "p2m", "contiguous"));
+        host = Machines.xenGuest(memory, "vfio_iommu_type1.dma_entry_limit=" + entryLimit);
         host.vfio().bind(Machines.NIC);
         nic = host.pci(Machines.NIC);
         process = host.spawn("bench", 0, Set.of(Capability.CAP_IPC_LOCK));
-        process.setMemlockLimit(UserProcess.RLIM_INFINITY);
         container = host.vfio().openContainer(process);
         int group = nic.group().id();
         VfioGroupFile file = host.vfio().openGroup(process, host.vfio().nodeOf(group).orElseThrow());

@@ -1,6 +1,5 @@
 package org.iommu4j.bench;
 
-import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.iommu4j.api.DmaDirection;
 import org.iommu4j.kernel.Host;
@@ -33,9 +32,7 @@ public class XenBench {
         /** Loads xen (and swiotlb under it). */
         @Setup(Level.Trial)
         public void setUp() {
-            host = Machines.host(512L << 20, "");
-            Machines.load(host, "xen", Map.of("hide", "(" + Machines.NIC + ")(" + Machines.NIC2 + ")",
-                    "p2m", "contiguous"));
+            host = Machines.xenGuest(512L << 20, "");
         }
     }
 

@@ -39,7 +39,7 @@ public interface KernelLog {
     }
 
     /**
-     * The kernel's {@code WARN()}: something that must not happen did, and the kernel goes on. The kernel prints
+     * The kernel's {@code WARN()} ({@code include/asm-generic/bug.h}, Linux v6.12): something that must not happen did, and the kernel goes on. The kernel prints
      * its {@code cut here} marker, the message and {@code WARNING: CPU: n PID: p at <site>}, and taints itself
      * with {@link TaintFlag#WARN}.
      *

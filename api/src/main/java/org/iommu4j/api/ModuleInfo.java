@@ -16,7 +16,9 @@ import java.util.regex.Pattern;
  * @param license for example {@code GPL}, {@code Dual MIT/GPL} or {@code Proprietary}; a license the kernel
  *     does not count as GPL-compatible taints it with {@link TaintFlag#PROPRIETARY_MODULE}
  * @param inTree whether the backend is built with iommu4j itself; an out-of-tree one taints
- *     {@link TaintFlag#OOT_MODULE}
+ *     {@link TaintFlag#OOT_MODULE}. This is a claim the loader checks against where the jar came from: a
+ *     backend found in a plugin directory is out-of-tree whatever it says here (the kernel, likewise, marks a
+ *     module in-tree only when the build that made it says so, not when the module does)
  * @param apiVersions the API versions it runs on
  * @param depends names of modules it needs loaded first
  * @param parameters the parameters it accepts
@@ -64,7 +66,9 @@ public record ModuleInfo(String name, String version, String description, String
     }
 
     /**
-     * Starts metadata for a module, built against {@link ApiVersion#CURRENT}, in-tree unless said otherwise.
+     * Starts metadata for a module, built against {@link ApiVersion#CURRENT}, out-of-tree unless said otherwise
+     * (since 1.2; before, the builder defaulted to in-tree, which let a plugin dodge the out-of-tree taint when
+     * loaded by a caller that trusted it).
      *
      * @param name the module name
      * @return a builder
@@ -111,7 +115,7 @@ public record ModuleInfo(String name, String version, String description, String
         private String description = "";
         private String author = "";
         private String license = "GPL";
-        private boolean inTree = true;
+        private boolean inTree;
         private ApiVersionRange apiVersions = ApiVersionRange.compatibleWith(ApiVersion.CURRENT);
         private final List<String> depends = new ArrayList<>();
         private final List<ParameterSpec> parameters = new ArrayList<>();
@@ -157,7 +161,9 @@ public record ModuleInfo(String name, String version, String description, String
         }
 
         /**
-         * @param value whether the backend ships with iommu4j; true by default
+         * @param value whether the backend ships with iommu4j; false by default (since 1.2). Only backends built
+         *     in iommu4j's own repository say true; the loader treats a plugin-directory jar as out-of-tree
+         *     whatever it says
          * @return this
          */
         public Builder inTree(boolean value) {

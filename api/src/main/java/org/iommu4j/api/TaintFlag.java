@@ -1,7 +1,7 @@
 package org.iommu4j.api;
 
 /**
- * The kernel's taint flags ({@code include/linux/panic.h}), in bit order, with the letter each prints in the
+ * The kernel's taint flags ({@code include/linux/panic.h}, Linux v6.12), in bit order, with the letter each prints in the
  * {@code Tainted:} line. Taint is sticky: once set on a host it stays until the host is discarded.
  */
 public enum TaintFlag {

@@ -1,7 +1,7 @@
 package org.iommu4j.api;
 
 /**
- * VFIO's numbers, as in {@code include/uapi/linux/vfio.h}, plus the one iommu4j adds for the seed thread's
+ * VFIO's numbers, as in {@code include/uapi/linux/vfio.h} of Linux v6.12, plus the one iommu4j adds for the seed thread's
  * SWIOTLB-IOMMU driver.
  */
 public final class Vfio {

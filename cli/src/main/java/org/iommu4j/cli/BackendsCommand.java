@@ -4,26 +4,17 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.Callable;
 import org.iommu4j.api.ModuleInfo;
 import org.iommu4j.loader.BackendCandidate;
 import org.iommu4j.loader.BackendLoader;
 import org.iommu4j.loader.BrokenPlugin;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
-import picocli.CommandLine.Spec;
 
 /** {@code iommuctl backends}: what the loader finds. */
 @Command(name = "backends", mixinStandardHelpOptions = true,
         description = "List the backends found on the class path and in plugin directories, with the taint that"
                 + " loading each brings.")
-final class BackendsCommand implements Callable<Integer> {
-    @Mixin
-    GlobalOptions global;
-
-    @Spec
-    picocli.CommandLine.Model.CommandSpec spec;
-
+final class BackendsCommand extends CommandBase {
     /** The taint letters loading a backend brings, before it does anything: O for out-of-tree, and so on. */
     static String loadTaint(BackendCandidate c) {
         ModuleInfo info = c.info();
@@ -48,8 +39,8 @@ final class BackendsCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        BackendLoader loader = global.loader();
-        var out = spec.commandLine().getOut();
+        BackendLoader loader = loader();
+        var out = out();
         List<Map<String, Object>> rows = new ArrayList<>();
         for (BackendCandidate c : loader.backends()) {
             Map<String, Object> row = new LinkedHashMap<>();
@@ -57,14 +48,13 @@ final class BackendsCommand implements Callable<Integer> {
             row.put("version", c.metadata().map(ModuleInfo::version).orElse("?"));
             row.put("tree", c.inTree() ? "in-tree" : "out-of-tree");
             row.put("license", c.metadata().map(ModuleInfo::license).orElse("?"));
-            row.put("taint", c.loadable() && loader.find(c.name()).isPresent() ? loadTaint(c) : "-");
+            row.put("taint", c.selected() ? loadTaint(c) : "-");
             row.put("origin", c.origin());
-            row.put("status", c.loadable() ? (loader.find(c.name()).isPresent() ? "ok" : "duplicate name")
-                    : c.refusal());
+            row.put("status", c.status());
             rows.add(row);
         }
         List<BrokenPlugin> broken = loader.broken();
-        if (global.json) {
+        if (json()) {
             out.println(Json.write(Map.of("backends", rows, "broken", broken, "searched", loader.searched())));
             return 0;
         }

@@ -40,6 +40,9 @@ final class Demo {
     private static final byte[] TX = "tx: frame from the driver, 64 bytes of it, fetched by the device....."
             .substring(0, 64).getBytes(StandardCharsets.US_ASCII);
 
+    /** How {@link VfioSession#open} says that no iommu type fits the group. */
+    private static final String NO_TYPE = "no VFIO iommu type is offered";
+
     private final BackendLoader loader;
     private final boolean unsafe;
 
@@ -99,6 +102,13 @@ final class Demo {
                     isUnsafe(module.info()) ? " -- UNSAFE, because you said --unsafe" : ""));
             return exercise(host, backend, story, xen);
         } catch (IommuException e) {
+            if (e.getMessage().startsWith(NO_TYPE)) {
+                // A backend that gives groups and nothing else (fsl-none): VFIO has nothing to map with. A result.
+                story.add(backend + " offers VFIO no iommu type for " + groupNode(host) + " (it gives the device a"
+                        + " group, nothing else): there is nothing for a user-level driver to map");
+                return new DemoResult(backend, "skipped", "offers VFIO no iommu type", "", groupNode(host), false,
+                        "", false, false, 0, "", host.taint().taintedString(), flags(host), story);
+            }
             story.add("FAILED: " + e.getMessage());
             return new DemoResult(backend, "failed", e.errno() + ": " + e.getMessage(), "", groupNode(host), false,
                     "", false, false, bounced(host), "", host.taint().taintedString(), flags(host), story);
@@ -112,7 +122,12 @@ final class Demo {
         String node = host.vfio().nodeOf(group.id()).orElseThrow();
         story.add(String.format("bound %s to vfio-pci: iommu group %d, %s, %s", EmbeddedHost.NIC, group.id(), node,
                 group.isolated() ? "isolated" : "NOT isolated"));
-
+        if (!group.isolated() && !unsafe) {
+            // A backend without an enable_unsafe_* opt-in that still gives no isolation (fsl-none): the same rule.
+            story.add(backend + " gives no DMA isolation: rerun with --unsafe to try it");
+            return new DemoResult(backend, "skipped", "needs --unsafe", "", node, false, "", false, false, 0, "",
+                    "", "", story);
+        }
         // VFIO asks for CAP_SYS_RAWIO only where the group is not isolated; an isolated group is opened
         // without it, to show that isolation is what lets an unprivileged driver have the device.
         UserProcess driver = host.spawn("iommu-demo", 0, group.isolated() ? Set.of(Capability.CAP_IPC_LOCK)

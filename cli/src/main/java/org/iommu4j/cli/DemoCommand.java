@@ -2,23 +2,16 @@ package org.iommu4j.cli;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.Callable;
 import org.iommu4j.loader.BackendLoader;
-import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Spec;
 
 /** {@code iommuctl demo}: the main job. */
 @Command(name = "demo", mixinStandardHelpOptions = true,
         description = {"On the embedded host (1 GiB, a NIC at 0000:06:0d.0), load a backend, give the NIC to VFIO,"
                 + " map a buffer, DMA a packet in and out, try one stray DMA, and say what happened.",
                 "Without --backend, run every backend found and print one comparison table."})
-final class DemoCommand implements Callable<Integer> {
-    @Mixin
-    GlobalOptions global;
-
+final class DemoCommand extends CommandBase {
     @Option(names = "--backend", paramLabel = "NAME", description = "the backend to try")
     String backend;
 
@@ -26,23 +19,20 @@ final class DemoCommand implements Callable<Integer> {
             + " enable_unsafe_* opt-in parameters; they taint the kernel); required to --backend one of them")
     boolean unsafe;
 
-    @Spec
-    picocli.CommandLine.Model.CommandSpec spec;
-
     @Override
     public Integer call() {
-        BackendLoader loader = global.loader();
+        BackendLoader loader = loader();
         Demo demo = new Demo(loader, unsafe);
-        var out = spec.commandLine().getOut();
+        var out = out();
         if (backend != null) {
-            loader.provider(backend);
+            CommandLineCheck.requireBackend(loader, backend, "--backend");
             DemoResult r = demo.run(backend);
-            if (r.status().equals("skipped")) {
+            if (r.reason().equals("needs --unsafe")) {
                 // The user named an unsafe backend without the opt-in: a usage problem, not a result.
-                throw new ParameterException(spec.commandLine(), r.backend() + " gives no DMA isolation and taints"
-                        + " the kernel: add --unsafe to run it");
+                throw new BadInput("--backend", r.backend() + " gives no DMA isolation" + (r.group().isEmpty()
+                        ? " and taints the kernel" : "") + ": add --unsafe to run it (see 'iommuctl demo --help')");
             }
-            if (global.json) {
+            if (json()) {
                 out.println(Json.write(r));
             } else {
                 out.println("iommu4j demo: backend " + r.backend());
@@ -54,7 +44,7 @@ final class DemoCommand implements Callable<Integer> {
         for (String name : demo.runnable()) {
             results.add(demo.run(name));
         }
-        if (global.json) {
+        if (json()) {
             out.println(Json.write(results));
         } else {
             out.println("iommu4j demo on the embedded host: the NIC " + EmbeddedHost.NIC + " through each backend");
@@ -85,9 +75,24 @@ final class DemoCommand implements Callable<Integer> {
     }
 
     /**
-     * Prints each failed backend's reason on one line of standard error, after the output.
+     * What a backend claimed and the demo saw disagree: its group is isolated, yet the stray DMA did not fault.
      *
-     * @return the exit code: 1 if a backend failed, else 0
+     * @return the contradiction in words, or null when there is none
+     */
+    static String contradiction(DemoResult r) {
+        if (r.status().equals("ok") && r.isolated() && !r.strayDma().equals("faulted")) {
+            return "its iommu group is isolated, yet a stray DMA at another process's page "
+                    + (r.strayDma().equals("corrupted") ? "corrupted that memory" : "did not fault")
+                    + ": the backend does not isolate what it says it does";
+        }
+        return null;
+    }
+
+    /**
+     * Prints each failed backend's reason, and each contradiction between what a backend claims and what the
+     * demo saw, on one line of standard error, after the output.
+     *
+     * @return the exit code: 1 if a backend failed or contradicted its claims, else 0
      */
     private int reportFailures(List<DemoResult> results) {
         spec.commandLine().getOut().flush();
@@ -96,6 +101,11 @@ final class DemoCommand implements Callable<Integer> {
         for (DemoResult r : results) {
             if (r.status().equals("failed")) {
                 err.println(spec.qualifiedName() + ": " + r.backend() + " failed: " + Iommuctl.oneLine(r.reason()));
+                code = 1;
+            }
+            String contradiction = contradiction(r);
+            if (contradiction != null) {
+                err.println(spec.qualifiedName() + ": " + r.backend() + " contradicts its claims: " + contradiction);
                 code = 1;
             }
         }

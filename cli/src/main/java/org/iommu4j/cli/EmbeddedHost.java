@@ -4,6 +4,7 @@ import java.util.List;
 import org.iommu4j.api.PciAcs;
 import org.iommu4j.api.PciBridge;
 import org.iommu4j.api.PciBridgeType;
+import org.iommu4j.api.PciAddress;
 import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.bus.DmaMasks;
 import org.iommu4j.kernel.bus.PciDeviceSpec;
@@ -41,13 +42,27 @@ final class EmbeddedHost {
      * @return the embedded host's devices on a machine of that size
      */
     static Host build(String commandLine, long memoryBytes, int cpus) {
+        return builder(commandLine, memoryBytes, cpus).build();
+    }
+
+    /** The embedded host's PCI devices (it also has the platform device fsl-dma.0). */
+    static final List<PciAddress> PCI_DEVICES = List.of(PciAddress.parse("0000:00:02.0"), PciAddress.parse(NIC),
+            PciAddress.parse("0000:07:00.0"));
+
+    /**
+     * @param commandLine the kernel command line
+     * @param memoryBytes the memory size, in bytes
+     * @param cpus the CPU count
+     * @return a builder with the embedded host's devices on a machine of that size
+     */
+    static Host.Builder builder(String commandLine, long memoryBytes, int cpus) {
         Host.Builder b = Host.builder()
                 .memory(memoryBytes)
                 .cpus(cpus)
                 .commandLine(commandLine)
                 .platformDevice(PlatformDeviceSpec.of("fsl-dma.0"));
         pciDevices().forEach(b::pciDevice);
-        return b.build();
+        return b;
     }
 
     /** @return the embedded machine's PCI devices, in their tree */

@@ -4,31 +4,22 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.Callable;
 import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.sysfs.Sysfs;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
-import picocli.CommandLine.Spec;
 
 /** {@code iommuctl groups}: the host's iommu groups, as {@code /sys/kernel/iommu_groups} shows them. */
 @Command(name = "groups", mixinStandardHelpOptions = true,
         description = "Show the iommu groups of a host as a tree like /sys/kernel/iommu_groups.")
-final class GroupsCommand implements Callable<Integer> {
-    @Mixin
-    GlobalOptions global;
-
-    @Mixin
-    HostOptions hostOptions;
-
-    @Spec
-    picocli.CommandLine.Model.CommandSpec spec;
+final class GroupsCommand extends HostCommand {
+    @Override
+    String key() {
+        return "groups";
+    }
 
     @Override
-    public Integer call() {
-        Host host = hostOptions.prepare(global.loader());
+    List<Map<String, Object>> json(Host host) {
         Sysfs sysfs = host.sysfs();
-        var out = spec.commandLine().getOut();
         List<Map<String, Object>> groups = new ArrayList<>();
         for (String id : sysfs.list(Sysfs.IOMMU_GROUPS)) {
             String dir = Sysfs.IOMMU_GROUPS + "/" + id;
@@ -48,10 +39,13 @@ final class GroupsCommand implements Callable<Integer> {
             g.put("devices", devices);
             groups.add(g);
         }
-        if (global.json) {
-            out.println(Json.write(groups));
-            return 0;
-        }
+        return groups;
+    }
+
+    @Override
+    void print(Host host) {
+        List<Map<String, Object>> groups = json(host);
+        var out = out();
         out.println(Sysfs.IOMMU_GROUPS);
         if (groups.isEmpty()) {
             out.println("`-- (no groups: no backend manages a device, or no device is bound)");
@@ -72,6 +66,5 @@ final class GroupsCommand implements Callable<Integer> {
                         + d.get("link") + (d.get("driver").isEmpty() ? "" : "  [" + d.get("driver") + "]"));
             }
         }
-        return 0;
     }
 }

@@ -2,30 +2,22 @@ package org.iommu4j.cli;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Parameters;
-import picocli.CommandLine.Spec;
 
 /** {@code iommuctl modinfo NAME}. */
 @Command(name = "modinfo", mixinStandardHelpOptions = true,
         description = "Show a backend's module metadata and parameters, as modinfo does.")
-final class ModinfoCommand implements Callable<Integer> {
-    @Mixin
-    GlobalOptions global;
-
+final class ModinfoCommand extends CommandBase {
     @Parameters(paramLabel = "NAME", description = "the backend")
     String name;
 
-    @Spec
-    picocli.CommandLine.Model.CommandSpec spec;
-
     @Override
     public Integer call() {
-        String text = global.loader().modinfo(name);
-        var out = spec.commandLine().getOut();
-        if (!global.json) {
+        CommandLineCheck.requireBackend(loader(), name, null, false);
+        String text = loader().modinfo(name);
+        var out = out();
+        if (!json()) {
             out.print(text);
             return 0;
         }

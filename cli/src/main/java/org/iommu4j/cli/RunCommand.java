@@ -5,57 +5,41 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
-import picocli.CommandLine.ParentCommand;
 import picocli.CommandLine.Parameters;
-import picocli.CommandLine.Spec;
 
 /** {@code iommuctl run SCENARIO.json}. */
 @Command(name = "run", mixinStandardHelpOptions = true,
-        description = {"Run a scenario file step by step, a line per step; stop at the first unexpected result.",
-                "See examples/scenarios/ for the format."})
-final class RunCommand implements Callable<Integer> {
-    @Mixin
-    GlobalOptions global;
-
+        description = {"Check a scenario file whole, then run it step by step, a line per step; stop at the first"
+                + " unexpected result.", "The format: docs/scenarios.md; 'iommuctl schema' prints its JSON Schema."})
+final class RunCommand extends CommandBase {
     @Parameters(paramLabel = "SCENARIO.json", description = "the scenario")
     Path file;
 
-    @Spec
-    picocli.CommandLine.Model.CommandSpec spec;
-
-    @ParentCommand
-    Iommuctl parent;
-
     @Override
     public Integer call() {
-        var out = spec.commandLine().getOut();
+        var out = out();
         List<String> lines = new ArrayList<>();
         // Progress goes to standard error, and only on a terminal: never into a pipe or a file, never with --json.
-        boolean terminal = parent.terminal && !global.json;
-        Scenario scenario = new Scenario(global.loader(), Scenario.read(file), line -> {
-            lines.add(line);
-            if (!global.json) {
-                out.println(line);
-                out.flush();
-            }
-        }, terminal ? spec.commandLine().getErr() : null);
+        boolean terminal = parent.terminal && !json();
         Scenario.Outcome outcome;
+        var loader = loader();
         try {
+            Scenario scenario = new Scenario(loader, ScenarioReader.read(file), line -> {
+                lines.add(line);
+                if (!json()) {
+                    out.println(line);
+                    out.flush();
+                }
+            }, terminal ? err() : null);
+            warn(scenario.check());
             outcome = scenario.run();
-        } catch (Scenario.StepFailed | Scenario.Malformed e) {
-            if (global.json) {
-                Map<String, Object> r = new LinkedHashMap<>();
-                r.put("status", e instanceof Scenario.Malformed ? "malformed" : "failed");
-                r.put("steps", lines);
-                r.put("error", e.getMessage());
-                out.println(Json.write(r));
-            }
-            throw e;
+        } catch (BadInput e) {
+            throw CommandError.of(e.in(file)).with("steps", lines);
+        } catch (Scenario.StepFailed e) {
+            throw CommandError.of(e).with("steps", lines).with("tainted", e.host().taint().taintedString());
         }
-        if (global.json) {
+        if (json()) {
             Map<String, Object> r = new LinkedHashMap<>();
             r.put("status", "ok");
             r.put("steps", lines);

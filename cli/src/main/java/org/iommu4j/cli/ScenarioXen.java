@@ -1,6 +1,6 @@
 package org.iommu4j.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
+import java.util.List;
 import java.util.Map;
 import org.iommu4j.api.PciAddress;
 import org.iommu4j.api.PciSlotPattern;
@@ -23,22 +23,28 @@ final class ScenarioXen {
     private ScenarioXen() {
     }
 
-    static Host guest(BackendLoader loader, JsonNode h) {
-        String hide = h.path("xen").path("hide").asText("");
+    static Host guest(BackendLoader loader, ScenarioFile.HostSpec h) {
+        String hide = h.xen().hide() == null ? "" : h.xen().hide();
         XenPlatform.Builder b = XenPlatform.builder().machineMemory(MACHINE_MEMORY)
-                .cpus(h.path("cpus").asInt(EmbeddedHost.CPUS));
-        for (JsonNode d : h.path("devices")) {
-            PciDeviceSpec spec = PciDeviceSpec.of(d.path("bdf").asText()).withDmaMask(DmaMasks.bits(
-                    d.path("dmaMaskBits").asInt(64)));
-            b.pciDevice(d.hasNonNull("driver") ? spec.withDriver(d.get("driver").asText()) : spec);
+                .cpus(h.cpus() == null ? EmbeddedHost.CPUS : h.cpus());
+        List<ScenarioFile.DeviceSpec> devices = h.devices() == null ? List.of() : h.devices();
+        if (h.devices() == null) {
+            EmbeddedHost.pciDevices().forEach(b::pciDevice);
+        }
+        for (ScenarioFile.DeviceSpec d : devices) {
+            PciDeviceSpec spec = PciDeviceSpec.of(d.bdf().toString()).withDmaMask(DmaMasks.bits(
+                    d.dmaMaskBits() == null ? 64 : d.dmaMaskBits()));
+            b.pciDevice(d.driver() != null ? spec.withDriver(d.driver()) : spec);
         }
         XenPlatform platform = b.build();
         loader.load(platform.dom0().host(), "xen", Map.of("hide", hide));
-        XenDomain guest = platform.createGuest("guest", h.path("memoryMiB").asLong(Host.DEFAULT_MEMORY >> 20) << 20,
-                h.path("cmdline").asText(""));
-        for (JsonNode d : h.path("devices")) {
-            PciAddress a = PciAddress.parse(d.path("bdf").asText());
-            if (PciSlotPattern.parseList(hide).stream().anyMatch(p -> p.matches(a))) {
+        long memory = (h.memoryMiB() == null ? Host.DEFAULT_MEMORY >> 20 : h.memoryMiB()) << 20;
+        XenDomain guest = platform.createGuest("guest", memory, h.cmdline() == null ? "" : h.cmdline());
+        List<PciSlotPattern> slots = PciSlotPattern.parseList(hide);
+        List<PciAddress> all = h.devices() == null ? EmbeddedHost.PCI_DEVICES
+                : devices.stream().map(ScenarioFile.DeviceSpec::bdf).toList();
+        for (PciAddress a : all) {
+            if (slots.stream().anyMatch(p -> p.matches(a))) {
                 platform.attach(a.toString(), guest);
             }
         }

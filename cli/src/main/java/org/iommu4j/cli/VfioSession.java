@@ -45,25 +45,4 @@ record VfioSession(VfioContainer container, VfioGroupFile group, VfioDeviceFile 
         container.setIommu(caller, chosen);
         return new VfioSession(container, group, group.getDevice(caller, device), chosen);
     }
-
-    /**
-     * @param name {@code TYPE1}, {@code TYPE1v2}, {@code NOIOMMU}, {@code SWIOTLB} or a number
-     * @return the type number
-     */
-    static int parseType(String name) {
-        switch (name.toUpperCase(java.util.Locale.ROOT).replace("VFIO_", "").replace("_IOMMU", "")) {
-            case "TYPE1": return Vfio.TYPE1_IOMMU;
-            case "TYPE1V2": return Vfio.TYPE1v2_IOMMU;
-            case "NOIOMMU": return Vfio.NOIOMMU_IOMMU;
-            case "SWIOTLB": return Vfio.SWIOTLB_IOMMU;
-            case "ANY": return 0;
-            default:
-                try {
-                    return Integer.decode(name);
-                } catch (NumberFormatException e) {
-                    throw new IllegalArgumentException("iommu type '" + name + "' is invalid: expected TYPE1,"
-                            + " TYPE1v2, NOIOMMU, SWIOTLB, ANY or a number");
-                }
-        }
-    }
 }

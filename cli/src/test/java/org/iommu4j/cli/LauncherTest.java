@@ -50,7 +50,7 @@ class LauncherTest {
 
     /** The files a fresh clone has: everything but build output, the VCS and local tool state. */
     private static void copySources(Path from, Path to) throws IOException {
-        List<String> skipped = List.of("target", ".git", ".jqwik-database", ".idea");
+        List<String> skipped = List.of("target", ".git", ".idea");
         try (Stream<Path> walk = Files.walk(from)) {
             for (Path p : walk.toList()) {
                 Path rel = from.relativize(p);

@@ -96,7 +96,7 @@ public final class Host {
         faults.applyCommandLine(commandLine);
         log.log(LogLevel.INFO, "Memory: " + ((b.memory - FIRMWARE_RESERVED) >>> 10) + "K available ("
                 + (FIRMWARE_RESERVED >>> 10) + "K reserved by firmware), " + cpus + " CPUs");
-        this.deviceDma = new DeviceDma(memory, log);
+        this.deviceDma = new DeviceDma(memory.deviceView(), log); // device DMA is not a CPU access
         this.buses = new Buses(configLock, b.domain != null ? b.domain.dmaPort() : deviceDma);
         this.iommu = new Iommu(configLock, buses, log, faults.pageAlloc(), warnings, memory, pageAllocator,
                 commandLine, cpus, this::currentCpu, clock);
@@ -129,6 +129,7 @@ public final class Host {
         }
         DmaDebug debug = new DmaDebug(log, taint, entries);
         buses.addListener(debug, ModuleRef.KERNEL);
+        memory.watchCpuAccess(debug.cpuAccessCheck()); // beyond the kernel's checks: CPU touches of device buffers
         return debug;
     }
 

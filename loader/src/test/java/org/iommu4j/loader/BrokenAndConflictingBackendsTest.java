@@ -72,8 +72,9 @@ class BrokenAndConflictingBackendsTest {
         BackendLoader loader = loader();
         assertThatThrownBy(() -> loader.load(host, "future-iommu", Map.of()))
                 .isInstanceOf(BackendLoadException.class)
-                .hasMessage("future_iommu: disagrees about version of symbol module_layout: built for iommu4j API 2.1"
-                        + " (major 2), but this host runs API 1.2")
+                .hasMessage("future_iommu: built for iommu4j API 2.1 (major 2), but this host runs API 1.2; build it"
+                        + " against API 1.x, at most 1.2. In the kernel's words: future_iommu: disagrees about version"
+                        + " of symbol module_layout")
                 .extracting(e -> ((BackendLoadException) e).kind()).isEqualTo(Kind.INCOMPATIBLE);
         assertThat(loader.broken()).isEmpty();
         assertThat(loader.find("future_iommu")).hasValueSatisfying(c -> assertThat(c.loadable()).isFalse());
@@ -214,8 +215,9 @@ class BrokenAndConflictingBackendsTest {
         try {
             assertThatThrownBy(() -> loader.load(host, "next-gen", Map.of()))
                     .isInstanceOf(BackendLoadException.class)
-                    .hasMessage("next_gen: disagrees about version of symbol module_layout: built for iommu4j API"
-                            + " 2.0 (major 2), but this host runs API 1.2")
+                    .hasMessage("next_gen: built for iommu4j API 2.0 (major 2), but this host runs API 1.2; build it"
+                            + " against API 1.x, at most 1.2. In the kernel's words: next_gen: disagrees about version"
+                            + " of symbol module_layout")
                     .extracting(e -> ((BackendLoadException) e).kind()).isEqualTo(Kind.INCOMPATIBLE);
             assertThat(System.getProperty(mark)).as("the provider was instantiated").isNull();
             assertThat(loader.broken()).isEmpty();

@@ -108,7 +108,9 @@ class InTreeBackendsTest {
     void aModuleInUseCannotBeUnloaded() {
         LoadedModule m = loader.load(host, "noiommu", Map.of());
         m.tryGet();
-        assertThatThrownBy(() -> loader.unload(host, "noiommu")).hasMessage("Module noiommu is in use");
+        assertThatThrownBy(() -> loader.unload(host, "noiommu")).hasMessage("Module noiommu is in use by: 1 more"
+                + " reference (an open VFIO container using its iommu driver, or another try_module_get); nothing was"
+                + " unbound or unloaded");
         m.put();
         loader.unload(host, "noiommu");
         assertThat(m.state()).isEqualTo(ModuleState.UNLOADED);

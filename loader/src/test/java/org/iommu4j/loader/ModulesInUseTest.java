@@ -70,17 +70,27 @@ class ModulesInUseTest {
                 IommuProt.READ | IommuProt.WRITE);
 
         assertThatThrownBy(() -> loader.unload(host, "noiommu"))
-                .satisfies(e -> inUse(e, "Module noiommu is in use"));
+                .satisfies(e -> inUse(e, "Module noiommu is in use by: /dev/vfio/noiommu-0 (" + NIC + ") open by"
+                        + " dpdk-testpmd:1000; 1 more reference (an open VFIO container using its iommu driver, or"
+                        + " another try_module_get); nothing was unbound or unloaded"));
+        assertThat(host.pci(NIC).driver()).as("a refused unload unbinds nothing").isEqualTo("vfio-pci");
         assertThat(noiommu.state()).isEqualTo(ModuleState.LIVE);
         assertThat(host.modules().find("noiommu")).containsSame(noiommu);
         loaderStillWorks();
 
         container.unmapDma(root, mapping.iova(), 4 * 4096);
         assertThatThrownBy(() -> loader.unload(host, "noiommu")) // the container still has noiommu's iommu
-                .satisfies(e -> inUse(e, "Module noiommu is in use"));
+                .satisfies(e -> inUse(e, "Module noiommu is in use by: /dev/vfio/noiommu-0 (" + NIC + ") open by"
+                        + " dpdk-testpmd:1000; 1 more reference (an open VFIO container using its iommu driver, or"
+                        + " another try_module_get); nothing was unbound or unloaded"));
         container.close(root);
         group.close(root);
-        loader.unload(host, "noiommu");
+        assertThat(loader.unload(host, "noiommu").unboundDevices())
+                .as("bound to vfio-pci in a noiommu group, nothing open: unbound first, as module removal does")
+                .containsExactly(NIC);
+        assertThat(host.pci(NIC).driver()).isNull();
+        assertThat(host.log().messages()).contains("noiommu: unbound " + NIC + " from vfio-pci before unloading the"
+                + " module that provides its iommu group");
         assertThat(noiommu.state()).isEqualTo(ModuleState.UNLOADED);
         assertThat(host.modules().modules()).isEmpty();
     }
@@ -98,7 +108,8 @@ class ModulesInUseTest {
         assertThat(host.dma().liveMappings(swiotlb)).isEqualTo(1);
 
         assertThatThrownBy(() -> loader.unload(host, "swiotlb"))
-                .satisfies(e -> inUse(e, "Module swiotlb is in use"));
+                .satisfies(e -> inUse(e, "Module swiotlb is in use by: 1 live DMA-API mapping; nothing was unbound"
+                        + " or unloaded"));
         assertThat(swiotlb.state()).isEqualTo(ModuleState.LIVE);
         loaderStillWorks();
 

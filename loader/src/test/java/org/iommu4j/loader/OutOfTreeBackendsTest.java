@@ -238,7 +238,12 @@ class OutOfTreeBackendsTest {
     private static WeakReference<ClassLoader> loadAndFailToExit(BackendLoader loader, Host host) {
         LoadedModule m = loader.load(host, "sloppy", Map.of());
         WeakReference<ClassLoader> ref = new WeakReference<>(m.classLoader());
-        assertThatThrownBy(() -> loader.unload(host, "sloppy")).hasStackTraceContaining("exit failed");
+        UnloadResult result = loader.unload(host, "sloppy");
+        assertThat(result.exitFailure()).isEqualTo("java.lang.IllegalStateException: exit failed");
+        assertThat(host.log().messages()).contains("sloppy: exit failed: java.lang.IllegalStateException: exit failed;"
+                + " the module was removed all the same");
+        assertThatThrownBy(() -> loader.unload(host, "sloppy")).as("removed once")
+                .hasMessage("Module sloppy is not currently loaded");
         assertThat(m.state()).isEqualTo(org.iommu4j.kernel.module.ModuleState.UNLOADED);
         return ref;
     }

@@ -65,7 +65,7 @@ class TranslatingPluginTest {
         // a live iommu-dma mapping lives in vtd's domain: the module stays until it is unmapped
         BackendLoader loader = new BackendLoader(LoaderConfig.classPathOnly().withPluginDirectories(plugins));
         assertThatThrownBy(() -> loader.unload(host, "vtd")).isInstanceOf(IommuException.class)
-                .hasMessage("Module vtd is in use");
+                .hasMessage("Module vtd is in use by: 1 live DMA-API mapping; nothing was unbound or unloaded");
         host.dma().unmap(nic, dma, 64, DmaDirection.FROM_DEVICE);
         loader.unload(host, "vtd");
         assertThat(host.iommu().groups()).isEmpty();

@@ -19,6 +19,7 @@ public final class NoiommuProvider implements BackendProvider {
     public static final String KERNEL_FAITHFUL = "kernel_faithful_map";
 
     private static final ModuleInfo INFO = ModuleInfo.builder("noiommu")
+            .inTree(true)
             .version("1.0.0")
             .description("VFIO for hardware without an IOMMU: fake groups, iova == phys, no isolation (UNSAFE)")
             .author("iommu4j")

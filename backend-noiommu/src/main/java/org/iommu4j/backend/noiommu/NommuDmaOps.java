@@ -12,7 +12,9 @@ import org.iommu4j.api.LogLevel;
 /**
  * The DMA API without an IOMMU, as the old {@code arch/x86/kernel/pci-nommu.c} did it: the DMA address is the
  * physical address, no state is kept, and a buffer past the device's mask is refused with nommu's message
- * (printed only for masks of 32 bits or more, as it was). Coherent memory is the kernel's dma-direct.
+ * (printed only for masks of 32 bits or more, as it was). Coherent memory is the kernel's dma-direct. That file
+ * left the kernel in 5.0; in Linux v6.12 the same job is dma-direct's ({@code kernel/dma/direct.c}), whose
+ * overflow is a WARN and a mapping error: this backend keeps the seed thread's nommu form on purpose.
  */
 final class NommuDmaOps implements DmaOps {
     private static final long MASK_32 = 0xffffffffL;

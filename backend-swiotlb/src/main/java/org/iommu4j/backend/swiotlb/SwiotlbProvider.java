@@ -13,6 +13,7 @@ public final class SwiotlbProvider implements BackendProvider {
     public static final String ENABLE_IOMMU = "enable_unsafe_swiotlb_iommu";
 
     private static final ModuleInfo INFO = ModuleInfo.builder("swiotlb")
+            .inTree(true)
             .version("1.0.0")
             .description("Software IO TLB: DMA through bounce buffers in low memory, and a SWIOTLB-IOMMU for VFIO")
             .author("iommu4j")

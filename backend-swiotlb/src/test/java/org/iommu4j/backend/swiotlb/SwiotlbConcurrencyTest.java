@@ -11,15 +11,12 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
-import net.jqwik.api.ForAll;
-import net.jqwik.api.Property;
-import net.jqwik.api.constraints.IntRange;
-import net.jqwik.api.constraints.Size;
 import org.iommu4j.api.DmaDirection;
 import org.iommu4j.api.IommuException;
 import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.bus.PciDevice;
 import org.iommu4j.kernel.bus.PciDeviceSpec;
+import org.iommu4j.testsupport.Seeded;
 import org.junit.jupiter.api.Test;
 
 class SwiotlbConcurrencyTest {
@@ -203,10 +200,22 @@ class SwiotlbConcurrencyTest {
         assertThat(pool.stats().usedSlots()).isEqualTo(512);
     }
 
-    @Property(tries = 50)
-    void usedSlotsAlwaysMatchTheLiveMappingsAndBounceBuffersNeverOverlap(
-            @ForAll @Size(max = 60) List<@IntRange(min = 1, max = 70_000) Integer> sizes,
-            @ForAll @Size(max = 60) List<@IntRange(max = 100) Integer> unmapPicks) {
+    @Test
+    void usedSlotsAlwaysMatchTheLiveMappingsAndBounceBuffersNeverOverlap() {
+        Seeded.forEach("SwiotlbConcurrencyTest.usedSlots", 50, r -> {
+            List<Integer> sizes = new ArrayList<>();
+            List<Integer> unmapPicks = new ArrayList<>();
+            for (int i = r.nextInt(61); i > 0; i--) {
+                sizes.add(1 + r.nextInt(70_000));
+            }
+            for (int i = r.nextInt(61); i > 0; i--) {
+                unmapPicks.add(r.nextInt(101));
+            }
+            usedSlotsAlwaysMatchTheLiveMappings(sizes, unmapPicks);
+        });
+    }
+
+    private static void usedSlotsAlwaysMatchTheLiveMappings(List<Integer> sizes, List<Integer> unmapPicks) {
         Host host = Host.builder().pciDevice(PciDeviceSpec.of("0000:06:0d.0")).build();
         SwiotlbPool pool = new SwiotlbFixture(host, Map.of("nslabs", "1024", "nareas", "1")).pool();
         PciDevice dev = host.pci("0000:06:0d.0");

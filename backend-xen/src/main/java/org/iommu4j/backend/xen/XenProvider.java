@@ -13,6 +13,7 @@ import org.iommu4j.api.ParameterType;
  */
 public final class XenProvider implements BackendProvider {
     private static final ModuleInfo INFO = ModuleInfo.builder("xen")
+            .inTree(true)
             .version("2.0.0")
             .description("Xen domain DMA driver: xen-swiotlb DMA ops, the IOMMU driver that asks the hypervisor,"
                     + " and in Domain-0 pciback's stub, which holds devices for guests")

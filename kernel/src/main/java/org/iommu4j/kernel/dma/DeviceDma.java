@@ -64,8 +64,7 @@ public final class DeviceDma implements DmaPort {
         long last = address + length - 1;
         // bus addresses are unsigned: an IOVA may lie above 2^63 (iommu.forcedac=1 hands out the top of the space)
         if (Long.compareUnsigned(last, address) < 0 || Long.compareUnsigned(last, device.dmaMask()) > 0) {
-            throw fault(device, address, write, String.format("beyond the device's DMA mask 0x%x",
-                    device.dmaMask()));
+            throw maskFault(device, address, length, write);
         }
         Group group = device.group();
         IommuDomain domain = group == null ? null : group.currentDomain();
@@ -128,5 +127,22 @@ public final class DeviceDma implements DmaPort {
                 address, reason);
         log.log(LogLevel.ERR, device.logPrefix() + ": " + message);
         return new IommuFaultException(device.name(), address, write, device.name() + ": " + message);
+    }
+
+    /**
+     * The fault of a transfer the device cannot put on the bus: it names the first byte beyond the DMA mask
+     * (not the start, which may be inside it), or says that the transfer wraps past 2^64.
+     */
+    private IommuFaultException maskFault(BusDevice device, long address, int length, boolean write) {
+        long mask = device.dmaMask();
+        long last = address + length - 1;
+        String span = String.format(" (the %d-byte transfer starts at 0x%x)", length, address);
+        if (Long.compareUnsigned(address, mask) > 0) {
+            return fault(device, address, write, String.format("beyond the device's DMA mask 0x%x", mask));
+        }
+        if (mask != -1L && Long.compareUnsigned(last, mask) > 0) {
+            return fault(device, mask + 1, write, String.format("beyond the device's DMA mask 0x%x", mask) + span);
+        }
+        return fault(device, address, write, String.format("the %d-byte transfer wraps past 2^64", length));
     }
 }

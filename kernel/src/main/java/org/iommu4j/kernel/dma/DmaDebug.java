@@ -104,6 +104,7 @@ public final class DmaDebug implements BusListener {
     private volatile boolean allErrors;
     private final AtomicInteger numErrors = new AtomicInteger(1);
     private volatile String driverFilter = "";
+    private final CpuAccessCheck cpuAccess = new CpuAccessCheck(this);
 
     /**
      * Starts the checker and logs what the kernel logs at init.
@@ -119,6 +120,11 @@ public final class DmaDebug implements BusListener {
         this.preallocated = preallocated;
         log.log(LogLevel.INFO, "DMA-API: preallocated " + preallocated + " debug entries");
         log.log(LogLevel.INFO, "DMA-API: debugging enabled by kernel config");
+    }
+
+    /** @return the CPU-touch check, beyond the kernel's: the host shows it every CPU access to memory */
+    public CpuAccessCheck cpuAccessCheck() {
+        return cpuAccess;
     }
 
     /** @return the {@code dma_debug_entries} figure the checker started with */
@@ -239,6 +245,7 @@ public final class DmaDebug implements BusListener {
             map.computeIfAbsent(entry.dmaAddress(), a -> new ArrayList<>(1)).add(entry);
         }
         entries.incrementAndGet();
+        cpuAccess.handedToDevice(entry);
         return entry.direction() == DmaDirection.TO_DEVICE ? 0
                 : activeCachelines.merge(cacheline(entry), 1, Integer::sum);
     }
@@ -281,6 +288,7 @@ public final class DmaDebug implements BusListener {
     /** Undoes {@link #insert}'s counting for an entry taken out of the map. */
     private void uncount(Entry entry) {
         entries.decrementAndGet();
+        cpuAccess.forget(entry);
         if (entry.direction() != DmaDirection.TO_DEVICE) {
             activeCachelines.computeIfPresent(cacheline(entry), (k, n) -> n == 1 ? null : n - 1);
         }
@@ -323,6 +331,9 @@ public final class DmaDebug implements BusListener {
 
     void syncing(BusDevice device, long dmaAddress, long size, DmaDirection direction, boolean forCpu) {
         Entry entry = containing(device, dmaAddress, size);
+        if (entry != null) {
+            cpuAccess.synced(entry, forCpu);
+        }
         if (entry == null) {
             report(device, String.format("device driver tries to sync DMA memory it has not allocated"
                     + " [device address=0x%016x] [size=%d bytes]", dmaAddress, size));
@@ -394,7 +405,8 @@ public final class DmaDebug implements BusListener {
                 dirName(one.direction()), one.type().kernelName()));
     }
 
-    private void report(BusDevice device, String what) {
+    /** Counts, keeps and (within num_errors and the driver filter) prints a report; also the CPU-touch check's. */
+    void report(BusDevice device, String what) {
         errors.incrementAndGet();
         String line = "DMA-API: " + device.logPrefix() + ": " + what;
         synchronized (reports) {

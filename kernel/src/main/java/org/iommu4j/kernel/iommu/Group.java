@@ -12,7 +12,8 @@ import org.iommu4j.kernel.dma.DmaOpsBinding;
 import org.iommu4j.kernel.iommu.dma.IommuDmaCookie;
 
 /**
- * An iommu group as the kernel's core keeps it. Its {@link #currentDomain()} is read on every device DMA, so
+ * An iommu group as the kernel's core keeps it ({@code struct iommu_group}, {@code drivers/iommu/iommu.c}, Linux
+ * v6.12). Its {@link #currentDomain()} is read on every device DMA, so
  * it is a volatile field; a null domain means no IOMMU stands between the group's devices and memory (a fake
  * group), which is why such groups are never {@link #isolated()}.
  */

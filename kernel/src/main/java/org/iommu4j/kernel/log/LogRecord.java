@@ -12,9 +12,13 @@ import org.iommu4j.api.LogLevel;
  */
 public record LogRecord(long sequence, long timestampNanos, LogLevel level, String text) {
 
-    /** @return the line as {@code dmesg} prints it: {@code [    1.234567] text} */
+    /**
+     * @return the record as {@code dmesg} prints it: {@code [    1.234567] text}; a text of several lines gets
+     *     the prefix on every line, as Linux v6.12's {@code record_print_text} (kernel/printk/printk.c) does
+     */
     public String format() {
         long micros = timestampNanos / 1_000;
-        return String.format("[%5d.%06d] %s", micros / 1_000_000, micros % 1_000_000, text);
+        String prefix = String.format("[%5d.%06d] ", micros / 1_000_000, micros % 1_000_000);
+        return prefix + text.replace("\n", "\n" + prefix);
     }
 }

@@ -10,4 +10,23 @@ public interface HostMemory extends PhysicalMemory {
 
     /** @return bytes of storage actually allocated behind this memory */
     long residentBytes();
+
+    /**
+     * The same memory as devices reach it: their DMA is not a CPU access, so a {@link #watchCpuAccess watcher}
+     * does not see it.
+     *
+     * @return a view for the host's device DMA engine; this memory itself when nothing watches it
+     */
+    default PhysicalMemory deviceView() {
+        return this;
+    }
+
+    /**
+     * Shows every CPU access to a watcher, as DMA-API debugging's CPU-touch check asks; a memory that cannot
+     * (a hypervisor domain's, today) ignores it.
+     *
+     * @param watcher the watcher, or null for none
+     */
+    default void watchCpuAccess(CpuAccessWatcher watcher) {
+    }
 }

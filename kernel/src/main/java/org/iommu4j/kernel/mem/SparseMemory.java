@@ -20,6 +20,34 @@ public final class SparseMemory implements HostMemory {
 
     private final long size;
     private final AtomicReferenceArray<byte[]> chunks;
+    /** Told of every CPU access when DMA-API debugging watches them; null (one volatile read) otherwise. */
+    private volatile CpuAccessWatcher watcher;
+    private final PhysicalMemory deviceView = new PhysicalMemory() {
+        @Override
+        public long size() {
+            return size;
+        }
+
+        @Override
+        public void read(long phys, byte[] dst, int offset, int length) {
+            readRaw(phys, dst, offset, length);
+        }
+
+        @Override
+        public void write(long phys, byte[] src, int offset, int length) {
+            writeRaw(phys, src, offset, length);
+        }
+
+        @Override
+        public void copy(long srcPhys, long dstPhys, long length) {
+            copyRaw(srcPhys, dstPhys, length);
+        }
+
+        @Override
+        public void fill(long phys, long length, byte value) {
+            fillRaw(phys, length, value);
+        }
+    };
 
     /**
      * @param size bytes, a positive multiple of the page size
@@ -39,6 +67,23 @@ public final class SparseMemory implements HostMemory {
         return size;
     }
 
+    @Override
+    public PhysicalMemory deviceView() {
+        return deviceView;
+    }
+
+    /**
+     * Shows every CPU access ({@link #read}, {@link #write}, {@link #copy}, {@link #fill}, and so a process's
+     * memory, which is this memory) to a watcher. Without one the accessors read one volatile field and do
+     * nothing else.
+     *
+     * @param w the watcher, or null for none
+     */
+    @Override
+    public void watchCpuAccess(CpuAccessWatcher w) {
+        this.watcher = w;
+    }
+
     /** @return bytes of storage actually allocated */
     @Override
     public long residentBytes() {
@@ -53,6 +98,14 @@ public final class SparseMemory implements HostMemory {
 
     @Override
     public void read(long phys, byte[] dst, int offset, int length) {
+        readRaw(phys, dst, offset, length);
+        CpuAccessWatcher w = watcher;
+        if (w != null) {
+            w.cpuRead(phys, length);
+        }
+    }
+
+    private void readRaw(long phys, byte[] dst, int offset, int length) {
         Objects.checkFromIndexSize(offset, length, dst.length);
         checkRange(phys, length);
         while (length > 0) {
@@ -72,6 +125,14 @@ public final class SparseMemory implements HostMemory {
 
     @Override
     public void write(long phys, byte[] src, int offset, int length) {
+        writeRaw(phys, src, offset, length);
+        CpuAccessWatcher w = watcher;
+        if (w != null) {
+            w.cpuWrite(phys, length);
+        }
+    }
+
+    private void writeRaw(long phys, byte[] src, int offset, int length) {
         Objects.checkFromIndexSize(offset, length, src.length);
         checkRange(phys, length);
         while (length > 0) {
@@ -86,6 +147,15 @@ public final class SparseMemory implements HostMemory {
 
     @Override
     public void copy(long srcPhys, long dstPhys, long length) {
+        copyRaw(srcPhys, dstPhys, length);
+        CpuAccessWatcher w = watcher;
+        if (w != null) {
+            w.cpuRead(srcPhys, length);
+            w.cpuWrite(dstPhys, length);
+        }
+    }
+
+    private void copyRaw(long srcPhys, long dstPhys, long length) {
         checkRange(srcPhys, length);
         checkRange(dstPhys, length);
         if (length == 0 || srcPhys == dstPhys) {
@@ -135,6 +205,14 @@ public final class SparseMemory implements HostMemory {
 
     @Override
     public void fill(long phys, long length, byte value) {
+        fillRaw(phys, length, value);
+        CpuAccessWatcher w = watcher;
+        if (w != null) {
+            w.cpuWrite(phys, length);
+        }
+    }
+
+    private void fillRaw(long phys, long length, byte value) {
         checkRange(phys, length);
         while (length > 0) {
             int in = (int) (phys & CHUNK_MASK);

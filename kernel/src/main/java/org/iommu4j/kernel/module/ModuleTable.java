@@ -72,7 +72,7 @@ public final class ModuleTable {
     public LoadedModule insert(BackendProvider provider, Map<String, String> parameters, LoadFacts facts) {
         lock.lock();
         try {
-            ModuleInfo info = provider.info();
+            ModuleInfo info = facts.info() != null ? facts.info() : provider.info();
             String name = ModuleInfo.normalizeName(info.name());
             // load_module's order in Linux v6.12: the signature (module_sig_check), then early_mod_check's
             // duplicate check, and only then module_augment_kernel_taints (out-of-tree, licence, unsigned): since
@@ -94,7 +94,7 @@ public final class ModuleTable {
             ModuleParameterSet params;
             try {
                 params = new ModuleParameterSet(name, info.parameters(),
-                        host.commandLine().moduleParameters(name), parameters);
+                        declaredOnly(name, info, host.commandLine().moduleParameters(name)), parameters);
             } catch (InvalidParameterException e) {
                 host.log().log(LogLevel.ERR, e.getMessage());
                 throw e;
@@ -211,6 +211,24 @@ public final class ModuleTable {
             host.taint().add(TaintFlag.UNSIGNED_MODULE, name, "unsigned module loaded from " + facts.origin());
             flags.add(TaintFlag.UNSIGNED_MODULE);
         }
+    }
+
+    /**
+     * The command line's {@code <module>.<param>} words the module declares. The others are dropped with the
+     * warning of Linux v6.12's {@code unknown_module_param_cb} (kernel/module/main.c): the module loads
+     * without them, where a parameter given with the load itself is refused.
+     */
+    private Map<String, String> declaredOnly(String module, ModuleInfo info, Map<String, String> words) {
+        Map<String, String> out = new LinkedHashMap<>();
+        words.forEach((param, value) -> {
+            if (info.parameters().stream().anyMatch(p -> p.name().replace('-', '_')
+                    .equals(param.replace('-', '_')))) {
+                out.put(param, value);
+            } else {
+                host.log().log(LogLevel.WARNING, module + ": unknown parameter '" + param + "' ignored");
+            }
+        });
+        return out;
     }
 
     /**

@@ -258,6 +258,22 @@ public final class Vfio {
         }
     }
 
+    /**
+     * Who has a VFIO group open, for messages that name what holds a module.
+     *
+     * @param groupId an iommu group id
+     * @return the process holding its {@code /dev/vfio} node open, if one does
+     */
+    public Optional<UserProcess> openerOf(int groupId) {
+        lock.lock();
+        try {
+            VfioGroup g = groups.get(groupId);
+            return g == null || g.openFile() == null ? Optional.empty() : Optional.of(g.openFile().opener());
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** @return the group nodes under {@code /dev/vfio}, by group id */
     public List<String> deviceNodes() {
         lock.lock();

@@ -5,16 +5,12 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Random;
 import java.util.TreeMap;
-import net.jqwik.api.Arbitraries;
-import net.jqwik.api.Arbitrary;
-import net.jqwik.api.Combinators;
-import net.jqwik.api.ForAll;
-import net.jqwik.api.Property;
-import net.jqwik.api.Provide;
 import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuException;
 import org.iommu4j.api.PageAllocator;
+import org.iommu4j.testsupport.Seeded;
 import org.junit.jupiter.api.Test;
 
 class BuddyAllocatorTest {
@@ -129,14 +125,21 @@ class BuddyAllocatorTest {
     record Op(int kind, int size, int pick) {
     }
 
-    @Provide
-    Arbitrary<List<Op>> ops() {
-        return Combinators.combine(Arbitraries.integers().between(0, 4), Arbitraries.integers().between(0, 1500),
-                Arbitraries.integers().between(0, 1000)).as(Op::new).list().ofMaxSize(60);
+    static List<Op> ops(Random r) {
+        int n = r.nextInt(61);
+        List<Op> ops = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            ops.add(new Op(r.nextInt(5), r.nextInt(1501), r.nextInt(1001)));
+        }
+        return ops;
     }
 
-    @Property(tries = 100)
-    void allocationsNeverOverlapAndEverythingCoalescesBack(@ForAll("ops") List<Op> ops) {
+    @Test
+    void allocationsNeverOverlapAndEverythingCoalescesBack() {
+        Seeded.forEach("BuddyAllocatorTest.coalesce", 100, r -> allocationsNeverOverlapAndEverythingCoalescesBack(ops(r)));
+    }
+
+    private static void allocationsNeverOverlapAndEverythingCoalescesBack(List<Op> ops) {
         long total = 8 * 1024;
         BuddyAllocator a = new BuddyAllocator(total);
         TreeMap<Long, long[]> live = new TreeMap<>(); // start page -> {pages, kind}

@@ -5,14 +5,10 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.util.ArrayList;
 import java.util.List;
-import net.jqwik.api.Arbitraries;
-import net.jqwik.api.Arbitrary;
-import net.jqwik.api.Combinators;
-import net.jqwik.api.ForAll;
-import net.jqwik.api.Property;
-import net.jqwik.api.Provide;
+import java.util.Random;
 import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuException;
+import org.iommu4j.testsupport.Seeded;
 import org.junit.jupiter.api.Test;
 
 class SparseMemoryTest {
@@ -104,18 +100,25 @@ class SparseMemoryTest {
     record Op(int kind, int a, int b, int length, byte value) {
     }
 
-    @Provide
-    Arbitrary<List<Op>> ops() {
+    static List<Op> ops(Random r) {
         int size = 8 << 20;
-        Arbitrary<Op> op = Combinators.combine(Arbitraries.integers().between(0, 2),
-                Arbitraries.integers().between(0, size - 1), Arbitraries.integers().between(0, size - 1),
-                Arbitraries.integers().between(0, 3 * C / 2), Arbitraries.bytes())
-                .as((k, a, b, l, v) -> new Op(k, a, b, Math.min(l, size - Math.max(a, b)), v));
-        return op.list().ofMaxSize(12);
+        int n = r.nextInt(13);
+        List<Op> ops = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            int a = r.nextInt(size);
+            int b = r.nextInt(size);
+            int l = r.nextInt(3 * C / 2 + 1);
+            ops.add(new Op(r.nextInt(3), a, b, Math.min(l, size - Math.max(a, b)), (byte) r.nextInt()));
+        }
+        return ops;
     }
 
-    @Property(tries = 60)
-    void agreesWithAFlatArrayByteForByte(@ForAll("ops") List<Op> ops) {
+    @Test
+    void agreesWithAFlatArrayByteForByte() {
+        Seeded.forEach("SparseMemoryTest.flatArray", 60, r -> agreesWithAFlatArrayByteForByte(ops(r)));
+    }
+
+    private static void agreesWithAFlatArrayByteForByte(List<Op> ops) {
         int size = 8 << 20;
         SparseMemory m = new SparseMemory(size);
         byte[] flat = new byte[size];

@@ -31,7 +31,7 @@ class ModuleTableTest {
             .build();
 
     private static BackendProvider provider(String name, Consumer<KernelServices> init) {
-        return providerOf(ModuleInfo.builder(name).version("1.0").description("test backend")
+        return providerOf(ModuleInfo.builder(name).version("1.0").description("test backend").inTree(true)
                 .parameter(new ParameterSpec("verbose", ParameterType.BOOL, "n", "log more", true))
                 .parameter(new ParameterSpec("level", ParameterType.INT, "1", "how hard", false))
                 .build(), init);

@@ -168,8 +168,8 @@ class IommuDmaTest {
         assertThat(seen).isEqualTo(PACKET);
         assertThatThrownBy(() -> host.pci(NIC).dmaWrite(dma + 0xff0, PACKET)) // wraps past 2^64
                 .isInstanceOf(IommuFaultException.class)
-                .hasMessage(NIC + ": iommu fault: DMA write at bus address 0xfffffffffffffff0: beyond the device's"
-                        + " DMA mask 0xffffffffffffffff");
+                .hasMessage(NIC + ": iommu fault: DMA write at bus address 0xfffffffffffffff0: the 32-byte"
+                        + " transfer wraps past 2^64");
     }
 
     @Test

@@ -1,0 +1,26 @@
+package org.iommu4j.backend.noiommu;
+
+import com.code_intelligence.jazzer.api.FuzzedDataProvider;
+import com.code_intelligence.jazzer.junit.FuzzTest;
+
+/**
+ * The op-sequence fuzz target: Jazzer's data picks the steps of {@link NoiommuModelTest}'s model
+ * ({@link org.iommu4j.testsupport.DmaApiModel}, or its VFIO model {@link org.iommu4j.testsupport.VfioModel}), so every invariant is checked after every step: only typed
+ * errors escape and as predicted, a failed call changes nothing, counts and bytes agree with the model, and
+ * nothing is left after teardown. In {@code mvn verify} it replays its committed corpus
+ * ({@code src/test/resources/org/iommu4j/backend/noiommu/NoiommuOpsFuzzTestInputs/opSequence/}); {@code -Pfuzz}
+ * mutates.
+ */
+class NoiommuOpsFuzzTest {
+
+    @FuzzTest(maxDuration = "120s")
+    void opSequence(FuzzedDataProvider data) {
+        if (data.consumeBoolean()) {
+            NoiommuModelTest.runVfio(bound -> data.consumeInt(0, bound - 1), Math.min(500, data.remainingBytes() / 3));
+            return;
+        }
+        boolean debug = data.consumeBoolean();
+        int steps = Math.min(500, data.remainingBytes() / 3);
+        NoiommuModelTest.run(bound -> data.consumeInt(0, bound - 1), steps, debug);
+    }
+}

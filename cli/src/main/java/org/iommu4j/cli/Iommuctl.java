@@ -17,7 +17,7 @@ import picocli.CommandLine.Mixin;
         description = "Load an IOMMU/VFIO backend on a simulated host and watch DMA go through it.",
         subcommands = {DemoCommand.class, BackendsCommand.class, ModinfoCommand.class, GroupsCommand.class,
                 TaintCommand.class, DmesgCommand.class, RunCommand.class, SchemaCommand.class, CheckCommand.class,
-                HelpCommand.class})
+                BenchCommand.class, HelpCommand.class})
 public final class Iommuctl implements Runnable {
     /** The commands, for messages. */
     static final String COMMANDS = "demo, backends, modinfo, groups, taint, dmesg, run, schema, check or help";

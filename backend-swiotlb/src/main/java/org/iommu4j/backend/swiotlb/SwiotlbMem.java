@@ -34,8 +34,11 @@ import org.iommu4j.api.PhysicalMemory;
  *
  * <p><b>Lifetime</b>: {@link #close} (at unload) refuses with EBUSY, changing nothing, while a slot is held or a
  * map is under way; once closed, a map fails as the kernel's does without a pool, so no slot of a freed pool is
- * ever handed out. Map counts itself in and out with one atomic counter (the kernel also keeps one global atomic,
- * {@code total_used}, per map).
+ * ever handed out. The closed flag is read again under the area lock a map reserves its slots with, and
+ * {@code close} visits every area under its lock: so a map either fails or holds slots the teardown counts. No map
+ * writes a field every CPU shares: the used counts, the "being made" counts and the bytes bounced are kept per
+ * area and summed when read (the kernel keeps one global atomic, {@code total_used}, per map; see
+ * {@link #noteHigh} for what that changes in the high-water mark).
  */
 final class SwiotlbMem {
     /** The largest order a dynamic pool's memory has: {@code MAX_PAGE_ORDER}. */
@@ -56,10 +59,8 @@ final class SwiotlbMem {
     private volatile SwiotlbPool[] transients = NONE;
     private final Object poolsLock = new Object();
     private volatile long nslabs;
-    private final AtomicLong totalUsed = new AtomicLong();
     private final AtomicLong usedHiwater = new AtomicLong();
     private final AtomicLong transientNslabs = new AtomicLong();
-    private final AtomicLong inFlight = new AtomicLong();
     private volatile boolean closed;
     private final AtomicBoolean growPending = new AtomicBoolean();
     private final AtomicBoolean invalidSizesWarned = new AtomicBoolean();
@@ -113,9 +114,13 @@ final class SwiotlbMem {
         return nslabs;
     }
 
-    /** @return debugfs {@code io_tlb_used}: slots held, in every pool */
+    /** @return debugfs {@code io_tlb_used}: slots held, in every pool (the pools' areas' counts summed) */
     long used() {
-        return totalUsed.get();
+        long n = 0;
+        for (SwiotlbPool p : allPools()) {
+            n += p.usedSlots();
+        }
+        return n;
     }
 
     /** @return debugfs {@code io_tlb_used_hiwater} */
@@ -163,9 +168,22 @@ final class SwiotlbMem {
         }
     }
 
-    void countUsed(long slots) {
-        long now = totalUsed.addAndGet(slots);
-        if (slots > 0 && now > usedHiwater.get()) {
+    /**
+     * An area of some pool reached a new high of its own: debugfs {@code io_tlb_used_hiwater} follows the slots
+     * used in every pool then. The kernel keeps one atomic count of used slots, {@code total_used}, and compares it
+     * on every map; the model keeps counts per area (no map writes a field all CPUs share) and sums them only here,
+     * so the mark equals the kernel's whenever the new peak is also a new peak of the area that reached it (always
+     * with one area, and for every test of a sequence of maps); otherwise it may lag the true peak.
+     */
+    void noteHigh() {
+        long now = 0;
+        for (SwiotlbPool p : pools) {
+            now += p.usedSlotsRacy();
+        }
+        for (SwiotlbPool p : transients) {
+            now += p.usedSlotsRacy();
+        }
+        if (now > usedHiwater.get()) {
             usedHiwater.accumulateAndGet(now, Math::max);
         }
     }
@@ -204,19 +222,6 @@ final class SwiotlbMem {
         return null;
     }
 
-    private boolean enter() {
-        inFlight.incrementAndGet();
-        if (closed) {
-            inFlight.decrementAndGet();
-            return false;
-        }
-        return true;
-    }
-
-    private void exit() {
-        inFlight.decrementAndGet();
-    }
-
     private DmaMappingException noPool(Device device) {
         String message = "Can not allocate SWIOTLB buffer earlier and can't now provide you with the DMA bounce"
                 + " buffer";
@@ -237,8 +242,8 @@ final class SwiotlbMem {
      */
     long mapSingle(Device device, long orig, long mappingSize, long allocSize, long allocAlignMask, boolean noWarn,
             SwiotlbPool only) {
-        if (!enter()) {
-            throw noPool(device);
+        if (closed) {
+            throw noPool(device); // and again under the area's lock, where it counts
         }
         boolean grow = false;
         try {
@@ -277,11 +282,15 @@ final class SwiotlbMem {
             }
             int cpu = kernel.currentCpu();
             if (only != null) {
-                int index = only.findSlots(device, orig, false, size, allocAlignMask, cpu);
+                int index = only.findSlots(device, orig, false, size, allocAlignMask, cpu,
+                        offset >>> SwiotlbPool.IO_TLB_SHIFT, mappingSize);
+                if (index == SwiotlbPool.CLOSED) {
+                    throw noPool(device);
+                }
                 if (index < 0) {
                     throw full(device, size, noWarn);
                 }
-                return complete(only, index, device, orig, mappingSize, size, offset);
+                return complete(only, index, device, mappingSize, offset);
             }
             SwiotlbPool[] ps = pools;
             for (int i = 0; i < defaultNareas; i++) {
@@ -290,9 +299,12 @@ final class SwiotlbMem {
                         continue;
                     }
                     int index = p.searchArea(device, (cpu + i) & (p.nareas() - 1), orig, false, size,
-                            allocAlignMask);
+                            allocAlignMask, offset >>> SwiotlbPool.IO_TLB_SHIFT, mappingSize);
+                    if (index == SwiotlbPool.CLOSED) {
+                        throw noPool(device);
+                    }
                     if (index >= 0) {
-                        return complete(p, index, device, orig, mappingSize, size, offset);
+                        return complete(p, index, device, mappingSize, offset);
                     }
                 }
             }
@@ -306,7 +318,6 @@ final class SwiotlbMem {
             }
             return tlb;
         } finally {
-            exit();
             if (grow) {
                 growPending.set(false);
                 growPool();
@@ -314,16 +325,17 @@ final class SwiotlbMem {
         }
     }
 
-    /** Records the mapping and makes the first copy; a copy that fails gives the slots (and a transient pool) back. */
-    private long complete(SwiotlbPool pool, int index, Device device, long orig, long mappingSize, long size,
-            int offset) {
-        int pad = offset >>> SwiotlbPool.IO_TLB_SHIFT;
+    /**
+     * Makes the first copy of a mapping the search reserved and recorded; a copy that fails gives the slots (and a
+     * transient pool) back.
+     */
+    private long complete(SwiotlbPool pool, int index, Device device, long mappingSize, int offset) {
+        int first = index + (offset >>> SwiotlbPool.IO_TLB_SHIFT);
         int inSlot = offset & (SwiotlbPool.IO_TLB_SIZE - 1);
-        int first = pool.record(index, pad, orig, size, mappingSize);
         long tlb = pool.slotAddr(first) + inSlot;
         try {
             // copy the original for every direction, so a device that writes part of it leaves the rest as it was
-            pool.bounce(device, tlb, mappingSize, true);
+            pool.fill(device, first, tlb, mappingSize);
         } catch (RuntimeException e) {
             pool.abandon(first, inSlot);
             if (pool.isTransient()) {
@@ -351,18 +363,28 @@ final class SwiotlbMem {
         if (pool == null) {
             return -1L;
         }
-        int index = pool.searchArea(device, 0, orig, false, size, allocAlignMask);
+        int index = pool.searchArea(device, 0, orig, false, size, allocAlignMask,
+                offset >>> SwiotlbPool.IO_TLB_SHIFT, mappingSize);
         if (index < 0) {
             free(pool);
+            if (index == SwiotlbPool.CLOSED) {
+                throw noPool(device);
+            }
             return -1L;
         }
         synchronized (poolsLock) {
+            if (closed) {
+                // the teardown came before the pool was published: it never saw the slots, so nothing may keep them
+                pool.abandon(index + (offset >>> SwiotlbPool.IO_TLB_SHIFT), offset & (SwiotlbPool.IO_TLB_SIZE - 1));
+                free(pool);
+                throw noPool(device);
+            }
             SwiotlbPool[] ts = Arrays.copyOf(transients, transients.length + 1);
             ts[ts.length - 1] = pool;
             transients = ts;
         }
         transientNslabs.addAndGet(pool.nslabs());
-        return complete(pool, index, device, orig, mappingSize, size, offset);
+        return complete(pool, index, device, mappingSize, offset);
     }
 
     /** The device's reach, unsigned ({@code min_not_zero} of its DMA mask and bus limit). */
@@ -479,23 +501,23 @@ final class SwiotlbMem {
 
     /** Reserves a VFIO bounce window in the default pool (the seed thread's SWIOTLB-IOMMU; not in any kernel). */
     long allocateWindow(SwiotlbPool pool, Device device, long size) {
-        if (!enter()) {
+        if (closed) {
             throw noPool(device);
         }
-        try {
-            int index = pool.findSlots(device, 0, true, size, PhysicalMemory.PAGE_OFFSET_MASK, kernel.currentCpu());
-            if (index < 0) {
-                throw full(device, size, false);
-            }
-            return pool.recordWindow(index, size);
-        } finally {
-            exit();
+        int index = pool.findSlots(device, 0, true, size, PhysicalMemory.PAGE_OFFSET_MASK, kernel.currentCpu(), 0,
+                size);
+        if (index == SwiotlbPool.CLOSED) {
+            throw noPool(device);
         }
+        if (index < 0) {
+            throw full(device, size, false);
+        }
+        return pool.slotAddr(index);
     }
 
     private DmaMappingException full(Device device, long size, boolean noWarn) {
         String message = String.format("swiotlb buffer is full (sz: %d bytes), total %d (slots), used %d (slots)",
-                size, nslabs, totalUsed.get());
+                size, nslabs, used());
         // rate-limited as dev_warn_ratelimited is: a burst of 10 lines per 5 seconds; DMA_ATTR_NO_WARN: none
         if (!noWarn && fullWarnings.allow()) {
             kernel.log().log(LogLevel.WARNING, device, message);
@@ -515,8 +537,14 @@ final class SwiotlbMem {
     void close() {
         synchronized (poolsLock) {
             closed = true;
-            long busy = inFlight.get();
-            long held = totalUsed.get();
+            // each area in turn, under its lock: a search either saw closed there or its slots are counted
+            long busy = 0;
+            long held = 0;
+            for (SwiotlbPool p : allPools()) {
+                long[] hm = p.heldAndMaking();
+                held += hm[0];
+                busy += hm[1];
+            }
             if (busy != 0 || held != 0) {
                 closed = false;
                 throw new IommuException(Errno.EBUSY, String.format("swiotlb: %d slots of the bounce pools are held"

@@ -1,9 +1,11 @@
 package org.iommu4j.backend.swiotlb;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.LongAdder;
 import org.iommu4j.api.AddressRange;
 import org.iommu4j.api.BounceAreaStats;
 import org.iommu4j.api.BounceBufferPool;
@@ -52,6 +54,22 @@ public final class SwiotlbPool implements BounceBufferPool {
     static final long SEGMENT_BYTES = (long) IO_TLB_SIZE * IO_TLB_SEGSIZE;
     private static final long INVALID = -1;
     private static final long PAGE_MASK_LOW = PhysicalMemory.PAGE_SIZE - 1;
+    private static final VarHandle LOCK;
+    private static final VarHandle STATE = MethodHandles.arrayElementVarHandle(byte[].class);
+    /** A slot that starts no mapping. */
+    private static final byte NO_HEAD = 0;
+    /** The first slot of a mapping whose first copy is under way: not yet live, not yet unmappable. */
+    private static final byte MAKING = 1;
+    /** The first slot of a live mapping or window. */
+    private static final byte LIVE = 2;
+
+    static {
+        try {
+            LOCK = MethodHandles.lookup().findVarHandle(AreaFields.class, "lock", int.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
 
     private final SwiotlbMem mem;
     private final PhysicalMemory memory;
@@ -65,22 +83,65 @@ public final class SwiotlbPool implements BounceBufferPool {
     private final Area[] areas;
     private final long[] origAddr;
     private final int[] allocSize;
-    private final int[] list;
+    /**
+     * One bit per slot, set while it is allocated. The kernel keeps, per slot, the count of free slots that
+     * follow it in its segment ({@code slots[i].list}) and walks back over the segment to keep the counts right
+     * on every allocation and release; {@code list[i] >= n} is exactly "slots {@code i..i+n-1} are free and in
+     * one segment and in the pool", which this answers with a mask test, so the search picks the same slot.
+     */
+    private final long[] usedBits;
     private final int[] padSlots;
     private final int[] mapSize;
-    private final boolean[] head;
+    /**
+     * Per slot: {@link #NO_HEAD}, or the state of the mapping it starts. A map publishes LIVE with a release store
+     * after its first copy, without the lock; readers under the lock read it with acquire.
+     */
+    private final byte[] head;
     /** Per slot: part of a VFIO bounce window, which has no original (its origAddr is meaningless). */
     private final boolean[] window;
-    private final AtomicLong used = new AtomicLong();
+    /** The pool's high-water mark of slots used, updated when an area reaches a new high of its own. */
     private final AtomicLong hiwater = new AtomicLong();
-    private final LongAdder toDevice = new LongAdder();
-    private final LongAdder fromDevice = new LongAdder();
 
-    /** An area: a lock, a search index and a count of used slots. */
-    private static final class Area {
+    /** Padding before an area's fields: areas are allocated one after another and would share cache lines. */
+    @SuppressWarnings("unused")
+    private abstract static class AreaPadding {
+        long p00, p01, p02, p03, p04, p05, p06, p07, p08, p09, p0a, p0b, p0c, p0d, p0e, p0f;
+    }
+
+    /**
+     * An area's state, the kernel's {@code struct io_tlb_area}: its spin lock, search index and used count, and
+     * the counters the model keeps per area (summed when read) so that no map writes a pool-wide field.
+     */
+    private abstract static class AreaFields extends AreaPadding {
+        /** 0 free, 1 held: the kernel's {@code area->lock}, a spin lock. */
+        int lock;
         int used;
         int index;
         int hiwater;
+        /** Bytes bounced towards the device and back by copies whose slots are here. */
+        long toDevice;
+        long fromDevice;
+    }
+
+    /** An area, padded on both sides. */
+    @SuppressWarnings("unused")
+    private static final class Area extends AreaFields {
+        long p10, p11, p12, p13, p14, p15, p16, p17, p18, p19, p1a, p1b, p1c, p1d, p1e, p1f;
+
+        void lock() {
+            int spins = 0;
+            while (!LOCK.compareAndSet(this, 0, 1)) {
+                if (++spins < 64) {
+                    Thread.onSpinWait();
+                } else {
+                    Thread.yield();
+                }
+            }
+        }
+
+        void unlock() {
+            LOCK.setRelease(this, 0);
+        }
     }
 
     /**
@@ -117,13 +178,10 @@ public final class SwiotlbPool implements BounceBufferPool {
         this.allocSize = new int[nslabs];
         this.mapSize = new int[nslabs];
         this.padSlots = new int[nslabs];
-        this.list = new int[nslabs];
-        this.head = new boolean[nslabs];
+        this.usedBits = new long[(nslabs + 63) >>> 6];
+        this.head = new byte[nslabs];
         this.window = new boolean[nslabs];
-        for (int i = 0; i < nslabs; i++) {
-            list[i] = Math.min(IO_TLB_SEGSIZE - (i & (IO_TLB_SEGSIZE - 1)), nslabs - i);
-            origAddr[i] = INVALID;
-        }
+        Arrays.fill(origAddr, INVALID);
     }
 
     /** @return slots in the pool */
@@ -175,7 +233,7 @@ public final class SwiotlbPool implements BounceBufferPool {
     /** @return this pool's counters (the module's debugfs figures, over all its pools, are {@link SwiotlbMem}'s) */
     @Override
     public BounceStats stats() {
-        return new BounceStats(nslabs, used.get(), hiwater.get(), toDevice.sum(), fromDevice.sum());
+        return new BounceStats(nslabs, usedSlots(), hiwater.get(), bytesToDevice(), bytesFromDevice());
     }
 
     @Override
@@ -183,8 +241,11 @@ public final class SwiotlbPool implements BounceBufferPool {
         List<BounceAreaStats> out = new ArrayList<>(nareas);
         for (int i = 0; i < nareas; i++) {
             Area a = areas[i];
-            synchronized (a) {
+            a.lock();
+            try {
                 out.add(new BounceAreaStats(i, areaSlabs, a.used, a.hiwater));
+            } finally {
+                a.unlock();
             }
         }
         return out;
@@ -200,22 +261,80 @@ public final class SwiotlbPool implements BounceBufferPool {
     void clearHighWater() {
         hiwater.set(0);
         for (Area a : areas) {
-            synchronized (a) {
-                a.hiwater = 0;
-            }
+            a.lock();
+            a.hiwater = 0;
+            a.unlock();
         }
     }
 
     long bytesToDevice() {
-        return toDevice.sum();
+        long n = 0;
+        for (Area a : areas) {
+            a.lock();
+            n += a.toDevice;
+            a.unlock();
+        }
+        return n;
     }
 
     long bytesFromDevice() {
-        return fromDevice.sum();
+        long n = 0;
+        for (Area a : areas) {
+            a.lock();
+            n += a.fromDevice;
+            a.unlock();
+        }
+        return n;
     }
 
+    /** @return slots held now, the areas' counts summed (each read under its lock) */
     long usedSlots() {
-        return used.get();
+        long held = 0;
+        for (Area a : areas) {
+            a.lock();
+            held += a.used;
+            a.unlock();
+        }
+        return held;
+    }
+
+    /**
+     * @return slots held and maps still copying in, over the areas, each area read under its lock: a search
+     *     that holds an area's lock either saw {@link SwiotlbMem#isClosed} or is counted here
+     */
+    long[] heldAndMaking() {
+        long held = 0;
+        long making = 0;
+        for (int i = 0; i < nareas; i++) {
+            Area a = areas[i];
+            a.lock();
+            held += a.used;
+            for (int slot = i * areaSlabs, end = slot + areaSlabs; a.used > 0 && slot < end; slot++) {
+                if ((byte) STATE.getAcquire(head, slot) == MAKING) {
+                    making++;
+                }
+            }
+            a.unlock();
+        }
+        return new long[] {held, making};
+    }
+
+    /** The slots used now, each area's count read without its lock (for high-water marks, which may lag). */
+    long usedSlotsRacy() {
+        long n = 0;
+        for (Area a : areas) {
+            n += a.used;
+        }
+        return n;
+    }
+
+    /** An area reached a new high of its own: the pool's mark and the allocator's follow the sum. */
+    private void noteHigh() {
+        long now = usedSlotsRacy();
+        if (now > hiwater.get()) {
+            hiwater.accumulateAndGet(now, Math::max);
+        }
+        mem.noteHigh();
     }
 
     /**
@@ -241,17 +360,21 @@ public final class SwiotlbPool implements BounceBufferPool {
         return start + ((long) index << IO_TLB_SHIFT);
     }
 
+    /** What {@link #searchArea} returns when the allocator was closed for unload: nothing was reserved. */
+    static final int CLOSED = -2;
+
     /**
      * The non-dynamic {@code swiotlb_find_slots}: the calling CPU's area first, then the others.
      *
-     * @return the first slot, or -1
+     * @return the first reserved slot, -1 when no area has room, or {@link #CLOSED}
      */
-    int findSlots(Device device, long orig, boolean forWindow, long allocBytes, long allocAlignMask, int cpu) {
+    int findSlots(Device device, long orig, boolean forWindow, long allocBytes, long allocAlignMask, int cpu,
+            int pad, long mappingSize) {
         int first = cpu & (nareas - 1);
         int a = first;
         do {
-            int index = searchArea(device, a, orig, forWindow, allocBytes, allocAlignMask);
-            if (index >= 0) {
+            int index = searchArea(device, a, orig, forWindow, allocBytes, allocAlignMask, pad, mappingSize);
+            if (index != -1) {
                 return index;
             }
             a = a + 1 == nareas ? 0 : a + 1;
@@ -260,17 +383,21 @@ public final class SwiotlbPool implements BounceBufferPool {
     }
 
     /**
-     * The kernel's {@code swiotlb_search_pool_area} (v6.12): finds and reserves {@code allocBytes} in one area.
+     * The kernel's {@code swiotlb_search_pool_area} (v6.12): finds and reserves {@code allocBytes} in one area,
+     * and records what {@code swiotlb_tbl_map_single} records after the search (the original of each slot and
+     * the padding before the mapping's first one), all under the area's lock, taken once.
      *
      * @param orig the original's physical address when {@code forWindow} is false (0 included)
      * @param forWindow whether the slots are a VFIO bounce window, which has no original: its slots must then
      *     start on the alignment asked for, where a mapping's must also match its original's low bits
      * @param allocBytes bytes to reserve, padding included: 1 to {@link #SEGMENT_BYTES}
      * @param allocAlignMask the alignment the first slot must have
-     * @return the first reserved slot, or -1
+     * @param pad padding slots before the mapping's first slot (0 for a window)
+     * @param mappingSize the bytes mapped (a window's size)
+     * @return the first reserved slot (padding included), -1, or {@link #CLOSED}
      */
     int searchArea(Device device, int areaIndex, long orig, boolean forWindow, long allocBytes,
-            long allocAlignMask) {
+            long allocAlignMask, int pad, long mappingSize) {
         Area area = areas[areaIndex];
         long boundaryMask = device.segmentBoundaryMask();
         long tblDmaAddr = start & boundaryMask;
@@ -289,52 +416,74 @@ public final class SwiotlbPool implements BounceBufferPool {
                 : iotlbAlignMask;
         long strideLong = (strideMask >>> IO_TLB_SHIFT) + 1;
         int stride = strideLong > areaSlabs ? areaSlabs : (int) strideLong;
+        long boundaryShift = AddressRange.unitsFor(tblDmaAddr, IO_TLB_SIZE);
         // the low bits the slot must have: a window's only its alignment; a mapping's, its original's. The
         // kernel skips the original's check when orig_addr is 0, its "no original" (swiotlb_alloc); here "no
         // original" is forWindow, so an original at physical address 0 is matched like any other
         int slotBase = areaIndex * areaSlabs;
-        synchronized (area) {
+        int slot = -1;
+        boolean newHigh = false;
+        area.lock();
+        try {
+            if (mem.isClosed()) {
+                return CLOSED;
+            }
             if (nslots > areaSlabs - area.used) {
                 return -1;
             }
             int index = area.index;
             for (int checked = 0; checked < areaSlabs; ) {
-                int slot = slotBase + index;
-                long tlbAddr = tblDmaAddr + ((long) slot << IO_TLB_SHIFT);
+                int candidate = slotBase + index;
+                long tlbAddr = tblDmaAddr + ((long) candidate << IO_TLB_SHIFT);
                 if ((tlbAddr & allocAlignMask) != 0 || (tlbAddr & iotlbAlignMask) != (orig & iotlbAlignMask)) {
                     index = wrap(index + 1);
                     checked++;
                     continue;
                 }
-                if (!spansBoundary(slot, nslots, AddressRange.unitsFor(tblDmaAddr, IO_TLB_SIZE), maxSlots)
-                        && list[slot] >= nslots) {
-                    for (int i = slot; i < slot + nslots; i++) {
-                        list[i] = 0;
-                        allocSize[i] = (int) (allocBytes - (offset + ((long) (i - slot) << IO_TLB_SHIFT)));
-                        window[i] = forWindow;
-                    }
-                    int count = 0;
-                    for (int i = slot - 1; i >= 0 && (i & (IO_TLB_SEGSIZE - 1)) != IO_TLB_SEGSIZE - 1 && list[i] != 0;
-                            i--) {
-                        list[i] = ++count;
-                    }
+                if (!spansBoundary(candidate, nslots, boundaryShift, maxSlots) && runFree(candidate, nslots)) {
+                    slot = candidate;
                     area.index = wrap(index + nslots);
-                    area.used += nslots;
-                    if (area.used > area.hiwater) {
-                        area.hiwater = area.used;
-                    }
-                    long now = used.addAndGet(nslots);
-                    if (now > hiwater.get()) {
-                        hiwater.accumulateAndGet(now, Math::max);
-                    }
-                    mem.countUsed(nslots);
-                    return slot;
+                    break;
                 }
                 index = wrap(index + stride);
                 checked += stride;
             }
-            return -1;
+            if (slot < 0) {
+                return -1;
+            }
+            markUsed(slot, nslots);
+            for (int i = slot; i < slot + nslots; i++) {
+                allocSize[i] = (int) (allocBytes - (offset + ((long) (i - slot) << IO_TLB_SHIFT)));
+                window[i] = forWindow;
+            }
+            int first = slot + pad;
+            padSlots[first] = pad;
+            if (forWindow) {
+                for (int i = slot; i < slot + nslots; i++) {
+                    origAddr[i] = 0;
+                }
+                head[first] = LIVE;
+            } else {
+                for (int i = 0, n = nslots - pad; i < n; i++) {
+                    origAddr[first + i] = orig + ((long) i << IO_TLB_SHIFT);
+                }
+                head[first] = MAKING;
+                // the first copy's bytes, counted now (and taken back if it fails): see fill
+                area.toDevice += firstCopy(mappingSize, allocSize[first]);
+            }
+            mapSize[first] = (int) mappingSize;
+            area.used += nslots;
+            if (area.used > area.hiwater) {
+                area.hiwater = area.used;
+                newHigh = true;
+            }
+        } finally {
+            area.unlock();
         }
+        if (newHigh) {
+            noteHigh();
+        }
+        return slot;
     }
 
     private int wrap(int index) {
@@ -348,30 +497,95 @@ public final class SwiotlbPool implements BounceBufferPool {
     }
 
     /**
-     * Records the original of slots {@link #searchArea} reserved and marks the mapping's first slot, as
-     * {@code swiotlb_tbl_map_single} does after the search.
-     *
-     * @param index the first reserved slot (padding slots included)
-     * @param pad padding slots before the mapping's first slot
-     * @param allocBytes bytes reserved
-     * @return the mapping's first slot
+     * The kernel's {@code slots[slot].list >= n}: slots {@code slot..slot+n-1} are free, inside one segment and
+     * inside the pool.
      */
-    int record(int index, int pad, long orig, long allocBytes, long mappingSize) {
-        int first = index + pad;
-        synchronized (areaOf(index)) {
-            padSlots[first] = pad;
-            int n = nrSlots(allocBytes) - pad;
-            for (int i = 0; i < n; i++) {
-                origAddr[first + i] = orig + ((long) i << IO_TLB_SHIFT);
-            }
-            mapSize[first] = (int) mappingSize;
-            head[first] = true;
+    private boolean runFree(int slot, int n) {
+        if ((slot & (IO_TLB_SEGSIZE - 1)) + n > IO_TLB_SEGSIZE || slot + n > nslabs) {
+            return false;
         }
-        return first;
+        int last = slot + n - 1;
+        int w = slot >>> 6;
+        int lastWord = last >>> 6;
+        long firstMask = -1L << slot;
+        long lastMask = -1L >>> (63 - (last & 63));
+        if (w == lastWord) {
+            return (usedBits[w] & firstMask & lastMask) == 0;
+        }
+        if ((usedBits[w] & firstMask) != 0 || (usedBits[lastWord] & lastMask) != 0) {
+            return false;
+        }
+        for (int i = w + 1; i < lastWord; i++) {
+            if (usedBits[i] != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private void markUsed(int slot, int n) {
+        setBits(slot, n, true);
+    }
+
+    private void markFree(int slot, int n) {
+        setBits(slot, n, false);
+    }
+
+    private void setBits(int slot, int n, boolean used) {
+        int last = slot + n - 1;
+        for (int w = slot >>> 6, lastWord = last >>> 6; w <= lastWord; w++) {
+            long mask = -1L;
+            if (w == slot >>> 6) {
+                mask &= -1L << slot;
+            }
+            if (w == lastWord) {
+                mask &= -1L >>> (63 - (last & 63));
+            }
+            usedBits[w] = used ? usedBits[w] | mask : usedBits[w] & ~mask;
+        }
+    }
+
+    /**
+     * The kernel's free-slot count {@code slots[index].list}, from the bitmap: free slots from {@code index} to
+     * the next used one, the segment's end or the pool's end (0 for a used slot).
+     *
+     * @param index a slot
+     * @return its count
+     */
+    int freeRun(int index) {
+        Area area = areaOf(index);
+        area.lock();
+        try {
+            int n = 0;
+            int limit = Math.min(IO_TLB_SEGSIZE - (index & (IO_TLB_SEGSIZE - 1)), nslabs - index);
+            while (n < limit && (usedBits[(index + n) >>> 6] & (1L << (index + n))) == 0) {
+                n++;
+            }
+            return n;
+        } finally {
+            area.unlock();
+        }
     }
 
     private Area areaOf(int index) {
         return areas[index / areaSlabs];
+    }
+
+    /**
+     * Makes a fresh mapping's first copy, the original into its slots (its slots were reserved and recorded by
+     * {@link #searchArea} on this thread, so they are read without the lock), then counts the map as made.
+     *
+     * @param first the mapping's first slot
+     * @param tlb the bounce address
+     */
+    void fill(Device device, int first, long tlb, long mappingSize) {
+        copy(device, tlb, origAddr[first], allocSize[first], mappingSize, true);
+        STATE.setRelease(head, first, LIVE);
+    }
+
+    /** The bytes a fresh mapping's first copy makes: the mapping, cut at the slot's allocation as the copy cuts it. */
+    private static long firstCopy(long mappingSize, long remaining) {
+        return Long.compareUnsigned(mappingSize, remaining) > 0 ? remaining : mappingSize;
     }
 
     @Override
@@ -382,7 +596,8 @@ public final class SwiotlbPool implements BounceBufferPool {
     /**
      * The pool's part of {@code swiotlb_tbl_unmap_single}: claims the mapping, copies back where the direction
      * asks (with the size the caller gives: the kernel does not check it against the size mapped, and a larger
-     * one is cut at the allocation with the bounce warning), then releases the slots.
+     * one is cut at the allocation with the bounce warning), then releases the slots. Without a copy back the
+     * claim and the release are one visit under the area's lock.
      *
      * @throws IommuException EINVAL, with nothing changed, for an address that is not the start of a live
      *     DMA API mapping
@@ -390,13 +605,35 @@ public final class SwiotlbPool implements BounceBufferPool {
     void unmapHere(Device device, long tlbAddr, long mappingSize, DmaDirection direction) {
         int index = slotOf(device, tlbAddr, "unmap");
         int offset = alignOffset(device, 0, tlbAddr);
-        claim(index, device, tlbAddr, offset, "unmap", false);
-        try {
-            if (direction.fromDevice()) {
-                bounce(device, tlbAddr, mappingSize, false);
+        if (index < 0) {
+            throw notLive("unmap", tlbAddr);
+        }
+        Area area = areaOf(index);
+        if (!direction.fromDevice()) {
+            area.lock();
+            try {
+                claim(index, device, tlbAddr, offset, "unmap", false);
+                release(area, index, offset);
+            } finally {
+                area.unlock();
             }
+            return;
+        }
+        area.lock();
+        try {
+            claim(index, device, tlbAddr, offset, "unmap", false);
         } finally {
-            release(index, offset);
+            area.unlock();
+        }
+        long copied = 0;
+        try {
+            // the claim keeps the slots ours until the release: their record is read without the lock
+            copied = copy(device, tlbAddr, origAddr[index], allocSize[index], mappingSize, false);
+        } finally {
+            area.lock();
+            area.fromDevice += copied;
+            release(area, index, offset);
+            area.unlock();
         }
     }
 
@@ -419,29 +656,25 @@ public final class SwiotlbPool implements BounceBufferPool {
     }
 
     /**
-     * Takes the live mapping that starts at {@code tlbAddr} out of reach of any other unmap, under its area's
-     * lock: its slots stay reserved (and readable by {@link #bounce}) until {@link #release}.
+     * Takes the live mapping that starts at {@code tlbAddr} out of reach of any other unmap; the caller holds
+     * the area's lock. Its slots stay reserved (and readable by {@link #bounce}) until {@link #release}.
      *
      * @param forWindow whether the caller releases a VFIO bounce window (else it unmaps a DMA API mapping)
      * @throws IommuException EINVAL, with nothing changed, for an address that is not the start of a live
      *     mapping of the kind the caller releases
      */
     private void claim(int index, Device device, long tlbAddr, int offset, String what, boolean forWindow) {
-        if (index < 0) {
+        if (origAddr[index] == INVALID || (byte) STATE.getAcquire(head, index) != LIVE
+                || ((tlbAddr - start) & (IO_TLB_SIZE - 1)) != offset
+                || (!window[index] && alignOffset(device, 0, origAddr[index]) != offset)) {
             throw notLive(what, tlbAddr);
         }
-        synchronized (areaOf(index)) {
-            if (origAddr[index] == INVALID || !head[index] || ((tlbAddr - start) & (IO_TLB_SIZE - 1)) != offset
-                    || (!window[index] && alignOffset(device, 0, origAddr[index]) != offset)) {
-                throw notLive(what, tlbAddr);
-            }
-            if (window[index] != forWindow) {
-                throw new IommuException(Errno.EINVAL, String.format("swiotlb: %s of 0x%x, which is %s; nothing"
-                        + " was changed", what, tlbAddr, window[index] ? "a VFIO bounce window, not a DMA API"
-                        + " mapping" : "a DMA API mapping, not a VFIO bounce window"));
-            }
-            head[index] = false;
+        if (window[index] != forWindow) {
+            throw new IommuException(Errno.EINVAL, String.format("swiotlb: %s of 0x%x, which is %s; nothing"
+                    + " was changed", what, tlbAddr, window[index] ? "a VFIO bounce window, not a DMA API"
+                    + " mapping" : "a DMA API mapping, not a VFIO bounce window"));
         }
+        head[index] = NO_HEAD;
     }
 
     private static IommuException notLive(String what, long tlbAddr) {
@@ -451,42 +684,36 @@ public final class SwiotlbPool implements BounceBufferPool {
 
     /** Gives back the slots of a mapping that was never handed out (its first copy failed). */
     void abandon(int first, int offset) {
-        synchronized (areaOf(first)) {
-            head[first] = false;
+        Area area = areaOf(first);
+        area.lock();
+        try {
+            head[first] = NO_HEAD;
+            area.toDevice -= firstCopy(mapSize[first], allocSize[first]);
+            release(area, first, offset);
+        } finally {
+            area.unlock();
         }
-        release(first, offset);
     }
 
     /**
      * The kernel's {@code swiotlb_release_slots}: give a {@linkplain #claim claimed} mapping's slots back,
-     * padding slots included, merging with free neighbours.
+     * padding slots included; the caller holds the area's lock.
      *
      * @param first the mapping's first slot
      * @param offset the original's offset kept inside that slot
      */
-    private void release(int first, int offset) {
-        int nslots;
-        Area area = areaOf(first);
-        synchronized (area) {
-            int index = first - padSlots[first];
-            nslots = nrSlots((long) allocSize[index] + offset);
-            int count = index + nslots < ((index / IO_TLB_SEGSIZE) + 1) * IO_TLB_SEGSIZE && index + nslots < nslabs
-                    ? list[index + nslots] : 0;
-            for (int i = index + nslots - 1; i >= index; i--) {
-                list[i] = ++count;
-                origAddr[i] = INVALID;
-                allocSize[i] = 0;
-                padSlots[i] = 0;
-                window[i] = false;
-            }
-            mapSize[first] = 0;
-            for (int i = index - 1; i >= 0 && (i & (IO_TLB_SEGSIZE - 1)) != IO_TLB_SEGSIZE - 1 && list[i] != 0; i--) {
-                list[i] = ++count;
-            }
-            area.used -= nslots;
+    private void release(Area area, int first, int offset) {
+        int index = first - padSlots[first];
+        int nslots = nrSlots((long) allocSize[index] + offset);
+        markFree(index, nslots);
+        for (int i = index; i < index + nslots; i++) {
+            origAddr[i] = INVALID;
+            allocSize[i] = 0;
+            padSlots[i] = 0;
+            window[i] = false;
         }
-        used.addAndGet(-nslots);
-        mem.countUsed(-nslots);
+        mapSize[first] = 0;
+        area.used -= nslots;
     }
 
     @Override
@@ -513,23 +740,20 @@ public final class SwiotlbPool implements BounceBufferPool {
     }
 
     /**
-     * The kernel's {@code swiotlb_bounce} (v6.12): copies between the original and its bounce slot. A free
-     * slot has no original and nothing is copied. The offset into the slot is taken relative to the original's
-     * kept offset and may be negative (a partial sync of a later slot's first bytes); the kernel cannot tell that
-     * from a sync before the mapping's first byte, which it copies the same way (v6.9 dropped the "Access before
-     * mapping start" and first "Buffer overflow" checks of v6.0-v6.8). A size past the allocation is cut there
-     * with a {@code WARN_ONCE}.
+     * The kernel's {@code swiotlb_bounce} (v6.12) for a sync: reads the slot's record under its area's lock, then
+     * copies between the original and its bounce slot. A free slot has no original and nothing is copied.
      */
     void bounce(Device device, long tlbAddr, long size, boolean toDeviceCopy) {
         int index = (int) ((tlbAddr - start) >>> IO_TLB_SHIFT);
         long orig;
         long remaining;
         boolean inWindow;
-        synchronized (areaOf(index)) {
-            orig = origAddr[index];
-            remaining = allocSize[index];
-            inWindow = window[index];
-        }
+        Area area = areaOf(index);
+        area.lock();
+        orig = origAddr[index];
+        remaining = allocSize[index];
+        inWindow = window[index];
+        area.unlock();
         if (orig == INVALID) {
             return;
         }
@@ -538,6 +762,32 @@ public final class SwiotlbPool implements BounceBufferPool {
             throw new IommuException(Errno.EINVAL, String.format("swiotlb: sync of 0x%x, which is in a VFIO bounce"
                     + " window, not a DMA API mapping; the window is synced through its VFIO container", tlbAddr));
         }
+        long copied = copy(device, tlbAddr, orig, remaining, size, toDeviceCopy);
+        count(area, copied, toDeviceCopy);
+    }
+
+    private static void count(Area area, long bytes, boolean towardsDevice) {
+        area.lock();
+        if (towardsDevice) {
+            area.toDevice += bytes;
+        } else {
+            area.fromDevice += bytes;
+        }
+        area.unlock();
+    }
+
+    /**
+     * The copy of {@code swiotlb_bounce}: the offset into the slot is taken relative to the original's kept offset
+     * and may be negative (a partial sync of a later slot's first bytes); the kernel cannot tell that from a sync
+     * before the mapping's first byte, which it copies the same way (v6.9 dropped the "Access before mapping
+     * start" and first "Buffer overflow" checks of v6.0-v6.8). A size past the allocation is cut there with a
+     * {@code WARN_ONCE}.
+     *
+     * @param orig the slot's original
+     * @param remaining the slot's {@code alloc_size}
+     * @return bytes copied
+     */
+    private long copy(Device device, long tlbAddr, long orig, long remaining, long size, boolean toDeviceCopy) {
         long tlbOffset = (tlbAddr & (IO_TLB_SIZE - 1)) - alignOffset(device, 0, orig);
         orig += tlbOffset;
         remaining -= tlbOffset;
@@ -549,11 +799,10 @@ public final class SwiotlbPool implements BounceBufferPool {
         }
         if (toDeviceCopy) {
             memory.copy(orig, tlbAddr, size);
-            toDevice.add(size);
         } else {
             memory.copy(tlbAddr, orig, size);
-            fromDevice.add(size);
         }
+        return size;
     }
 
     /**
@@ -568,19 +817,6 @@ public final class SwiotlbPool implements BounceBufferPool {
         return mem.allocateWindow(this, device, size);
     }
 
-    /** Marks reserved slots as a window (they have no original) and returns its address. */
-    long recordWindow(int index, long size) {
-        synchronized (areaOf(index)) {
-            int n = nrSlots(size);
-            for (int i = 0; i < n; i++) {
-                origAddr[index + i] = 0;
-            }
-            mapSize[index] = (int) size;
-            head[index] = true;
-        }
-        return slotAddr(index);
-    }
-
     /**
      * Returns a window {@link #allocateWindow} reserved.
      *
@@ -592,26 +828,32 @@ public final class SwiotlbPool implements BounceBufferPool {
      */
     void releaseWindow(Device device, long windowAddr, long size) {
         int index = slotOf(device, windowAddr, "release");
-        if (index >= 0) {
-            synchronized (areaOf(index)) {
-                if (head[index] && window[index] && mapSize[index] != size) {
-                    throw new IommuException(Errno.EINVAL, String.format("swiotlb: release of 0x%x with size %d,"
-                            + " but %d bytes were mapped there; nothing was unmapped", windowAddr, size,
-                            mapSize[index]));
-                }
-            }
+        if (index < 0) {
+            throw notLive("release", windowAddr);
         }
-        claim(index, device, windowAddr, 0, "release", true);
-        release(index, 0);
+        Area area = areaOf(index);
+        area.lock();
+        try {
+            if (head[index] == LIVE && window[index] && mapSize[index] != size) {
+                throw new IommuException(Errno.EINVAL, String.format("swiotlb: release of 0x%x with size %d,"
+                        + " but %d bytes were mapped there; nothing was unmapped", windowAddr, size,
+                        mapSize[index]));
+            }
+            claim(index, device, windowAddr, 0, "release", true);
+            release(area, index, 0);
+        } finally {
+            area.unlock();
+        }
     }
 
     /**
-     * Counts bytes a VFIO bounce window copied.
+     * Counts bytes a VFIO bounce window copied (in the pool's first area: a window's copies are not the DMA
+     * API's hot path).
      *
      * @param bytes bytes copied
      * @param towardsDevice direction of the copy
      */
     void countBounced(long bytes, boolean towardsDevice) {
-        (towardsDevice ? toDevice : fromDevice).add(bytes);
+        count(areas[0], bytes, towardsDevice);
     }
 }

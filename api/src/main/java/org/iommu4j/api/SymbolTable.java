@@ -26,4 +26,20 @@ public interface SymbolTable {
      * @throws IommuException {@link Errno#ENOENT} "Unknown symbol" when no loaded module exports it
      */
     <T> T lookup(Class<T> type);
+
+    /**
+     * Withdraws a service this module exported, as its unload must: from now on {@link #lookup} does not find
+     * it, and another module may export that interface. A module that already looked it up keeps its
+     * reference, and keeps the exporter loaded until it is unloaded itself.
+     *
+     * <p>The default implementation refuses with {@link Errno#EOPNOTSUPP}: a table written for 1.1 has no way
+     * to withdraw, and the kernel removes what is left at unload.
+     *
+     * @param type the interface the caller exported
+     * @throws IommuException {@link Errno#ENOENT} if the caller does not export {@code type}
+     * @since 1.2
+     */
+    default void unexport(Class<?> type) {
+        throw new IommuException(Errno.EOPNOTSUPP, "this symbol table cannot withdraw " + type.getName());
+    }
 }

@@ -277,8 +277,8 @@ final class SwiotlbBackend implements Backend {
 
     /**
      * Unload: refused with EBUSY, changing nothing, while a bounce slot is held, a map is under way, or a
-     * mapping made through these ops is live; else the ops go, then the VFIO driver and iommu ops, then the
-     * pools' memory.
+     * mapping made through these ops is live; else the ops go, then the exported {@link BounceBufferPool}, then
+     * the VFIO driver and iommu ops, then the pools' memory.
      */
     @Override
     public void stop() {
@@ -292,6 +292,9 @@ final class SwiotlbBackend implements Backend {
                 mem.reopen();
             }
             throw e;
+        }
+        if (pool != null) {
+            kernel.symbols().unexport(BounceBufferPool.class);
         }
         kernel.vfio().unregister(vfio);
         if (iommuEnabled) {

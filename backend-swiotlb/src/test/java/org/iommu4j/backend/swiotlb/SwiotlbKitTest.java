@@ -20,9 +20,6 @@ class SwiotlbKitTest extends BackendCompatibilityKit {
         return BackendClaims.builder().dmaApi().bounceBuffering().coherentAllocation()
                 .parameter("hide", "(" + DEVICE + ")")
                 .vfioTypes(Vfio.SWIOTLB_IOMMU).unsafeOptIn(SwiotlbProvider.ENABLE_IOMMU)
-                .knownBug("lifecycle.stop", "swiotlb's stop() does not withdraw the BounceBufferPool symbol its start"
-                        + " exported: the kernel removes it and logs 'swiotlb: left 1 registrations behind at exit'"
-                        + " (a swiotlb-lane bug, reported there)")
                 .build();
     }
 }

@@ -10,6 +10,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.iommu4j.api.Backend;
 import org.iommu4j.api.BackendProvider;
+import org.iommu4j.api.BounceBufferPool;
 import org.iommu4j.api.DeviceRegistry;
 import org.iommu4j.api.DmaDirection;
 import org.iommu4j.api.DmaMappingException;
@@ -54,6 +55,8 @@ class SwiotlbTeardownTest {
                         + " made: unmap them before unloading; nothing was freed")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.EBUSY);
         assertThat(host.pageAllocator().freePageCount()).isEqualTo(loaded);
+        SymbolTable symbols = host.symbols().view(swiotlb.module);
+        assertThat(symbols.lookup(BounceBufferPool.class)).isSameAs(pool); // the refused stop kept its export
         long bounced = host.dma().map(nic, HIGH + 0x10000, 100, DmaDirection.TO_DEVICE); // the ops are still there
         assertThat(pool.contains(bounced)).isTrue();
         host.dma().unmap(nic, bounced, 100, DmaDirection.TO_DEVICE);
@@ -62,6 +65,8 @@ class SwiotlbTeardownTest {
         swiotlb.backend().stop();
 
         assertThat(host.pageAllocator().freePageCount()).isEqualTo(before);
+        assertThatThrownBy(() -> symbols.lookup(BounceBufferPool.class)) // withdrawn by stop(), not left behind
+                .hasMessage("swiotlb: Unknown symbol org.iommu4j.api.BounceBufferPool (err -2)");
         assertThatThrownBy(() -> pool.map(nic, HIGH, 4096, 4096, 0, DmaDirection.TO_DEVICE))
                 .isInstanceOf(DmaMappingException.class)
                 .hasMessage("Can not allocate SWIOTLB buffer earlier and can't now provide you with the DMA bounce"

@@ -4,6 +4,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import org.iommu4j.api.AddressRange;
 import org.iommu4j.api.BlockingDomain;
 import org.iommu4j.api.Device;
 import org.iommu4j.api.DomainType;
@@ -171,18 +172,32 @@ final class XenIommuOps implements IommuOps {
 
         /**
          * Maps guest pages: each is looked up in the p2m, and the machine frame found is what the hypercall
-         * names, so the hypervisor checks the frame actually mapped. All or nothing.
+         * names, so the hypervisor checks the frame actually mapped. All or nothing. Checked as the core's
+         * page tables check a map: page-aligned addresses, a non-zero page-multiple size, no wrap past 2^64,
+         * and {@link Errno#EEXIST} for a page already mapped, even to the same frame (the hypervisor would
+         * take that as another reference, which only the DMA API's mappings of a shared page want).
          */
         @Override
-        public void map(long iova, long paddr, long size, int prot) {
+        public synchronized void map(long iova, long paddr, long size, int prot) {
             if (type == DomainType.DMA) {
                 throw new IommuException(Errno.EOPNOTSUPP, "xen: a DMA domain is filled by the DMA API's mappings");
             }
+            requireAligned("iova", iova);
+            requireAligned("phys", paddr);
+            requireSize(size);
+            AddressRange.requireNoWrap("iova", iova, size);
+            AddressRange.requireNoWrap("phys", paddr, size);
             long pages = size >>> PhysicalMemory.PAGE_SHIFT;
             long bfn = iova >>> PhysicalMemory.PAGE_SHIFT;
             long pfn = paddr >>> PhysicalMemory.PAGE_SHIFT;
             for (long i = 0; i < pages; i++) {
                 xen.pfnToMfn(pfn + i);
+            }
+            for (long i = 0; i < pages; i++) {
+                long at = (bfn + i) << PhysicalMemory.PAGE_SHIFT;
+                if (context.translate(at, 0) != FAULT_NOT_MAPPED) {
+                    throw new IommuException(Errno.EEXIST, String.format("xen: iova 0x%x is already mapped", at));
+                }
             }
             for (long i = 0; i < pages; i++) {
                 try {
@@ -194,8 +209,15 @@ final class XenIommuOps implements IommuOps {
             }
         }
 
+        /** Checked as {@link #map} is, except that a zero-length unmap unmaps nothing, as the core's does. */
         @Override
-        public long unmap(long iova, long size) {
+        public synchronized long unmap(long iova, long size) {
+            requireAligned("iova", iova);
+            if (size == 0) {
+                return 0;
+            }
+            requireSize(size);
+            AddressRange.requireNoWrap("iova", iova, size);
             return context.unmap(iova >>> PhysicalMemory.PAGE_SHIFT, size >>> PhysicalMemory.PAGE_SHIFT)
                     << PhysicalMemory.PAGE_SHIFT;
         }
@@ -215,6 +237,21 @@ final class XenIommuOps implements IommuOps {
         @Override
         public void free() {
             context.destroy();
+        }
+    }
+
+    private static void requireAligned(String what, long address) {
+        if (!AddressRange.isAligned(address, PhysicalMemory.PAGE_SIZE)) {
+            throw new IommuException(Errno.EINVAL, String.format(
+                    "xen: %s 0x%x is not page-aligned: expected a multiple of 0x%x",
+                    what, address, PhysicalMemory.PAGE_SIZE));
+        }
+    }
+
+    private static void requireSize(long size) {
+        if (size == 0 || !AddressRange.isAligned(size, PhysicalMemory.PAGE_SIZE)) {
+            throw new IommuException(Errno.EINVAL, String.format(
+                    "xen: size 0x%x is invalid: expected a non-zero multiple of 0x%x", size, PhysicalMemory.PAGE_SIZE));
         }
     }
 }

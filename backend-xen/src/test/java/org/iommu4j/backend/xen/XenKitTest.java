@@ -18,11 +18,6 @@ import org.iommu4j.xen.XenPlatform;
  * xen-swiotlb.
  */
 class XenKitTest extends BackendCompatibilityKit {
-    /** A xen-lane bug the kit found, reported there; these checks are skipped for xen until it is fixed. */
-    private static final String XEN_MAP_UNCHECKED = "xen's hypercall domain map takes size >>> PAGE_SHIFT pages"
-            + " without checking the size: a zero-length map, an unaligned size (the remainder is dropped) and an"
-            + " iova + size past 2^64 all succeed (a xen-lane bug, reported there)";
-
     @Override
     protected BackendProvider createProvider() {
         return new XenProvider();
@@ -50,12 +45,6 @@ class XenKitTest extends BackendCompatibilityKit {
     protected BackendClaims claims() {
         return BackendClaims.builder().translation().isolation().dmaApi().coherentAllocation().smallPagesOnly()
                 .vfioTypes(Vfio.TYPE1_IOMMU, Vfio.TYPE1v2_IOMMU)
-                .knownBug("iommu.zero-length", XEN_MAP_UNCHECKED)
-                .knownBug("iommu.overflow", XEN_MAP_UNCHECKED)
-                .knownBug("iommu.unaligned", XEN_MAP_UNCHECKED)
-                .knownBug("model", "xen's hypercall domain map succeeds over pages already mapped in a case the"
-                        + " seeded sequence finds (seed 1067537, step 104: a map over mapped pages succeeded), though"
-                        + " it refuses a map starting on a mapped page (a xen-lane bug, reported there)")
                 .build();
     }
 }

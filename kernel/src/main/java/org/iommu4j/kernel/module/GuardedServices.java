@@ -165,6 +165,11 @@ final class GuardedServices {
             public <T> T lookup(Class<T> type) {
                 return base.lookup(type);
             }
+
+            @Override
+            public void unexport(Class<?> type) {
+                base.unexport(type);
+            }
         };
     }
 

@@ -47,6 +47,15 @@ public final class SymbolRegistry {
                 }
                 return type.cast(e.implementation());
             }
+
+            @Override
+            public void unexport(Class<?> type) {
+                Export e = exports.get(type);
+                if (e == null || e.owner() != owner || !exports.remove(type, e)) {
+                    throw new IommuException(Errno.ENOENT, owner.name() + ": does not export " + type.getName()
+                            + (e == null || e.owner() == owner ? "" : " (owned by " + e.owner().name() + ")"));
+                }
+            }
         };
     }
 

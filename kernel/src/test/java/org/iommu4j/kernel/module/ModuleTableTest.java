@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 import org.iommu4j.api.Backend;
 import org.iommu4j.api.BackendProvider;
@@ -220,6 +221,34 @@ class ModuleTableTest {
         assertThatThrownBy(() -> host.modules().insert(provider("late",
                 k -> k.symbols().lookup(BounceBufferPool.class)), Map.of(), "class path"))
                 .hasMessage("late: Unknown symbol org.iommu4j.api.BounceBufferPool (err -2)");
+    }
+
+    @Test
+    void onlyTheExporterWithdrawsASymbolAndThenNothingIsLeftForTheKernel() {
+        BounceBufferPool pool = Mockito.mock(BounceBufferPool.class);
+        AtomicReference<KernelServices> exporter = new AtomicReference<>();
+        AtomicReference<KernelServices> other = new AtomicReference<>();
+        host.modules().insert(provider("pool", k -> {
+            exporter.set(k);
+            k.symbols().export(BounceBufferPool.class, pool);
+        }), Map.of(), "class path");
+        host.modules().insert(provider("other", other::set), Map.of(), "class path");
+
+        assertThatThrownBy(() -> other.get().symbols().unexport(BounceBufferPool.class))
+                .isInstanceOf(IommuException.class)
+                .hasMessage("other: does not export org.iommu4j.api.BounceBufferPool (owned by pool)")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOENT);
+        assertThat(other.get().symbols().lookup(BounceBufferPool.class)).isSameAs(pool);
+        host.modules().remove("other");
+
+        exporter.get().symbols().unexport(BounceBufferPool.class);
+        assertThatThrownBy(() -> exporter.get().symbols().lookup(BounceBufferPool.class))
+                .hasMessage("pool: Unknown symbol org.iommu4j.api.BounceBufferPool (err -2)");
+        assertThatThrownBy(() -> exporter.get().symbols().unexport(BounceBufferPool.class))
+                .hasMessage("pool: does not export org.iommu4j.api.BounceBufferPool")
+                .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENOENT);
+        host.modules().remove("pool");
+        assertThat(host.log().messages()).noneMatch(m -> m.contains("registrations behind at exit"));
     }
 
     @Test

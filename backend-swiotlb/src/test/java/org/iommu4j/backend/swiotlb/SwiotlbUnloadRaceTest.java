@@ -7,9 +7,11 @@ import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
 import org.iommu4j.api.DmaDirection;
 import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuException;
@@ -75,6 +77,7 @@ class SwiotlbUnloadRaceTest {
                     }
                     host.dma().unmap(dev, dma, 64, DmaDirection.TO_DEVICE);
                     mapped.incrementAndGet();
+                    LockSupport.parkNanos(20_000); // a driver between requests: room for an unload to go through
                 }
             } catch (Throwable t) {
                 failure.compareAndSet(null, t);
@@ -82,6 +85,11 @@ class SwiotlbUnloadRaceTest {
         });
         Thread unloader = new Thread(() -> {
             try {
+                // race a mapper that is under way: unloading 300 times before it maps once tests nothing
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while (mapped.get() == 0 && failure.get() == null && System.nanoTime() < deadline) {
+                    Thread.onSpinWait();
+                }
                 for (int i = 0; i < 300; i++) {
                     try {
                         host.modules().remove("swiotlb");

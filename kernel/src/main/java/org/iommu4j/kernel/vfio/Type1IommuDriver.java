@@ -2,7 +2,9 @@ package org.iommu4j.kernel.vfio;
 
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import org.iommu4j.api.AddressRange;
 import org.iommu4j.api.Device;
 import org.iommu4j.api.DomainType;
@@ -103,7 +105,8 @@ final class Type1IommuDriver implements VfioIommuDriver {
     /** One container's {@code struct vfio_iommu}. */
     final class Container implements VfioIommu {
         private final List<DomainUse> domains = new ArrayList<>();
-        private final List<VfioDmaMapping> live = new ArrayList<>();
+        /** The live mappings by iova: an unmap finds its own in constant time, whatever the count. */
+        private final Map<Long, VfioDmaMapping> live = new HashMap<>();
         private final List<GroupResv> reserved = new ArrayList<>();
 
         private record GroupResv(Group group, List<Resv> regions) {
@@ -215,7 +218,7 @@ final class Type1IommuDriver implements VfioIommuDriver {
                         + " type 1 cannot translate for it");
             }
             List<Resv> regions = reservedRegions(group);
-            for (VfioDmaMapping m : live) {
+            for (VfioDmaMapping m : live.values()) {
                 long last = m.iova() + m.size() - 1;
                 for (Resv r : regions) {
                     if (Long.compareUnsigned(m.iova(), r.last()) <= 0 && Long.compareUnsigned(r.start(), last) <= 0) {
@@ -245,7 +248,7 @@ final class Type1IommuDriver implements VfioIommuDriver {
             }
             try {
                 if (fresh) {
-                    for (VfioDmaMapping m : live) {
+                    for (VfioDmaMapping m : live.values()) {
                         mapInto(use, m.iova(), m.pages(), m.prot());
                     }
                 }
@@ -296,7 +299,7 @@ final class Type1IommuDriver implements VfioIommuDriver {
                 }
                 throw e;
             }
-            live.add(new VfioDmaMapping(iova, pages, prot));
+            live.put(iova, new VfioDmaMapping(iova, pages, prot));
             return iova;
         }
 
@@ -327,7 +330,7 @@ final class Type1IommuDriver implements VfioIommuDriver {
             for (DomainUse use : domains) {
                 iommu.unmap(use.ops, use.domain, mapping.iova(), mapping.size());
             }
-            live.removeIf(m -> m.iova() == mapping.iova());
+            live.remove(mapping.iova());
         }
 
         @Override

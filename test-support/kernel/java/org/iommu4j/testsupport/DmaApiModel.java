@@ -510,4 +510,25 @@ public final class DmaApiModel {
             throw new AssertionError("a module did not undo its registrations: " + behind);
         }
     }
+
+    /**
+     * Runs {@code sequences} seeded sequences ({@link Seeded#forEach}: a failure names its seed) and sums how often
+     * each path was taken.
+     *
+     * @param name the test's name, for the seed report
+     * @param sequences how many
+     * @param sequence one sequence from its random source
+     * @return the sums
+     */
+    public static java.util.Map<Count, Long> runSequences(String name, int sequences,
+            java.util.function.Function<java.util.Random, DmaApiModel> sequence) {
+        java.util.Map<Count, Long> counts = new java.util.EnumMap<>(Count.class);
+        Seeded.forEach(name, sequences, r -> {
+            DmaApiModel model = sequence.apply(r);
+            for (Count k : Count.values()) {
+                counts.merge(k, model.count(k), Long::sum);
+            }
+        });
+        return counts;
+    }
 }

@@ -386,4 +386,35 @@ public final class VfioModel {
             throw new AssertionError("after step " + steps + ", " + lastStep + ": " + what);
         }
     }
+
+    /**
+     * What a run of seeded sequences did, summed over the sequences.
+     *
+     * @param counts how often each path was taken
+     * @param checkedBytes bytes the device and the process read and checked against the model
+     */
+    public record Totals(Map<Count, Long> counts, long checkedBytes) {
+    }
+
+    /**
+     * Runs {@code sequences} seeded sequences ({@link Seeded#forEach}: a failure names its seed) and sums them.
+     *
+     * @param name the test's name, for the seed report
+     * @param sequences how many
+     * @param sequence one sequence from its random source
+     * @return the sums
+     */
+    public static Totals runSequences(String name, int sequences,
+            java.util.function.Function<java.util.Random, VfioModel> sequence) {
+        Map<Count, Long> counts = new java.util.EnumMap<>(Count.class);
+        long[] checked = new long[1];
+        Seeded.forEach(name, sequences, r -> {
+            VfioModel model = sequence.apply(r);
+            checked[0] += model.checkedBytes();
+            for (Count k : Count.values()) {
+                counts.merge(k, model.count(k), Long::sum);
+            }
+        });
+        return new Totals(counts, checked[0]);
+    }
 }

@@ -2,7 +2,6 @@ package org.iommu4j.kernel;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -35,13 +34,8 @@ class KernelModelTest {
 
     @Test
     void dmaDirectAgreesWithTheModelAfterEveryStep() {
-        Map<DmaApiModel.Count, Long> totals = new EnumMap<>(DmaApiModel.Count.class);
-        Seeded.forEach("KernelModelTest.dma", SEQUENCES, r -> {
-            DmaApiModel model = runDma(r::nextInt, STEPS, r.nextBoolean());
-            for (DmaApiModel.Count k : DmaApiModel.Count.values()) {
-                totals.merge(k, model.count(k), Long::sum);
-            }
-        });
+        Map<DmaApiModel.Count, Long> totals = DmaApiModel.runSequences("KernelModelTest.dma", SEQUENCES,
+                r -> runDma(r::nextInt, STEPS, r.nextBoolean()));
         assertThat(totals).as("what the sequences did").allSatisfy((k, v) ->
                 assertThat(k == DmaApiModel.Count.BOUNCED || v > 0).as("%s: %d", k, v).isTrue());
     }
@@ -76,13 +70,9 @@ class KernelModelTest {
 
     @Test
     void vfioType1AgreesWithTheModelAfterEveryStep() {
-        Map<VfioModel.Count, Long> totals = new EnumMap<>(VfioModel.Count.class);
-        Seeded.forEach("KernelModelTest.vfio", SEQUENCES, r -> {
-            VfioModel model = runVfio(r::nextInt, STEPS);
-            for (VfioModel.Count k : VfioModel.Count.values()) {
-                totals.merge(k, model.count(k), Long::sum);
-            }
-        });
+        Map<VfioModel.Count, Long> totals = VfioModel.runSequences("KernelModelTest.vfio", SEQUENCES,
+                r -> runVfio(r::nextInt, STEPS))
+                .counts();
         assertThat(totals).as("what the sequences did").allSatisfy((k, v) ->
                 assertThat(k == VfioModel.Count.BOUNCED || v > 0).as("%s: %d", k, v).isTrue());
     }

@@ -2,7 +2,6 @@ package org.iommu4j.backend.swiotlb;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -39,13 +38,8 @@ class SwiotlbModelTest {
 
     @Test
     void theDmaApiAgreesWithTheModelAfterEveryStep() {
-        Map<Count, Long> totals = new EnumMap<>(Count.class);
-        Seeded.forEach("SwiotlbModelTest.dma", SEQUENCES, r -> {
-            DmaApiModel model = run(r::nextInt, STEPS, r.nextBoolean(), r.nextInt(4) == 0);
-            for (Count k : Count.values()) {
-                totals.merge(k, model.count(k), Long::sum);
-            }
-        });
+        Map<DmaApiModel.Count, Long> totals = DmaApiModel.runSequences("SwiotlbModelTest.dma", SEQUENCES,
+                r -> run(r::nextInt, STEPS, r.nextBoolean(), r.nextInt(4) == 0));
         // every path was taken, and only those the backend has
         assertThat(totals).as("what the sequences did").containsEntry(Count.MAP_REFUSED, 0L)
                 .allSatisfy((k, v) -> assertThat(k == Count.MAP_REFUSED || v > 0).as("%s: %d", k, v).isTrue());
@@ -96,16 +90,10 @@ class SwiotlbModelTest {
 
     @Test
     void vfioAgreesWithTheModelAfterEveryStep() {
-        long[] checked = new long[1];
-        Map<VfioModel.Count, Long> totals = new EnumMap<>(VfioModel.Count.class);
-        Seeded.forEach("SwiotlbModelTest.vfio", SEQUENCES, r -> {
-            VfioModel model = runVfio(r::nextInt, STEPS);
-            checked[0] += model.checkedBytes();
-            for (VfioModel.Count k : VfioModel.Count.values()) {
-                totals.merge(k, model.count(k), Long::sum);
-            }
-        });
-        assertThat(checked[0]).as("bytes the device and the process read").isGreaterThan(1L << 20);
+        VfioModel.Totals run = VfioModel.runSequences("SwiotlbModelTest.vfio", SEQUENCES,
+                r -> runVfio(r::nextInt, STEPS));
+        Map<VfioModel.Count, Long> totals = run.counts();
+        assertThat(run.checkedBytes()).as("bytes the device and the process read").isGreaterThan(1L << 20);
         assertThat(totals).as("what the sequences did")
                 .allSatisfy((k, v) -> assertThat(k == VfioModel.Count.CLASHES ? v == 0 : v > 0).as("%s: %d", k, v).isTrue());
     }

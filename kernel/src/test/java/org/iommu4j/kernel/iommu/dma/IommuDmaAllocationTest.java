@@ -31,9 +31,14 @@ class IommuDmaAllocationTest {
         long tid = Thread.currentThread().getId();
         cycle(host, nic, buffer, 20_000);
 
-        long before = threads.getThreadAllocatedBytes(tid);
-        cycle(host, nic, buffer, 10_000);
-        long allocated = threads.getThreadAllocatedBytes(tid) - before;
+        // The least of five rounds: a JIT recompilation in one round can allocate a little, while any per-call
+        // allocation (16 bytes or more, 10000 times) shows in every round.
+        long allocated = Long.MAX_VALUE;
+        for (int round = 0; round < 5 && allocated >= 1024; round++) {
+            long before = threads.getThreadAllocatedBytes(tid);
+            cycle(host, nic, buffer, 10_000);
+            allocated = Math.min(allocated, threads.getThreadAllocatedBytes(tid) - before);
+        }
 
         assertThat(allocated).as("bytes allocated by 10000 map+unmap pairs (%s)", cmdline).isLessThan(1024);
     }

@@ -28,6 +28,7 @@ public abstract sealed class BusDevice implements Device permits PciDevice, Plat
     private volatile DmaOpsBinding dmaOps;
     private volatile String driver;
     private volatile Object iommuPrivate;
+    private volatile Object dmaApiPrivate;
     private volatile boolean pci32BitWorkaround;
 
     BusDevice(String name, BusType bus, DmaPort port, long dmaMask, long coherentDmaMask, long busDmaLimit,
@@ -187,6 +188,16 @@ public abstract sealed class BusDevice implements Device permits PciDevice, Plat
     /** @return whether {@code fail_iommu} applies to this device */
     public boolean failIommu() {
         return failIommu;
+    }
+
+    /** @return the DMA API's per-device record of live mappings, or null before the device's first call */
+    public Object dmaApiPrivate() {
+        return dmaApiPrivate;
+    }
+
+    /** @param data the DMA API's per-device record; set by the DMA API only */
+    public void setDmaApiPrivate(Object data) {
+        this.dmaApiPrivate = data;
     }
 
     /** @return the IOMMU driver's private data ({@code dev_iommu_priv_get}), or null */

@@ -108,19 +108,15 @@ public final class DmaApi {
         BusDevice d = check(device, size, direction);
         requireInMemory(phys, size);
         injectFailure(d, size);
-        LiveMappings t = table(d);
-        DmaOpsBinding b = enter(d, t);
+        LiveMappings.Slot s = enter(d, table(d));
         long address;
         try {
-            address = b.ops().map(device, phys, size, direction, attrs == null ? DmaAttrs.NONE : attrs);
+            address = s.binding().ops().map(device, phys, size, direction, attrs == null ? DmaAttrs.NONE : attrs);
         } catch (RuntimeException | Error e) {
-            leave(t, b);
+            s.done();
             throw e;
         }
-        synchronized (t) {
-            t.busy(b, -1);
-            t.add(address, b);
-        }
+        s.mapped(address); // a live mapping from here on: the slot keeps its record until the table takes it
         if (debug != null) {
             debug.mapped(d, phys, address, size, direction);
         }
@@ -155,34 +151,35 @@ public final class DmaApi {
         BusDevice d = checkArguments(device, size, direction);
         DmaAttrs a = attrs == null ? DmaAttrs.NONE : attrs;
         LiveMappings t = table(d);
-        DmaOpsBinding b = take(d, t, dmaAddress);
-        if (b == null) {
+        LiveMappings.Slot s = take(d, t, dmaAddress);
+        if (s == null) {
             if (debug != null) {
                 debug.unmapping(d, dmaAddress, size, direction); // reports it: nothing was mapped there
             }
-            DmaOpsBinding current = enter(d, t);
+            LiveMappings.Slot current = enter(d, t);
             try {
-                current.ops().unmap(device, dmaAddress, size, direction, a);
+                current.binding().ops().unmap(device, dmaAddress, size, direction, a);
             } finally {
-                leave(t, current);
+                current.done();
             }
             return;
         }
         DmaDebug.Entry recorded = debug == null ? null : debug.unmapping(d, dmaAddress, size, direction);
         try {
-            b.ops().unmap(device, dmaAddress, size, direction, a);
+            s.binding().ops().unmap(device, dmaAddress, size, direction, a);
         } catch (RuntimeException | Error e) {
             if (recorded != null) {
                 debug.restore(recorded);
             }
-            synchronized (t) {
-                t.unmapFailed(dmaAddress, b);
+            t.lock();
+            try {
+                t.unmapFailed(s);
+            } finally {
+                t.unlock();
             }
             throw e;
         }
-        synchronized (t) {
-            t.unmapped(dmaAddress, b);
-        }
+        s.done();
     }
 
     /**
@@ -200,12 +197,11 @@ public final class DmaApi {
         if (debug != null) {
             debug.syncing(d, dmaAddress, size, direction, true);
         }
-        LiveMappings t = table(d);
-        DmaOpsBinding b = enterFor(d, t, dmaAddress);
+        LiveMappings.Slot s = enterFor(d, table(d), dmaAddress);
         try {
-            b.ops().syncForCpu(device, dmaAddress, size, direction);
+            s.binding().ops().syncForCpu(device, dmaAddress, size, direction);
         } finally {
-            leave(t, b);
+            s.done();
         }
     }
 
@@ -223,12 +219,11 @@ public final class DmaApi {
         if (debug != null) {
             debug.syncing(d, dmaAddress, size, direction, false);
         }
-        LiveMappings t = table(d);
-        DmaOpsBinding b = enterFor(d, t, dmaAddress);
+        LiveMappings.Slot s = enterFor(d, table(d), dmaAddress);
         try {
-            b.ops().syncForDevice(device, dmaAddress, size, direction);
+            s.binding().ops().syncForDevice(device, dmaAddress, size, direction);
         } finally {
-            leave(t, b);
+            s.done();
         }
     }
 
@@ -255,19 +250,23 @@ public final class DmaApi {
         }
         injectFailure(d, sg.length(0));
         LiveMappings t = table(d);
-        DmaOpsBinding b = enter(d, t);
+        LiveMappings.Slot s = enter(d, t);
+        DmaOpsBinding b = s.binding();
         int n;
         try {
             n = b.ops().mapSg(device, sg, direction, attrs == null ? DmaAttrs.NONE : attrs);
         } catch (RuntimeException | Error e) {
-            leave(t, b);
+            s.done();
             throw e;
         }
-        synchronized (t) {
-            t.busy(b, -1);
+        t.lock();
+        try {
             for (int i = 0; i < n; i++) {
                 t.add(sg.dmaAddress(i), b);
             }
+            s.done();
+        } finally {
+            t.unlock();
         }
         if (debug != null) {
             for (int i = 0; i < n; i++) {
@@ -296,18 +295,17 @@ public final class DmaApi {
         int taken = 0;
         for (int i = 0; i < n; i++) {
             long address = sg.dmaAddress(i);
-            DmaOpsBinding e = take(d, t, address);
+            DmaOpsBinding e = takeRecord(d, t, address);
             if (e != null) {
-                synchronized (t) {
-                    t.unmapped(address, e);
-                    t.busy(e, 1);
-                }
                 if (b == null) {
                     b = e;
                 } else if (e != b) {
-                    leave(t, e); // a record of other ops at the same address: not this list's, put it back
-                    synchronized (t) {
+                    t.lock(); // a record of other ops at the same address: not this list's, put it back
+                    try {
+                        t.busy(e, -1);
                         t.add(address, e);
+                    } finally {
+                        t.unlock();
                     }
                     continue;
                 }
@@ -320,15 +318,19 @@ public final class DmaApi {
                 recorded[i] = debug.unmapping(d, sg.dmaAddress(i), sg.dmaLength(i), direction);
             }
         }
-        DmaOpsBinding ops = b != null ? b : enter(d, t);
+        LiveMappings.Slot current = b != null ? null : enter(d, t);
+        DmaOpsBinding ops = b != null ? b : current.binding();
         try {
             ops.ops().unmapSg(device, sg, direction, attrs == null ? DmaAttrs.NONE : attrs);
         } catch (RuntimeException | Error e) {
             if (taken == n && sg.mappedCount() == n) { // the list is still mapped: so are its records
-                synchronized (t) {
+                t.lock();
+                try {
                     for (int i = 0; i < n; i++) {
                         t.add(sg.dmaAddress(i), ops);
                     }
+                } finally {
+                    t.unlock();
                 }
                 if (recorded != null) {
                     for (DmaDebug.Entry r : recorded) {
@@ -338,8 +340,15 @@ public final class DmaApi {
             }
             throw e;
         } finally {
-            synchronized (t) {
-                t.busy(ops, b != null ? -taken : -1);
+            if (current != null) {
+                current.done();
+            } else {
+                t.lock();
+                try {
+                    t.busy(ops, -taken);
+                } finally {
+                    t.unlock();
+                }
             }
         }
     }
@@ -374,16 +383,15 @@ public final class DmaApi {
                 debug.syncing(d, sg.dmaAddress(i), sg.dmaLength(i), direction, forCpu);
             }
         }
-        LiveMappings t = table(d);
-        DmaOpsBinding b = enterFor(d, t, sg.dmaAddress(0));
+        LiveMappings.Slot s = enterFor(d, table(d), sg.dmaAddress(0));
         try {
             if (forCpu) {
-                b.ops().syncSgForCpu(device, sg, direction);
+                s.binding().ops().syncSgForCpu(device, sg, direction);
             } else {
-                b.ops().syncSgForDevice(device, sg, direction);
+                s.binding().ops().syncSgForDevice(device, sg, direction);
             }
         } finally {
-            leave(t, b);
+            s.done();
         }
     }
 
@@ -409,19 +417,15 @@ public final class DmaApi {
     public CoherentBuffer allocateCoherent(Device device, long size) {
         BusDevice d = check(device, size, DmaDirection.BIDIRECTIONAL);
         injectFailure(d, size);
-        LiveMappings t = table(d);
-        DmaOpsBinding b = enter(d, t);
+        LiveMappings.Slot s = enter(d, table(d));
         CoherentBuffer buffer;
         try {
-            buffer = b.ops().allocateCoherent(device, size);
+            buffer = s.binding().ops().allocateCoherent(device, size);
         } catch (RuntimeException | Error e) {
-            leave(t, b);
+            s.done();
             throw e;
         }
-        synchronized (t) {
-            t.busy(b, -1);
-            t.add(buffer.dmaAddress(), b);
-        }
+        s.mapped(buffer.dmaAddress());
         if (debug != null) {
             debug.allocated(d, buffer);
         }
@@ -441,34 +445,35 @@ public final class DmaApi {
         }
         BusDevice d = checkArguments(device, buffer.size() == 0 ? 1 : buffer.size(), DmaDirection.BIDIRECTIONAL);
         LiveMappings t = table(d);
-        DmaOpsBinding b = take(d, t, buffer.dmaAddress());
-        if (b == null) {
+        LiveMappings.Slot s = take(d, t, buffer.dmaAddress());
+        if (s == null) {
             if (debug != null) {
                 debug.freeing(d, buffer);
             }
-            DmaOpsBinding current = enter(d, t);
+            LiveMappings.Slot current = enter(d, t);
             try {
-                current.ops().freeCoherent(device, buffer);
+                current.binding().ops().freeCoherent(device, buffer);
             } finally {
-                leave(t, current);
+                current.done();
             }
             return;
         }
         DmaDebug.Entry recorded = debug == null ? null : debug.freeing(d, buffer);
         try {
-            b.ops().freeCoherent(device, buffer);
+            s.binding().ops().freeCoherent(device, buffer);
         } catch (RuntimeException | Error e) {
             if (recorded != null) {
                 debug.restore(recorded);
             }
-            synchronized (t) {
-                t.unmapFailed(buffer.dmaAddress(), b);
+            t.lock();
+            try {
+                t.unmapFailed(s);
+            } finally {
+                t.unlock();
             }
             throw e;
         }
-        synchronized (t) {
-            t.unmapped(buffer.dmaAddress(), b);
-        }
+        s.done();
     }
 
     /**
@@ -525,24 +530,32 @@ public final class DmaApi {
         return def;
     }
 
+    /** The device's table: held in the device itself, so the hot path looks nothing up. */
     private LiveMappings table(BusDevice d) {
-        LiveMappings t = tables.get(d);
-        return t != null ? t : tables.computeIfAbsent(d, x -> new LiveMappings());
+        Object o = d.dmaApiPrivate();
+        if (o instanceof LiveMappings t && t.api == this) {
+            return t;
+        }
+        LiveMappings t = tables.computeIfAbsent(d, x -> new LiveMappings(this));
+        d.setDmaApiPrivate(t);
+        return t;
     }
 
     /**
-     * Counts a new call in flight through the device's current ops, waiting while their owner's unload is being
-     * decided: the state is read under the table lock that the unload's count also takes.
+     * Claims a slot for a new call in flight through the device's current ops, waiting while their owner's unload
+     * is being decided: the state is read under the table lock that the unload's count also takes.
      */
-    private DmaOpsBinding enter(BusDevice d, LiveMappings t) {
+    private LiveMappings.Slot enter(BusDevice d, LiveMappings t) {
         for (;;) {
             DmaOpsBinding b;
-            synchronized (t) {
+            t.lock();
+            try {
                 b = binding(d);
                 if (b.state() == DmaOpsBinding.State.LIVE) {
-                    t.busy(b, 1);
-                    return b;
+                    return t.claim(b);
                 }
+            } finally {
+                t.unlock();
             }
             while (b.state() == DmaOpsBinding.State.RETIRING) {
                 Thread.onSpinWait();
@@ -552,36 +565,57 @@ public final class DmaApi {
     }
 
     /** As {@link #enter}, but the ops of a live mapping starting at {@code dmaAddress} come first. */
-    private DmaOpsBinding enterFor(BusDevice d, LiveMappings t, long dmaAddress) {
-        synchronized (t) {
+    private LiveMappings.Slot enterFor(BusDevice d, LiveMappings t, long dmaAddress) {
+        t.lock();
+        try {
             DmaOpsBinding b = t.find(dmaAddress, binding(d));
             if (b != null) {
-                t.busy(b, 1); // its mapping keeps its owner loaded: no need to wait for a decision
-                return b;
+                return t.claim(b); // its mapping keeps its owner loaded: no need to wait for a decision
             }
+        } finally {
+            t.unlock();
         }
         return enter(d, t);
-    }
-
-    private static void leave(LiveMappings t, DmaOpsBinding b) {
-        synchronized (t) {
-            t.busy(b, -1);
-        }
     }
 
     /**
      * Takes the record of a live mapping at {@code dmaAddress} for an unmap, waiting while another caller is
      * unmapping one there and none other is live, so that the loser of a race sees the winner's outcome.
      *
-     * @return the binding that made it, or null when none is live there
+     * @return the slot holding it while it is unmapped, or null when none is live there
      */
-    private DmaOpsBinding take(BusDevice d, LiveMappings t, long dmaAddress) {
+    private LiveMappings.Slot take(BusDevice d, LiveMappings t, long dmaAddress) {
         for (;;) {
-            synchronized (t) {
+            t.lock();
+            try {
+                LiveMappings.Slot s = t.takeSlot(dmaAddress, binding(d));
+                if (s != null || !t.isUnmapping(dmaAddress)) {
+                    return s;
+                }
+            } finally {
+                t.unlock();
+            }
+            Thread.onSpinWait();
+            Thread.yield();
+        }
+    }
+
+    /** As {@link #take} for a scatterlist entry: the record goes, and the binding that made it is returned. */
+    private DmaOpsBinding takeRecord(BusDevice d, LiveMappings t, long dmaAddress) {
+        for (;;) {
+            t.lock();
+            try {
                 DmaOpsBinding b = t.take(dmaAddress, binding(d));
-                if (b != null || !t.isUnmapping(dmaAddress)) {
+                if (b != null) {
+                    t.unmapped(dmaAddress, b);
+                    t.busy(b, 1);
                     return b;
                 }
+                if (!t.isUnmapping(dmaAddress)) {
+                    return null;
+                }
+            } finally {
+                t.unlock();
             }
             Thread.onSpinWait();
             Thread.yield();
@@ -644,8 +678,11 @@ public final class DmaApi {
     public long liveMappings(ModuleRef owner) {
         long n = 0;
         for (LiveMappings t : tables.values()) {
-            synchronized (t) {
+            t.lock();
+            try {
                 n += t.count(owner);
+            } finally {
+                t.unlock();
             }
         }
         return n;
@@ -697,8 +734,11 @@ public final class DmaApi {
     private long liveOnly(ModuleRef owner) {
         long n = 0;
         for (LiveMappings t : tables.values()) {
-            synchronized (t) {
+            t.lock();
+            try {
                 n += t.countLive(owner);
+            } finally {
+                t.unlock();
             }
         }
         return n;
@@ -852,8 +892,11 @@ public final class DmaApi {
         }
         long n = 0;
         for (LiveMappings t : tables.values()) {
-            synchronized (t) {
+            t.lock();
+            try {
                 n += t.count(binding);
+            } finally {
+                t.unlock();
             }
         }
         if (n != 0) {

@@ -1,5 +1,7 @@
 package org.iommu4j.kernel.dma;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import org.iommu4j.kernel.module.ModuleRef;
 
 /**
@@ -11,10 +13,82 @@ import org.iommu4j.kernel.module.ModuleRef;
  *
  * <p>The kernel keeps no such count (its DMA ops are built in or pinned by the driver that probed the device);
  * this is iommu4j's way to make module unload safe, see {@link DmaApi}. One table per device, guarded by its own
- * monitor, so devices never contend; an open-addressing table of primitive arrays, so the steady state allocates
+ * lock, so devices never contend; an open-addressing table of primitive arrays, so the steady state allocates
  * nothing (the arrays grow, rarely, when a device holds more mappings than ever before).
+ *
+ * <p><b>The fast path: one lock section per call.</b> {@code map}, {@code unmap} and {@code sync} each take the
+ * lock once: under it they claim a {@link Slot} (a call in flight through a binding, or a mapping being unmapped),
+ * and after their ops return they finish the slot with one release store and no lock: a finished map publishes
+ * its address in the slot ({@link Slot#mapped}), which the next lock holder moves into the table; a finished
+ * unmap or sync frees the slot ({@link Slot#done}). A slot never moves while its caller owns it (the slot array
+ * only grows, by copying references), and every reader of the table holds the lock and reads a slot's state with
+ * acquire ordering, so each count is as exact as under one monitor per step. The lock is a spin lock taken with
+ * one compare-and-swap and released with a release store, not a monitor (two compare-and-swaps per section).
  */
 final class LiveMappings {
+    /** A slot no call owns. */
+    static final int FREE = 0;
+    /** A call in flight through the slot's binding with no DMA address yet (a map or a sync). */
+    static final int BUSY = 1;
+    /** A map through the slot's binding returned its DMA address: a live mapping not yet in the table. */
+    static final int MAPPED = 2;
+    /** A live mapping taken for an unmap whose ops have not returned yet. */
+    static final int UNMAPPING = 3;
+    private static final VarHandle LOCK;
+    private static final VarHandle STATE;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            LOCK = l.findVarHandle(LiveMappings.class, "locked", int.class);
+            STATE = l.findVarHandle(Slot.class, "state", int.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    /**
+     * One call's claim on the table: its binding, its state ({@link #FREE}, {@link #BUSY}, {@link #MAPPED},
+     * {@link #UNMAPPING}) and, once known, its DMA address. Only its owner changes it outside the lock, and only
+     * with a release store of its state.
+     */
+    static final class Slot {
+        private long key;
+        private DmaOpsBinding binding;
+        @SuppressWarnings("unused") // through STATE
+        private int state;
+
+        /** @return the binding the slot's call goes through */
+        DmaOpsBinding binding() {
+            return binding;
+        }
+
+        /** @return the DMA address of a mapping being unmapped */
+        long key() {
+            return key;
+        }
+
+        /** The map through this busy slot returned {@code dmaAddress}: it is a live mapping from now on. */
+        void mapped(long dmaAddress) {
+            key = dmaAddress;
+            STATE.setRelease(this, MAPPED);
+        }
+
+        /** The slot's call is over (a sync, a failed map, a finished unmap): it counts nothing any more. */
+        void done() {
+            STATE.setRelease(this, FREE);
+        }
+
+        int state() {
+            return (int) STATE.getAcquire(this);
+        }
+    }
+
+    /** The DMA API whose table this is (a device's field holds it), or null. */
+    final Object api;
+    @SuppressWarnings("unused") // through LOCK
+    private int locked;
+    private Slot[] slots = {new Slot(), new Slot()};
     private long[] keys = new long[16];
     private DmaOpsBinding[] bindings = new DmaOpsBinding[16];
     private int[] live = new int[16];
@@ -22,6 +96,112 @@ final class LiveMappings {
     private int entries;
     private DmaOpsBinding[] busyBindings = new DmaOpsBinding[2];
     private int[] busy = new int[2];
+
+    LiveMappings() {
+        this(null);
+    }
+
+    LiveMappings(Object api) {
+        this.api = api;
+    }
+
+    /** Takes the table's lock: a spin lock, held only for the few steps of one record change. */
+    void lock() {
+        if (!LOCK.compareAndSet(this, 0, 1)) {
+            contend();
+        }
+    }
+
+    private void contend() {
+        int spins = 0;
+        while (!LOCK.compareAndSet(this, 0, 1)) {
+            if (++spins < 64) {
+                Thread.onSpinWait();
+            } else {
+                Thread.yield();
+            }
+        }
+    }
+
+    /** Releases the table's lock with a release store: what the section wrote is seen by the next holder. */
+    void unlock() {
+        LOCK.setRelease(this, 0);
+    }
+
+    /**
+     * Claims a slot for a call in flight through {@code binding} (lock held): it counts for the binding's owner
+     * until the caller finishes it with {@link Slot#mapped} or {@link Slot#done}.
+     */
+    Slot claim(DmaOpsBinding binding) {
+        Slot s = freeSlot();
+        s.binding = binding;
+        STATE.setRelease(s, BUSY);
+        return s;
+    }
+
+    /**
+     * Takes one live mapping at {@code dmaAddress} for an unmap (lock held), as {@link #take}, into a slot in
+     * {@link #UNMAPPING} state; the caller finishes it with {@link Slot#done} once its ops unmapped it, or gives
+     * it back with {@link #unmapFailed(Slot)}.
+     *
+     * @return the slot, or null when no mapping is live there
+     */
+    Slot takeSlot(long dmaAddress, DmaOpsBinding preferred) {
+        Slot[] all = slots;
+        for (Slot s : all) {
+            // the common case: the mapping this device's last map published, not in the table yet
+            if (s.state() == MAPPED && s.key == dmaAddress && s.binding == preferred) {
+                STATE.setRelease(s, UNMAPPING);
+                return s;
+            }
+        }
+        DmaOpsBinding b = take(dmaAddress, preferred);
+        if (b == null) {
+            return null;
+        }
+        // back from unmapping in the table to a slot: the slot, not the table, now counts it
+        int i = slot(dmaAddress, b);
+        unmapping[i]--;
+        removeIfEmpty(i);
+        Slot s = freeSlot();
+        s.binding = b;
+        s.key = dmaAddress;
+        STATE.setRelease(s, UNMAPPING);
+        return s;
+    }
+
+    /** The ops refused the unmap of a mapping {@link #takeSlot} took (lock held): it is live again. */
+    void unmapFailed(Slot s) {
+        add(s.key, s.binding);
+        STATE.setRelease(s, FREE);
+    }
+
+    private Slot freeSlot() {
+        Slot[] all = slots;
+        for (Slot s : all) {
+            if (s.state() == FREE) {
+                return s;
+            }
+        }
+        // every slot is owned by a call in flight: more slots (the owned ones keep their place)
+        Slot[] more = java.util.Arrays.copyOf(all, all.length * 2);
+        for (int i = all.length; i < more.length; i++) {
+            more[i] = new Slot();
+        }
+        slots = more;
+        return more[all.length];
+    }
+
+    /** Moves the mappings that finished maps published in their slots into the table (lock held). */
+    private void drain() {
+        Slot[] all = slots;
+        for (Slot s : all) {
+            if (s.state() == MAPPED) {
+                add(s.key, s.binding);
+                STATE.setRelease(s, FREE);
+            }
+        }
+    }
 
     /** Counts a call in flight through {@code binding} that has no record (yet); {@code delta} is +1 or -1. */
     void busy(DmaOpsBinding binding, int delta) {
@@ -74,6 +254,7 @@ final class LiveMappings {
      * @return the binding that made the mapping taken, or null when none is live there
      */
     DmaOpsBinding take(long dmaAddress, DmaOpsBinding preferred) {
+        drain();
         int found = -1;
         int mask = keys.length - 1;
         for (int i = hash(dmaAddress) & mask; bindings[i] != null; i = (i + 1) & mask) {
@@ -93,6 +274,11 @@ final class LiveMappings {
 
     /** @return whether an unmap of a mapping at {@code dmaAddress} is under way (another caller's) */
     boolean isUnmapping(long dmaAddress) {
+        for (Slot s : slots) {
+            if (s.state() == UNMAPPING && s.key == dmaAddress) {
+                return true;
+            }
+        }
         int mask = keys.length - 1;
         for (int i = hash(dmaAddress) & mask; bindings[i] != null; i = (i + 1) & mask) {
             if (keys[i] == dmaAddress && unmapping[i] > 0) {
@@ -106,6 +292,7 @@ final class LiveMappings {
      * @return the binding of a live mapping that starts at {@code dmaAddress} ({@code preferred} first), or null
      */
     DmaOpsBinding find(long dmaAddress, DmaOpsBinding preferred) {
+        drain();
         DmaOpsBinding found = null;
         int mask = keys.length - 1;
         for (int i = hash(dmaAddress) & mask; bindings[i] != null; i = (i + 1) & mask) {
@@ -135,7 +322,13 @@ final class LiveMappings {
      * @return live mappings, unmaps under way and calls in flight through bindings {@code owner} installed
      */
     long count(ModuleRef owner) {
+        drain();
         long n = 0;
+        for (Slot s : slots) {
+            if (s.state() != FREE && s.binding.owner() == owner) {
+                n++;
+            }
+        }
         for (int i = 0; i < keys.length; i++) {
             if (bindings[i] != null && bindings[i].owner() == owner) {
                 n += live[i] + unmapping[i];
@@ -154,6 +347,7 @@ final class LiveMappings {
      * @return live mappings (not being unmapped) made through bindings {@code owner} installed
      */
     long countLive(ModuleRef owner) {
+        drain();
         long n = 0;
         for (int i = 0; i < keys.length; i++) {
             if (bindings[i] != null && bindings[i].owner() == owner) {
@@ -168,7 +362,13 @@ final class LiveMappings {
      * @return live mappings and unmaps under way made through it
      */
     long count(DmaOpsBinding binding) {
+        drain();
         long n = 0;
+        for (Slot s : slots) {
+            if (s.state() == UNMAPPING && s.binding == binding) {
+                n++;
+            }
+        }
         for (int i = 0; i < keys.length; i++) {
             if (bindings[i] == binding) {
                 n += live[i] + unmapping[i];

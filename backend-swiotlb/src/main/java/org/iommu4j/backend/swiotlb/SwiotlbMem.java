@@ -47,6 +47,7 @@ final class SwiotlbMem {
     private static final SwiotlbPool[] NONE = new SwiotlbPool[0];
 
     private final KernelServices kernel;
+    private final CpuCache cpus;
     private final boolean canGrow;
     /** Pools end at or below this address (the PageAllocator's limit: exclusive). */
     private final long physLimit;
@@ -78,6 +79,7 @@ final class SwiotlbMem {
      */
     SwiotlbMem(KernelServices kernel, long start, int nslabs, int nareas, boolean canGrow, long physLimit) {
         this.kernel = kernel;
+        this.cpus = new CpuCache(kernel);
         this.canGrow = canGrow;
         this.physLimit = physLimit;
         this.defaultNslabs = nslabs;
@@ -280,7 +282,7 @@ final class SwiotlbMem {
             if (Long.compareUnsigned(size, SwiotlbPool.SEGMENT_BYTES) > 0) {
                 throw full(device, size, noWarn);
             }
-            int cpu = kernel.currentCpu();
+            int cpu = cpus.currentCpu();
             if (only != null) {
                 int index = only.findSlots(device, orig, false, size, allocAlignMask, cpu,
                         offset >>> SwiotlbPool.IO_TLB_SHIFT, mappingSize);
@@ -504,7 +506,7 @@ final class SwiotlbMem {
         if (closed) {
             throw noPool(device);
         }
-        int index = pool.findSlots(device, 0, true, size, PhysicalMemory.PAGE_OFFSET_MASK, kernel.currentCpu(), 0,
+        int index = pool.findSlots(device, 0, true, size, PhysicalMemory.PAGE_OFFSET_MASK, cpus.currentCpu(), 0,
                 size);
         if (index == SwiotlbPool.CLOSED) {
             throw noPool(device);

@@ -77,6 +77,8 @@ public final class SwiotlbPool implements BounceBufferPool {
     private final int nslabs;
     private final int nareas;
     private final int areaSlabs;
+    /** log2 of {@link #areaSlabs} when it is a power of two (the kernel's defaults), else -1: divide. */
+    private final int areaShift;
     private final boolean transientPool;
     /** The page order the pool's memory was allocated with, or -1 for a contiguous (boot-time) run. */
     private final int order;
@@ -168,6 +170,7 @@ public final class SwiotlbPool implements BounceBufferPool {
         this.nslabs = nslabs;
         this.nareas = nareas;
         this.areaSlabs = nslabs / nareas;
+        this.areaShift = Integer.bitCount(areaSlabs) == 1 ? Integer.numberOfTrailingZeros(areaSlabs) : -1;
         this.transientPool = transientPool;
         this.order = order;
         this.areas = new Area[nareas];
@@ -568,7 +571,7 @@ public final class SwiotlbPool implements BounceBufferPool {
     }
 
     private Area areaOf(int index) {
-        return areas[index / areaSlabs];
+        return areas[areaShift >= 0 ? index >>> areaShift : index / areaSlabs];
     }
 
     /**

@@ -144,4 +144,74 @@ class LiveMappingsTest {
         t.busy(two, -1);
         assertThat(t.count(ModuleRef.KERNEL)).isZero();
     }
+
+    @Test
+    void seededSlotsAndTableTogetherCountAsAModelDoes() {
+        long seed = System.nanoTime();
+        Random random = new Random(seed);
+        DmaOpsBinding one = new DmaOpsBinding(ops(), ModuleRef.KERNEL);
+        DmaOpsBinding two = new DmaOpsBinding(ops(), ModuleRef.KERNEL);
+        DmaOpsBinding[] bindings = {one, two};
+        LiveMappings t = new LiveMappings();
+        List<LiveMappings.Slot> busy = new ArrayList<>();
+        List<LiveMappings.Slot> unmapping = new ArrayList<>();
+        Map<Key, Integer> live = new HashMap<>();
+        for (int step = 0; step < 20_000; step++) {
+            long address = (long) random.nextInt(40) << 12;
+            DmaOpsBinding binding = bindings[random.nextInt(2)];
+            int op = random.nextInt(6);
+            if (op == 0) {
+                busy.add(t.claim(binding));
+            } else if (op == 1 && !busy.isEmpty()) {
+                LiveMappings.Slot s = busy.remove(random.nextInt(busy.size()));
+                if (random.nextInt(4) == 0) {
+                    s.done(); // a failed map or a finished sync
+                } else {
+                    s.mapped(address);
+                    live.merge(new Key(address, s.binding()), 1, Integer::sum);
+                }
+            } else if (op == 2) {
+                LiveMappings.Slot s = t.takeSlot(address, binding);
+                boolean any = live.entrySet().stream().anyMatch(e -> e.getKey().address() == address
+                        && e.getValue() > 0);
+                assertThat(s != null).as("seed %d step %d", seed, step).isEqualTo(any);
+                if (s != null) {
+                    Key k = new Key(address, s.binding());
+                    assertThat(live.getOrDefault(k, 0)).as("seed %d step %d", seed, step).isPositive();
+                    assertThat(s.key()).isEqualTo(address);
+                    if (live.getOrDefault(new Key(address, binding), 0) > 0) {
+                        assertThat(s.binding()).as("seed %d step %d: the preferred binding", seed, step)
+                                .isSameAs(binding);
+                    }
+                    live.merge(k, -1, Integer::sum);
+                    unmapping.add(s);
+                }
+            } else if (op == 3 && !unmapping.isEmpty()) {
+                LiveMappings.Slot s = unmapping.remove(random.nextInt(unmapping.size()));
+                assertThat(t.isUnmapping(s.key())).isTrue();
+                if (random.nextInt(5) == 0) {
+                    t.unmapFailed(s);
+                    live.merge(new Key(s.key(), s.binding()), 1, Integer::sum);
+                } else {
+                    s.done();
+                }
+            } else if (op == 4) {
+                t.add(address, binding);
+                live.merge(new Key(address, binding), 1, Integer::sum);
+            }
+            if (step % 89 == 0) {
+                long liveCount = live.values().stream().mapToLong(Integer::longValue).sum();
+                assertThat(t.count(ModuleRef.KERNEL)).as("seed %d step %d", seed, step)
+                        .isEqualTo(liveCount + busy.size() + unmapping.size());
+                assertThat(t.countLive(ModuleRef.KERNEL)).as("seed %d step %d", seed, step).isEqualTo(liveCount);
+                for (DmaOpsBinding x : bindings) {
+                    long expected = unmapping.stream().filter(s -> s.binding() == x).count();
+                    for (var e : live.entrySet()) {
+                        expected += e.getKey().binding() == x ? e.getValue() : 0;
+                    }
+                    assertThat(t.count(x)).as("seed %d step %d", seed, step).isEqualTo(expected);
+                }
+            }
+        }
+    }
 }

@@ -108,14 +108,15 @@ final class MachineFrames {
      * @return the domain's pfn the frame backs, or -1 if the domain does not own it
      */
     long pfnOf(long mfn, int domid) {
-        if (ownerOf(mfn) != domid) {
+        if (mfn < 0 || mfn >= frames) {
             return -1;
         }
         int e = (int) (mfn >>> EXTENT_SHIFT);
-        if (extentOwner.get(e) == SPLIT) {
-            return frameM2p.get(mfn);
+        int o = extentOwner.get(e);
+        if (o == SPLIT) {
+            return (int) frameOwner.get(mfn) - 1 == domid ? frameM2p.get(mfn) : -1;
         }
-        return domains.get(domid).pfnInExtent(extentBackRef[e], (int) (mfn & (EXTENT - 1)));
+        return o != domid ? -1 : domains.get(domid).pfnInExtent(extentBackRef[e], (int) (mfn & (EXTENT - 1)));
     }
 
     /** @return frames no domain owns */

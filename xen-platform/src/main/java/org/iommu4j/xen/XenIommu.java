@@ -162,7 +162,7 @@ final class XenIommu {
         }
 
         @Override
-        public synchronized void map(long bfn, long mfn, long count, int prot) {
+        public void map(long bfn, long mfn, long count, int prot) {
             requireLive();
             if (count < 1 || bfn < 0 || mfn < 0 || bfn + count < 0 || bfn + count > (1L << 52)) {
                 throw new IommuException(Errno.EINVAL, String.format("xen: IOMMU map of %d frames at bfn 0x%x is"
@@ -179,18 +179,20 @@ final class XenIommu {
                                 : o == MachineFrames.FREE ? "no domain owns it" : "it belongs to domain " + o));
             }
             for (long i = 0; i < count; i++) {
-                long now = table.target(bfn + i);
-                if (now != ContextTable.ABSENT && (now != mfn + i || !table.counted(bfn + i))) {
+                int r = table.map(bfn + i, mfn + i, prot);
+                if (r == ContextTable.TAKEN || r == ContextTable.FULL) {
                     table.unmap(bfn, bfn + i);
-                    throw new IommuException(Errno.EEXIST, String.format("xen: bfn 0x%x is mapped already, to mfn"
-                            + " 0x%x", bfn + i, now));
+                    throw r == ContextTable.FULL
+                            ? new IommuException(Errno.ENOSPC, String.format("xen: bfn 0x%x has %d references"
+                                    + " already: the hypervisor counts no more", bfn + i, ContextTable.MAX_REFS))
+                            : new IommuException(Errno.EEXIST, String.format("xen: bfn 0x%x is mapped already, to"
+                                    + " mfn 0x%x", bfn + i, table.target(bfn + i)));
                 }
-                table.map(bfn + i, mfn + i, prot);
             }
         }
 
         @Override
-        public synchronized long unmap(long bfn, long count) {
+        public long unmap(long bfn, long count) {
             if (count <= 0 || bfn < 0 || bfn >= 1L << 52) {
                 return 0;
             }

@@ -194,6 +194,9 @@ final class ContextTable {
      * @return frames unmapped
      */
     long unmap(long bfn, long end) {
+        if (end == bfn + 1 && bfn < frames) {
+            return unmapOne(bfn);
+        }
         long n = 0;
         long lowEnd = Math.min(end, frames);
         for (long f = bfn; f < lowEnd; ) {
@@ -226,6 +229,25 @@ final class ContextTable {
                     >>> PhysicalMemory.PAGE_SHIFT;
         }
         return n;
+    }
+
+    /** {@link #unmap} of one counted frame. */
+    private long unmapOne(long bfn) {
+        long[][] mid = (long[][]) MIDS.getAcquire(top, (int) (bfn >>> MID_SHIFT));
+        long[] leaf = mid == null ? null : (long[]) LEAVES.getAcquire(mid, (int) (bfn >>> LEAF_SHIFT) & (LEAF - 1));
+        if (leaf == null) {
+            return 0;
+        }
+        int i = (int) bfn & (LEAF - 1);
+        for (long e = (long) ENTRIES.getAcquire(leaf, i); e != 0;) {
+            long next = e >>> REF_SHIFT == 1 ? 0 : e - REF;
+            long seen = (long) ENTRIES.compareAndExchange(leaf, i, e, next);
+            if (seen == e) {
+                return next == 0 ? 1 : 0;
+            }
+            e = seen;
+        }
+        return 0;
     }
 
     /** @return bytes kept: 8 a slot of the tables of counted frames, and 8 a frame mapped above them */

@@ -1,5 +1,7 @@
 package org.iommu4j.api;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 
@@ -81,8 +83,21 @@ public final class IoPageTable {
     private final Object lock = new Object();
     /** The top table, never freed. */
     private final Table root = new Table(TOP_ENTRIES, false, false);
-    /** 4 KiB pages mapped (a 2 MiB leaf counts 512); written under {@link #lock}. */
-    private volatile long mapped;
+    /**
+     * 4 KiB pages mapped (a 2 MiB leaf counts 512); written under {@link #lock} with release semantics through
+     * {@link #MAPPED} (a volatile store would add a full fence to every map and unmap), read with acquire.
+     */
+    private long mapped;
+    /** {@link #mapped}, for its release stores and acquire loads. */
+    private static final VarHandle MAPPED;
+
+    static {
+        try {
+            MAPPED = MethodHandles.lookup().findVarHandle(IoPageTable.class, "mapped", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
     /** Leaves by level: index 0 for 4 KiB, 1 for 2 MiB, 2 for 1 GiB; written under {@link #lock}. */
     private final long[] leaves = new long[3];
 
@@ -172,17 +187,66 @@ public final class IoPageTable {
         long last = first + (size >>> PhysicalMemory.PAGE_SHIFT) - 1;
         long flags = PTE_PRESENT | (long) (prot & IommuProt.ALL) << PTE_PROT_SHIFT;
         synchronized (lock) {
+            if (targetShift == 0 && first >>> BITS == last >>> BITS) {
+                mapInOneLeafTable(first, last, (phys | flags));
+                return;
+            }
             long taken = firstMapped(root, TOP_SHIFT, 0, first, last);
             if (taken >= 0) {
-                throw new IommuException(Errno.EEXIST, String.format("iova 0x%x is already mapped",
-                        taken << PhysicalMemory.PAGE_SHIFT));
+                throw alreadyMapped(taken);
             }
             // Entry of page p: (phys of first) + (p - first) pages, with the flags.
             mapRange(root, TOP_SHIFT, 0, first, last, (phys | flags) - (first << PhysicalMemory.PAGE_SHIFT),
                     targetShift);
-            mapped += last - first + 1;
+            MAPPED.setRelease(this, mapped + last - first + 1);
             leaves[targetShift / BITS] += (last - first + 1) >>> targetShift;
         }
+    }
+
+    /**
+     * {@link #mapLevel} of 4 KiB leaves for a range inside one leaf table's 2 MiB, the DMA API's usual map: one
+     * walk down, checking and allocating as it goes, instead of a search and then a write. Nothing is allocated
+     * before every check has passed: a missing table means that nothing below it is mapped, so once the walk has
+     * allocated one no check can fail. The caller holds {@link #lock}.
+     *
+     * @param pte the entry of page {@code first}; page {@code first + i} gets it plus {@code i} pages
+     */
+    private void mapInOneLeafTable(long first, long last, long pte) {
+        Table table = root;
+        int index = (int) (first >>> TOP_SHIFT);
+        for (int shift = TOP_SHIFT; shift > 0; shift -= BITS) {
+            if (table.entries != null && table.entries.getPlain(index) != 0) {
+                // A large leaf maps the whole slot, and with it the whole range.
+                throw alreadyMapped(first);
+            }
+            Table child = table.children.getPlain(index);
+            if (child == null) {
+                int below = shift - BITS;
+                child = new Table(ENTRIES, below == 0, below > 0 && below <= MAX_BLOCK_SHIFT);
+                // Empty and fully constructed: a lookup that sees it sees empty slots.
+                table.children.setRelease(index, child);
+                table.live++;
+            }
+            table = child;
+            index = (int) (first >>> (shift - BITS)) & INDEX_MASK;
+        }
+        int count = (int) (last - first) + 1;
+        for (int i = 0; i < count; i++) {
+            if (table.entries.getPlain(index + i) != 0) {
+                throw alreadyMapped(first + i);
+            }
+        }
+        for (int i = 0; i < count; i++) {
+            table.entries.setRelease(index + i, pte + ((long) i << PhysicalMemory.PAGE_SHIFT));
+        }
+        table.live += count;
+        leaves[0] += count;
+        MAPPED.setRelease(this, mapped + count);
+    }
+
+    private static IommuException alreadyMapped(long page) {
+        return new IommuException(Errno.EEXIST, String.format("iova 0x%x is already mapped",
+                page << PhysicalMemory.PAGE_SHIFT));
     }
 
     /**
@@ -208,10 +272,58 @@ public final class IoPageTable {
         long first = iova >>> PhysicalMemory.PAGE_SHIFT;
         long last = first + (size >>> PhysicalMemory.PAGE_SHIFT) - 1;
         synchronized (lock) {
-            long pages = unmapRange(root, TOP_SHIFT, 0, first, last);
-            mapped -= pages;
+            long pages = first >>> BITS == last >>> BITS ? unmapInOneLeafTable(first, last)
+                    : unmapRange(root, TOP_SHIFT, 0, first, last);
+            MAPPED.setRelease(this, mapped - pages);
             return pages << PhysicalMemory.PAGE_SHIFT;
         }
+    }
+
+    /**
+     * {@link #unmapRange} from the root for a range inside one leaf table's 2 MiB, the DMA API's usual unmap: one
+     * walk down. A large leaf on the way covers the whole range and goes whole; the leaf table goes when the
+     * range covered all of it and left it empty (no table above can be covered by 2 MiB or less). The caller
+     * holds {@link #lock}.
+     *
+     * @return how many 4 KiB pages were mapped by what was cleared
+     */
+    private long unmapInOneLeafTable(long first, long last) {
+        Table parent = null;
+        int parentIndex = 0;
+        Table table = root;
+        int index = (int) (first >>> TOP_SHIFT);
+        for (int shift = TOP_SHIFT; shift > 0; shift -= BITS) {
+            if (table.entries != null && table.entries.getPlain(index) != 0) {
+                table.entries.setRelease(index, 0);
+                table.live--;
+                leaves[shift / BITS]--;
+                return 1L << shift;
+            }
+            Table child = table.children.getPlain(index);
+            if (child == null) {
+                return 0;
+            }
+            parent = table;
+            parentIndex = index;
+            table = child;
+            index = (int) (first >>> (shift - BITS)) & INDEX_MASK;
+        }
+        int count = (int) (last - first) + 1;
+        int cleared = 0;
+        for (int i = index; i < index + count; i++) {
+            if (table.entries.getPlain(i) != 0) {
+                table.entries.setRelease(i, 0);
+                cleared++;
+            }
+        }
+        table.live -= cleared;
+        leaves[0] -= cleared;
+        if (table.live == 0 && count == ENTRIES) {
+            // The range covered all the table spans: it is empty and nothing will write it again.
+            parent.children.setRelease(parentIndex, null);
+            parent.live--;
+        }
+        return cleared;
     }
 
     /**
@@ -294,7 +406,7 @@ public final class IoPageTable {
 
     /** @return how many 4 KiB pages are mapped (a 2 MiB leaf counts 512), saturating at {@link Integer#MAX_VALUE} */
     public int mappedPages() {
-        return (int) Math.min(mapped, Integer.MAX_VALUE);
+        return (int) Math.min((long) MAPPED.getAcquire(this), Integer.MAX_VALUE);
     }
 
     /**

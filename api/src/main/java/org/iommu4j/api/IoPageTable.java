@@ -46,7 +46,8 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * whole, either as it was before a concurrent {@link #map} or {@link #unmap} of that page or as it is after.
  * A page that no concurrent call touches always translates the same way, even while its neighbours are
  * mapped and unmapped and the tables around it are allocated and freed. {@link #map} and {@link #unmap}
- * serialise on a lock private to each table, and publish their writes with release semantics: a table is
+ * serialise on a lock private to each table (a spin lock, as the kernel's page-table code takes spin locks and
+ * not sleeping ones: one compare-and-set to take it and a release store to drop it), and publish their writes with release semantics: a table is
  * fully built before it is linked in, and emptied before it is unlinked and never used again, so a lookup
  * that still holds a freed table finds it empty and reports {@link IommuDomain#FAULT_NOT_MAPPED}, which is an
  * answer a racing unmap permits.
@@ -79,26 +80,35 @@ public final class IoPageTable {
     /** Entry flags: the access bits {@link #lookup} checks. */
     private static final long PTE_ACCESS = (long) (IommuProt.READ | IommuProt.WRITE) << PTE_PROT_SHIFT;
 
-    /** Guards every write to the tree and to the counters; lookups do not take it. */
-    private final Object lock = new Object();
+    /**
+     * The lock: 1 while a {@link #map} or {@link #unmap} holds it, 0 otherwise; taken by {@link #lock()}, which
+     * guards every write to the tree and to the counters. Lookups do not take it.
+     */
+    @SuppressWarnings("unused") // through LOCK
+    private volatile int lock;
     /** The top table, never freed. */
     private final Table root = new Table(TOP_ENTRIES, false, false);
     /**
-     * 4 KiB pages mapped (a 2 MiB leaf counts 512); written under {@link #lock} with release semantics through
+     * 4 KiB pages mapped (a 2 MiB leaf counts 512); written under {@link #lock()} with release semantics through
      * {@link #MAPPED} (a volatile store would add a full fence to every map and unmap), read with acquire.
      */
     private long mapped;
     /** {@link #mapped}, for its release stores and acquire loads. */
     private static final VarHandle MAPPED;
+    /** {@link #lock}, for its compare-and-set. */
+    private static final VarHandle LOCK;
+    /** Spins before a waiter for the lock starts yielding its CPU. */
+    private static final int SPINS = 100;
 
     static {
         try {
             MAPPED = MethodHandles.lookup().findVarHandle(IoPageTable.class, "mapped", long.class);
+            LOCK = MethodHandles.lookup().findVarHandle(IoPageTable.class, "lock", int.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
     }
-    /** Leaves by level: index 0 for 4 KiB, 1 for 2 MiB, 2 for 1 GiB; written under {@link #lock}. */
+    /** Leaves by level: index 0 for 4 KiB, 1 for 2 MiB, 2 for 1 GiB; written under {@link #lock()}. */
     private final long[] leaves = new long[3];
 
     /** Creates an empty page table. */
@@ -186,7 +196,8 @@ public final class IoPageTable {
         long first = iova >>> PhysicalMemory.PAGE_SHIFT;
         long last = first + (size >>> PhysicalMemory.PAGE_SHIFT) - 1;
         long flags = PTE_PRESENT | (long) (prot & IommuProt.ALL) << PTE_PROT_SHIFT;
-        synchronized (lock) {
+        lock();
+        try {
             if (targetShift == 0 && first >>> BITS == last >>> BITS) {
                 mapInOneLeafTable(first, last, (phys | flags));
                 return;
@@ -200,14 +211,34 @@ public final class IoPageTable {
                     targetShift);
             MAPPED.setRelease(this, mapped + last - first + 1);
             leaves[targetShift / BITS] += (last - first + 1) >>> targetShift;
+        } finally {
+            unlock();
         }
+    }
+
+    /** Takes the lock: one compare-and-set when nobody holds it, else spins, then yields, until it is free. */
+    private void lock() {
+        if (!LOCK.compareAndSet(this, 0, 1)) {
+            for (int tries = 1; (int) LOCK.getOpaque(this) != 0 || !LOCK.compareAndSet(this, 0, 1); tries++) {
+                if (tries < SPINS) {
+                    Thread.onSpinWait();
+                } else {
+                    Thread.yield();
+                }
+            }
+        }
+    }
+
+    /** Drops the lock with a release store, which publishes every write made under it. */
+    private void unlock() {
+        LOCK.setRelease(this, 0);
     }
 
     /**
      * {@link #mapLevel} of 4 KiB leaves for a range inside one leaf table's 2 MiB, the DMA API's usual map: one
      * walk down, checking and allocating as it goes, instead of a search and then a write. Nothing is allocated
      * before every check has passed: a missing table means that nothing below it is mapped, so once the walk has
-     * allocated one no check can fail. The caller holds {@link #lock}.
+     * allocated one no check can fail. The caller holds {@link #lock()}.
      *
      * @param pte the entry of page {@code first}; page {@code first + i} gets it plus {@code i} pages
      */
@@ -271,11 +302,14 @@ public final class IoPageTable {
         AddressRange.requireNoWrap("iova", iova, size);
         long first = iova >>> PhysicalMemory.PAGE_SHIFT;
         long last = first + (size >>> PhysicalMemory.PAGE_SHIFT) - 1;
-        synchronized (lock) {
+        lock();
+        try {
             long pages = first >>> BITS == last >>> BITS ? unmapInOneLeafTable(first, last)
                     : unmapRange(root, TOP_SHIFT, 0, first, last);
             MAPPED.setRelease(this, mapped - pages);
             return pages << PhysicalMemory.PAGE_SHIFT;
+        } finally {
+            unlock();
         }
     }
 
@@ -283,7 +317,7 @@ public final class IoPageTable {
      * {@link #unmapRange} from the root for a range inside one leaf table's 2 MiB, the DMA API's usual unmap: one
      * walk down. A large leaf on the way covers the whole range and goes whole; the leaf table goes when the
      * range covered all of it and left it empty (no table above can be covered by 2 MiB or less). The caller
-     * holds {@link #lock}.
+     * holds {@link #lock()}.
      *
      * @return how many 4 KiB pages were mapped by what was cleared
      */
@@ -399,8 +433,11 @@ public final class IoPageTable {
             throw new IommuException(Errno.EINVAL, String.format(
                     "page size 0x%x is not supported: expected 0x1000, 0x200000 or 0x40000000", pageSize));
         }
-        synchronized (lock) {
+        lock();
+        try {
             return leaves[(Long.numberOfTrailingZeros(pageSize) - PhysicalMemory.PAGE_SHIFT) / BITS];
+        } finally {
+            unlock();
         }
     }
 

@@ -264,15 +264,31 @@ public final class SparseMemory implements HostMemory {
         return (byte[][]) SECTION.getAcquire(sections, index);
     }
 
-    /** @return the chunk holding {@code phys}, or null if none was written */
+    /**
+     * A plain read of both levels, as a racing CPU would read memory: a chunk (or section) being created by another
+     * thread is seen either as null, and so read as zeros, or as the new array, whose elements are at least their
+     * default zeros (JLS 17.4.4); its creation is published with a compare-and-exchange.
+     *
+     * @return the chunk holding {@code phys}, or null if none was written
+     */
     private byte[] chunk(long phys) {
-        byte[][] section = section((int) (phys >>> SECTION_SHIFT));
-        return section == null ? null
-                : (byte[]) CHUNK.getAcquire(section, (int) (phys >>> CHUNK_SHIFT) & SECTION_CHUNKS_MASK);
+        byte[][] section = sections[(int) (phys >>> SECTION_SHIFT)];
+        return section == null ? null : section[(int) (phys >>> CHUNK_SHIFT) & SECTION_CHUNKS_MASK];
     }
 
     /** @return the chunk holding {@code phys}, allocated (with its section's table) if it was not */
     private byte[] chunkForWrite(long phys) {
+        byte[][] section = sections[(int) (phys >>> SECTION_SHIFT)];
+        if (section != null) {
+            byte[] chunk = section[(int) (phys >>> CHUNK_SHIFT) & SECTION_CHUNKS_MASK];
+            if (chunk != null) {
+                return chunk;
+            }
+        }
+        return createChunk(phys);
+    }
+
+    private byte[] createChunk(long phys) {
         int s = (int) (phys >>> SECTION_SHIFT);
         byte[][] section = section(s);
         if (section == null) {

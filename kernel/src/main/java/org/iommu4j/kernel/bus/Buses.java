@@ -254,7 +254,13 @@ public final class Buses {
      * @return the registered driver
      */
     public Optional<DeviceDriver> findDriver(BusType bus, String name) {
-        return drivers.stream().map(Owned::value).filter(d -> d.bus() == bus && d.name().equals(name)).findFirst();
+        for (Owned<DeviceDriver> o : drivers) { // a loop, not a stream: a host's boot looks drivers up
+            DeviceDriver d = o.value();
+            if (d.bus() == bus && d.name().equals(name)) {
+                return Optional.of(d);
+            }
+        }
+        return Optional.empty();
     }
 
     /**

@@ -3,6 +3,7 @@ package org.iommu4j.kernel.dma;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import org.iommu4j.kernel.module.ModuleRef;
+import org.iommu4j.kernel.sync.SpinLock;
 
 /**
  * The DMA API's exact record of one device's live mappings and coherent buffers: for each DMA address, which
@@ -25,7 +26,7 @@ import org.iommu4j.kernel.module.ModuleRef;
  * acquire ordering, so each count is as exact as under one monitor per step. The lock is a spin lock taken with
  * one compare-and-swap and released with a release store, not a monitor (two compare-and-swaps per section).
  */
-final class LiveMappings {
+final class LiveMappings extends SpinLock {
     /** A slot no call owns. */
     static final int FREE = 0;
     /** A call in flight through the slot's binding with no DMA address yet (a map or a sync). */
@@ -34,13 +35,11 @@ final class LiveMappings {
     static final int MAPPED = 2;
     /** A live mapping taken for an unmap whose ops have not returned yet. */
     static final int UNMAPPING = 3;
-    private static final VarHandle LOCK;
     private static final VarHandle STATE;
 
     static {
         try {
             MethodHandles.Lookup l = MethodHandles.lookup();
-            LOCK = l.findVarHandle(LiveMappings.class, "locked", int.class);
             STATE = l.findVarHandle(Slot.class, "state", int.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
@@ -86,8 +85,6 @@ final class LiveMappings {
 
     /** The DMA API whose table this is (a device's field holds it), or null. */
     final Object api;
-    @SuppressWarnings("unused") // through LOCK
-    private int locked;
     private Slot[] slots = {new Slot(), new Slot()};
     private long[] keys = new long[16];
     private DmaOpsBinding[] bindings = new DmaOpsBinding[16];
@@ -103,29 +100,6 @@ final class LiveMappings {
 
     LiveMappings(Object api) {
         this.api = api;
-    }
-
-    /** Takes the table's lock: a spin lock, held only for the few steps of one record change. */
-    void lock() {
-        if (!LOCK.compareAndSet(this, 0, 1)) {
-            contend();
-        }
-    }
-
-    private void contend() {
-        int spins = 0;
-        while (!LOCK.compareAndSet(this, 0, 1)) {
-            if (++spins < 64) {
-                Thread.onSpinWait();
-            } else {
-                Thread.yield();
-            }
-        }
-    }
-
-    /** Releases the table's lock with a release store: what the section wrote is seen by the next holder. */
-    void unlock() {
-        LOCK.setRelease(this, 0);
     }
 
     /**

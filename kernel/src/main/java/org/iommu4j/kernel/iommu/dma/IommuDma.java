@@ -87,8 +87,8 @@ public final class IommuDma implements DmaOps {
         this.cpus = cpus;
         this.cpu = cpu;
         this.clock = clock;
-        this.strict = commandLine.get("iommu.strict").map(IommuDma::kstrtobool).orElse(false);
-        this.forceDac = commandLine.get("iommu.forcedac").map(IommuDma::kstrtobool).orElse(false);
+        this.strict = flag(commandLine, "iommu.strict");
+        this.forceDac = flag(commandLine, "iommu.forcedac");
         if (forceDac) {
             log.log(LogLevel.INFO, "Forcing DAC for PCI devices");
         }
@@ -96,6 +96,12 @@ public final class IommuDma implements DmaOps {
     }
 
     /** The kernel's {@code kstrtobool}: 1/y/Y/on is true; anything else false. */
+    /** A boolean boot parameter, false when absent (a plain test: every host's boot runs it, lambdas cost a cold JVM). */
+    private static boolean flag(CommandLine commandLine, String name) {
+        Optional<String> v = commandLine.get(name);
+        return v.isPresent() && kstrtobool(v.get());
+    }
+
     private static boolean kstrtobool(String v) {
         return v.equals("1") || v.startsWith("y") || v.startsWith("Y") || v.equalsIgnoreCase("on");
     }

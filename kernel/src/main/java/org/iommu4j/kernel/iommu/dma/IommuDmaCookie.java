@@ -7,6 +7,7 @@ import org.iommu4j.api.IommuDomain;
 import org.iommu4j.api.IommuOps;
 import org.iommu4j.api.IommuProt;
 import org.iommu4j.api.PhysicalMemory;
+import org.iommu4j.kernel.sync.SpinLock;
 
 /**
  * What iommu-dma keeps for one DMA domain, the kernel's {@code struct iommu_dma_cookie}

@@ -3,6 +3,7 @@ package org.iommu4j.kernel.iommu.dma;
 import java.util.ArrayDeque;
 import java.util.Map;
 import java.util.TreeMap;
+import org.iommu4j.kernel.sync.SpinLock;
 
 /**
  * An IOVA space, the kernel's {@code struct iova_domain} ({@code drivers/iommu/iova.c}, Linux v6.12): a tree of

@@ -57,6 +57,9 @@ final class PinCounts {
      */
     boolean decrement(long frame) {
         int i = find(frame);
+        if (counts[i] == 0) {
+            throw new IllegalStateException("frame 0x" + Long.toHexString(frame) + " has no pins");
+        }
         if (counts[i] > 1) {
             counts[i]--;
             return false;

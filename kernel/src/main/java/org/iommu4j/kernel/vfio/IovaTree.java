@@ -9,7 +9,7 @@ import java.util.List;
  * are primitive (no boxing) and kept in sorted chunks of at most {@value #CAP} with an index of each chunk's
  * first key, so a search is two binary searches over contiguous arrays whatever the count, and a put or remove
  * that fits its chunk allocates nothing. Chunks split when full and merge when two neighbours fit in half of
- * one, so on average a chunk is at least a quarter full. Not thread-safe: the container's lock guards it.
+ * one, so any two neighbours hold more than half a chunk. Not thread-safe: the container's lock guards it.
  *
  * @param <V> what each key maps to
  */
@@ -149,8 +149,8 @@ final class IovaTree<V> {
             return;
         }
         if (sizes[c] == CAP) {
-            if (i == CAP) {
-                // appending to a full chunk (ascending inserts): a new chunk, so that chunks stay full
+            if (i == CAP && c == chunks - 1) {
+                // appending past the last, full chunk (ascending inserts): a new chunk, so that chunks stay full
                 insertChunk(c + 1);
                 c++;
                 i = 0;

@@ -126,8 +126,8 @@ final class Type1IommuDriver implements VfioIommuDriver {
          */
         long pgsizeBitmap() {
             long bitmap = -1L;
-            for (DomainUse use : domains) {
-                bitmap &= use.ops.pageSizeBitmap();
+            for (int i = 0, n = domains.size(); i < n; i++) {
+                bitmap &= domains.get(i).ops.pageSizeBitmap();
             }
             if ((bitmap & (PhysicalMemory.PAGE_SIZE - 1)) != 0) {
                 bitmap &= ~(long) (PhysicalMemory.PAGE_SIZE - 1);

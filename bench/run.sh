@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole benchmark suite once (about 4 minutes on 2 cores) and writes bench/RESULTS.md and
+# Runs the whole benchmark suite once, then the missed rows' benchmarks again under -prof stack (about 5 minutes
+# on 2 cores), and writes bench/RESULTS.md and
 # bench/results.json. Measure on a quiet machine, holding the shared Maven lock for the whole run:
 #     flock /tmp/iommu4j-mvn.lock bench/run.sh
 # (the script calls mvn itself and so must not take the lock again). Options: JMH_ARGS adds JMH options;
@@ -22,6 +23,16 @@ java -jar "$jar" -f 1 -wi 2 -w 500ms -i 3 -r 500ms -prof gc -rf json -rff "$out/
 # Row 8 in a JVM of its own, under the default collector and heap size.
 java -cp "$jar" org.iommu4j.bench.MemoryProbe "$out/memory.json" "${MEMORY_MIB:-1024}"
 
+# The missed rows' benchmarks once more, with JMH's stack sampler: RESULTS.md shows where their time goes.
+# NO_PROFILE=1 skips this pass.
+java -cp "$jar" org.iommu4j.bench.Report --missed "$out/jmh.json" "$out/memory.json" "$out/missed.txt"
+rm -f "$out/stack.log"
+if [ -s "$out/missed.txt" ] && [ -z "${NO_PROFILE:-}" ]; then
+    mapfile -t missed < "$out/missed.txt"
+    java -jar "$jar" -f 1 -wi 1 -w 1s -i 2 -r 1s -prof 'stack:lines=2;top=8' ${JMH_ARGS:-} "${missed[@]}" \
+        > "$out/stack.log" 2>&1
+fi
+
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 ended=$(date +%s)
 {
@@ -33,5 +44,5 @@ ended=$(date +%s)
         "at 2 threads over 1 thread, relative to the pure-ALU spin control's in the same run."
 } > "$out/header.txt"
 java -cp "$jar" org.iommu4j.bench.Report "$out/jmh.json" "$out/memory.json" bench/RESULTS.md bench/results.json \
-    "$out/header.txt" bench/NOTES.md
+    "$out/header.txt" bench/NOTES.md "$out/stack.log"
 echo "wrote bench/RESULTS.md and bench/results.json in $(( ended - started )) s"

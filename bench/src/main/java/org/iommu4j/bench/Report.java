@@ -24,7 +24,9 @@ import java.util.Optional;
  */
 public final class Report {
     private static final String PKG = "org.iommu4j.bench.";
+    private static final String SWIOTLB_PKG = "org.iommu4j.backend.swiotlb.";
     private final Map<String, JsonNode> results = new LinkedHashMap<>();
+    private final Map<String, String> fullNames = new LinkedHashMap<>();
     private final JsonNode memory;
     private final List<Row> rows = new ArrayList<>();
 
@@ -40,9 +42,28 @@ public final class Report {
      * @param target the target
      * @param met whether the target is met; null for a row that only informs
      * @param note what else the run says
+     * @param benchmark the key of the benchmark measured, or null for a row that is not a JMH figure
      */
     public record Row(String row, String path, String measured, String allocation, String baseline, String ratio,
-            String target, Boolean met, String note) {
+            String target, Boolean met, String note, String benchmark) {
+        /**
+         * A row that is not one JMH benchmark's figure.
+         *
+         * @param row the issue's row number
+         * @param path what is measured
+         * @param measured score ± error and unit
+         * @param allocation bytes allocated per operation, or "-"
+         * @param baseline the baseline and its score
+         * @param ratio the figure the target is about
+         * @param target the target
+         * @param met whether the target is met; null for a row that only informs
+         * @param note what else the run says
+         */
+        public Row(String row, String path, String measured, String allocation, String baseline, String ratio,
+                String target, Boolean met, String note) {
+            this(row, path, measured, allocation, baseline, ratio, target, met, note, null);
+        }
+
         /** @return "met", "MISSED" or "-" */
         public String verdict() {
             return met == null ? "-" : met ? "met" : "MISSED";
@@ -55,15 +76,22 @@ public final class Report {
      */
     public Report(JsonNode jmh, JsonNode memory) {
         for (JsonNode r : jmh) {
-            results.put(key(r.get("benchmark").asText(), r.get("params")), r);
+            String key = key(r.get("benchmark").asText(), r.get("params"));
+            results.put(key, r);
+            fullNames.put(key, r.get("benchmark").asText());
         }
         this.memory = memory;
         build();
     }
 
+    /** A benchmark's name without its package (the swiotlb module's own benchmarks keep their class name). */
+    static String shortName(String benchmark) {
+        return benchmark.startsWith(PKG) ? benchmark.substring(PKG.length())
+                : benchmark.replace(SWIOTLB_PKG, "");
+    }
+
     private static String key(String benchmark, JsonNode params) {
-        StringBuilder sb = new StringBuilder(benchmark.startsWith(PKG) ? benchmark.substring(PKG.length())
-                : benchmark.replace("org.iommu4j.backend.swiotlb.", ""));
+        StringBuilder sb = new StringBuilder(shortName(benchmark));
         if (params != null) {
             Iterator<Map.Entry<String, JsonNode>> it = params.fields();
             List<String> parts = new ArrayList<>();
@@ -145,7 +173,7 @@ public final class Report {
                 : ", ≤ " + (int) allocLimit + " B/op");
         rows.add(new Row(row, path, measured(m.get()), alloc(m.get()), baselineKey + ": "
                 + String.format(Locale.ROOT, "%.1f ns", score(b.get())), fmt(ratio) + "×", target,
-                ratio <= limit && allocOk, extra == null ? "" : extra));
+                ratio <= limit && allocOk, extra == null ? "" : extra, measuredKey));
     }
 
     /** The spin control's 2-thread/1-thread throughput ratio, or NaN. */
@@ -170,7 +198,7 @@ public final class Report {
                 "1 thread " + String.format(Locale.ROOT, "%.1f ns", score(one.get())) + "; spin control x"
                         + fmt(control), fmt(relative) + " of control (x" + fmt(scaling) + ")",
                 limit == null ? "-" : "≥ " + fmt(limit) + " of control", limit == null ? null : relative >= limit,
-                extra == null ? "" : extra));
+                extra == null ? "" : extra, twoKey));
         return relative;
     }
 
@@ -203,7 +231,7 @@ public final class Report {
             double ns = score(window.get());
             rows.add(new Row("3", "swiotlb slot allocate+free (search and release, no copy)",
                     measured(window.get()), alloc(window.get()), "-", String.format(Locale.ROOT, "%.1f ns", ns),
-                    "≤ 40 ns, the kernel's slot (property test)", ns <= 40, ""));
+                    "≤ 40 ns, the kernel's slot (property test)", ns <= 40, "", "SwiotlbSlotBench.windowAllocateFree"));
         } else {
             missing("3", "swiotlb slot allocate+free", "SwiotlbSlotBench.windowAllocateFree");
         }
@@ -283,6 +311,35 @@ public final class Report {
      * @return the Markdown page
      */
     public String markdown(List<String> header, String notes) {
+        return markdown(header, notes, null);
+    }
+
+    /**
+     * The JMH include patterns of the benchmarks behind the missed rows, for a second run with
+     * {@code -prof stack}: each an exact method name (all its parameter sets run).
+     *
+     * @return anchored regular expressions, one per benchmark method, in row order
+     */
+    public List<String> missedBenchmarks() {
+        List<String> out = new ArrayList<>();
+        for (Row r : rows) {
+            if (Boolean.FALSE.equals(r.met()) && r.benchmark() != null && fullNames.containsKey(r.benchmark())) {
+                String pattern = "^" + fullNames.get(r.benchmark()).replace(".", "\\.") + "$";
+                if (!out.contains(pattern)) {
+                    out.add(pattern);
+                }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * @param header lines put above the table (the machine, its load, the settings)
+     * @param notes Markdown appended below the table (why rows missed, in numbers)
+     * @param profiles the stack profiles of a {@code -prof stack} run of the missed rows' benchmarks, or null
+     * @return the Markdown page
+     */
+    public String markdown(List<String> header, String notes, StackProfiles profiles) {
         StringBuilder sb = new StringBuilder("# Benchmark results\n\n");
         header.forEach(h -> sb.append(h).append("\n"));
         sb.append("\n| # | path | score ± error | alloc | baseline (same run) | ratio | target | verdict | note |\n");
@@ -294,10 +351,40 @@ public final class Report {
         long met = rows.stream().filter(r -> Boolean.TRUE.equals(r.met())).count();
         long missed = rows.stream().filter(r -> Boolean.FALSE.equals(r.met())).count();
         sb.append("\n").append(met).append(" rows met their target, ").append(missed).append(" missed.\n");
+        if (profiles != null) {
+            profileSection(sb, profiles);
+        }
         if (notes != null && !notes.isBlank()) {
             sb.append("\n").append(notes.strip()).append("\n");
         }
         return sb.toString();
+    }
+
+    /** Where the missed rows' time goes: the hottest frames of each one's benchmark, from the stack profiler. */
+    private void profileSection(StringBuilder sb, StackProfiles profiles) {
+        sb.append("\n## Where the missed rows' time goes (JMH `-prof stack`, this commit)\n\n");
+        sb.append("A second, shorter run of each missed row's benchmark with JMH's stack sampler (safepoint-biased:"
+                + " read shares as indicative). Shares are of the measured threads' RUNNABLE samples that had a"
+                + " stack; a frame's callers follow its arrow.\n\n");
+        List<String> seen = new ArrayList<>();
+        for (Row r : rows) {
+            if (!Boolean.FALSE.equals(r.met()) || r.benchmark() == null || seen.contains(r.benchmark())) {
+                continue;
+            }
+            seen.add(r.benchmark());
+            Optional<StackProfiles.Profile> p = profiles.profile(r.benchmark());
+            sb.append("- **Row ").append(r.row()).append(", ").append(r.path()).append("** (`")
+                    .append(r.benchmark()).append("`): ");
+            if (p.isEmpty() || p.get().frames().isEmpty()) {
+                sb.append("no profile in this run.\n");
+                continue;
+            }
+            List<String> top = new ArrayList<>();
+            for (StackProfiles.Frame f : p.get().frames().subList(0, Math.min(5, p.get().frames().size()))) {
+                top.add(f.describe());
+            }
+            sb.append(String.join("; ", top)).append(".\n");
+        }
     }
 
     /**
@@ -322,18 +409,30 @@ public final class Report {
     }
 
     /**
-     * @param args the JMH JSON, the memory probe's JSON, RESULTS.md, results.json, a file of header lines, and
-     *     optionally a Markdown file of notes to append
+     * @param args the JMH JSON, the memory probe's JSON, RESULTS.md, results.json, a file of header lines,
+     *     optionally a Markdown file of notes to append and the log of a {@code -prof stack} run; or
+     *     {@code --missed}, the JMH JSON, the memory probe's JSON and a file to write the missed rows' benchmark
+     *     patterns to, one per line
      * @throws IOException if a file cannot be read or written
      */
     public static void main(String[] args) throws IOException {
         ObjectMapper mapper = new ObjectMapper();
+        if (args.length == 4 && args[0].equals("--missed")) {
+            Path mem = Path.of(args[2]);
+            Report report = new Report(mapper.readTree(Path.of(args[1]).toFile()),
+                    Files.exists(mem) ? mapper.readTree(mem.toFile()) : null);
+            Files.write(Path.of(args[3]), report.missedBenchmarks(), StandardCharsets.UTF_8);
+            return;
+        }
         JsonNode jmh = mapper.readTree(Path.of(args[0]).toFile());
         Path mem = Path.of(args[1]);
         Report report = new Report(jmh, Files.exists(mem) ? mapper.readTree(mem.toFile()) : null);
+        Path stackLog = args.length > 6 ? Path.of(args[6]) : null;
+        StackProfiles profiles = stackLog != null && Files.exists(stackLog)
+                ? new StackProfiles(Files.readAllLines(stackLog, StandardCharsets.UTF_8)) : null;
         List<String> header = Files.readAllLines(Path.of(args[4]), StandardCharsets.UTF_8);
         String notes = args.length > 5 && Files.exists(Path.of(args[5])) ? Files.readString(Path.of(args[5])) : "";
-        Files.writeString(Path.of(args[2]), report.markdown(header, notes), StandardCharsets.UTF_8);
+        Files.writeString(Path.of(args[2]), report.markdown(header, notes, profiles), StandardCharsets.UTF_8);
         ObjectNode root = mapper.createObjectNode();
         ArrayNode h = root.putArray("run");
         header.forEach(h::add);

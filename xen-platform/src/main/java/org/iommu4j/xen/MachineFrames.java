@@ -73,19 +73,50 @@ final class MachineFrames {
     }
 
     /**
+     * Checks a run of frames by extent: a whole extent is one owner lookup, a split one a lookup per frame.
+     *
+     * @param mfn first machine frame, not negative
+     * @param count frames, at least 1, with {@code mfn + count} not overflowing
+     * @param domid a domain
+     * @return the first frame of the run the domain does not own (one beyond machine memory counts), or -1
+     */
+    long firstNotOwned(long mfn, long count, int domid) {
+        long end = mfn + count;
+        for (long f = mfn; f < end; ) {
+            if (f >= frames) {
+                return f;
+            }
+            long extentEnd = Math.min(end, (f | (EXTENT - 1)) + 1);
+            int o = extentOwner.get((int) (f >>> EXTENT_SHIFT));
+            if (o == SPLIT) {
+                for (; f < extentEnd; f++) {
+                    if ((int) frameOwner.get(f) - 1 != domid) {
+                        return f;
+                    }
+                }
+            } else if (o != domid) {
+                return f;
+            }
+            f = extentEnd;
+        }
+        return -1;
+    }
+
+    /**
      * @param mfn a machine frame
      * @param domid the domain asking
      * @return the domain's pfn the frame backs, or -1 if the domain does not own it
      */
     long pfnOf(long mfn, int domid) {
-        if (ownerOf(mfn) != domid) {
+        if (mfn < 0 || mfn >= frames) {
             return -1;
         }
         int e = (int) (mfn >>> EXTENT_SHIFT);
-        if (extentOwner.get(e) == SPLIT) {
-            return frameM2p.get(mfn);
+        int o = extentOwner.get(e);
+        if (o == SPLIT) {
+            return (int) frameOwner.get(mfn) - 1 == domid ? frameM2p.get(mfn) : -1;
         }
-        return domains.get(domid).pfnInExtent(extentBackRef[e], (int) (mfn & (EXTENT - 1)));
+        return o != domid ? -1 : domains.get(domid).pfnInExtent(extentBackRef[e], (int) (mfn & (EXTENT - 1)));
     }
 
     /** @return frames no domain owns */

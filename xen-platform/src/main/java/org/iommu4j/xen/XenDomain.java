@@ -278,6 +278,10 @@ public final class XenDomain implements HypervisorDomain {
         public void read(long phys, byte[] dst, int offset, int length) {
             Objects.checkFromIndexSize(offset, length, dst.length);
             checkRange(phys, length);
+            if (length <= PhysicalMemory.PAGE_SIZE - (phys & PhysicalMemory.PAGE_OFFSET_MASK)) {
+                machine.memory().read(machine(phys), dst, offset, length);
+                return;
+            }
             while (length > 0) {
                 int n = run(phys, length);
                 machine.memory().read(machine(phys), dst, offset, n);
@@ -292,6 +296,11 @@ public final class XenDomain implements HypervisorDomain {
             Objects.checkFromIndexSize(offset, length, src.length);
             checkRange(phys, length);
             touch(phys, length);
+            if (length <= PhysicalMemory.PAGE_SIZE - (phys & PhysicalMemory.PAGE_OFFSET_MASK)) {
+                // within one page: one p2m lookup
+                machine.memory().write(machine(phys), src, offset, length);
+                return;
+            }
             while (length > 0) {
                 int n = run(phys, length);
                 machine.memory().write(machine(phys), src, offset, n);

@@ -7,7 +7,6 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.List;
 import org.iommu4j.api.Device;
 import org.iommu4j.api.Errno;
-import org.iommu4j.api.IoPageTable;
 import org.iommu4j.api.IommuDomain;
 import org.iommu4j.api.IommuException;
 import org.iommu4j.api.IommuFaultException;
@@ -143,11 +142,11 @@ final class XenIommu {
         return new Port();
     }
 
-    /** @return bytes the contexts keep: 8 per mapped page and the reference tables */
+    /** @return bytes the contexts keep: their tables (see {@link ContextTable#bytes}) */
     long bytes() {
         long n = 0;
         for (Context c : contexts) {
-            n += 8L * c.table.mappedPages() + c.references.bytes();
+            n += c.table.bytes();
         }
         return n;
     }
@@ -155,8 +154,7 @@ final class XenIommu {
     /** A context of the IOMMU, owned by one domain. */
     final class Context implements XenHypercalls.IommuContext {
         private final XenDomain domain;
-        private final IoPageTable table = new IoPageTable();
-        private final SparseFrameTable references = new SparseFrameTable(machine.frames());
+        private final ContextTable table = new ContextTable(machine.frames());
         private volatile boolean destroyed;
 
         Context(XenDomain domain) {
@@ -164,60 +162,41 @@ final class XenIommu {
         }
 
         @Override
-        public synchronized void map(long bfn, long mfn, long count, int prot) {
+        public void map(long bfn, long mfn, long count, int prot) {
             requireLive();
             if (count < 1 || bfn < 0 || mfn < 0 || bfn + count < 0 || bfn + count > (1L << 52)) {
                 throw new IommuException(Errno.EINVAL, String.format("xen: IOMMU map of %d frames at bfn 0x%x is"
                         + " invalid", count, bfn));
             }
-            for (long i = 0; i < count; i++) {
-                int o = machine.ownerOf(mfn + i);
-                if (o != domain.domid()) {
-                    throw new IommuException(Errno.EPERM, String.format("xen: domain %d may not map mfn 0x%x: %s",
-                            domain.domid(), mfn + i, mfn + i >= machine.frames() ? String.format("there is no such"
-                                    + " machine frame (machine memory has 0x%x)", machine.frames())
-                                    : o == MachineFrames.FREE ? "no domain owns it" : "it belongs to domain " + o));
-                }
+            // by range: no frame past the first beyond machine memory needs looking at
+            long refused = machine.firstNotOwned(mfn, Math.min(count, Math.max(1, machine.frames() + 1 - mfn)),
+                    domain.domid());
+            if (refused >= 0) {
+                int o = machine.ownerOf(refused);
+                throw new IommuException(Errno.EPERM, String.format("xen: domain %d may not map mfn 0x%x: %s",
+                        domain.domid(), refused, refused >= machine.frames() ? String.format("there is no such"
+                                + " machine frame (machine memory has 0x%x)", machine.frames())
+                                : o == MachineFrames.FREE ? "no domain owns it" : "it belongs to domain " + o));
             }
             for (long i = 0; i < count; i++) {
-                long iova = (bfn + i) << PhysicalMemory.PAGE_SHIFT;
-                long target = (mfn + i) << PhysicalMemory.PAGE_SHIFT;
-                long now = table.lookup(iova, 0);
-                if (now == target && bfn + i < machine.frames()) {
-                    references.set(bfn + i, references.get(bfn + i) + 1);
-                    continue;
-                }
-                if (now >= 0) {
-                    unmap(bfn, i);
-                    throw new IommuException(Errno.EEXIST, String.format("xen: bfn 0x%x is mapped already, to mfn"
-                            + " 0x%x", bfn + i, now >>> PhysicalMemory.PAGE_SHIFT));
-                }
-                table.map(iova, target, PhysicalMemory.PAGE_SIZE, prot);
-                if (bfn + i < machine.frames()) {
-                    references.set(bfn + i, 1);
+                int r = table.map(bfn + i, mfn + i, prot);
+                if (r == ContextTable.TAKEN || r == ContextTable.FULL) {
+                    table.unmap(bfn, bfn + i);
+                    throw r == ContextTable.FULL
+                            ? new IommuException(Errno.ENOSPC, String.format("xen: bfn 0x%x has %d references"
+                                    + " already: the hypervisor counts no more", bfn + i, ContextTable.MAX_REFS))
+                            : new IommuException(Errno.EEXIST, String.format("xen: bfn 0x%x is mapped already, to"
+                                    + " mfn 0x%x", bfn + i, table.target(bfn + i)));
                 }
             }
         }
 
         @Override
-        public synchronized long unmap(long bfn, long count) {
-            long n = 0;
-            for (long i = 0; i < count; i++) {
-                long f = bfn + i;
-                if (table.lookup(f << PhysicalMemory.PAGE_SHIFT, 0) < 0) {
-                    continue;
-                }
-                if (f < machine.frames()) {
-                    long refs = references.get(f) - 1;
-                    references.set(f, Math.max(0, refs));
-                    if (refs > 0) {
-                        continue;
-                    }
-                }
-                table.unmap(f << PhysicalMemory.PAGE_SHIFT, PhysicalMemory.PAGE_SIZE);
-                n++;
+        public long unmap(long bfn, long count) {
+            if (count <= 0 || bfn < 0 || bfn >= 1L << 52) {
+                return 0;
             }
-            return n;
+            return table.unmap(bfn, bfn + Math.min(count, (1L << 52) - bfn));
         }
 
         @Override

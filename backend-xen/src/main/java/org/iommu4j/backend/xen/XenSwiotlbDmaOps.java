@@ -63,13 +63,18 @@ final class XenSwiotlbDmaOps implements DmaOps {
      * memory is not so aligned in machine memory.
      */
     boolean straddles(long phys, long size) {
+        return straddles(phys, size, xen.pfnToMfn(phys >>> PhysicalMemory.PAGE_SHIFT));
+    }
+
+    /** As {@link #straddles(long, long)}, given the machine frame of the first page. */
+    private boolean straddles(long phys, long size, long firstMfn) {
         long pfn = phys >>> PhysicalMemory.PAGE_SHIFT;
         long pages = pages(phys, size);
         long align = Long.highestOneBit(Math.max(PhysicalMemory.PAGE_SIZE, PhysicalMemory.pageAlignUp(size)));
         if (align < PhysicalMemory.pageAlignUp(size)) {
             align <<= 1;
         }
-        long next = xen.pfnToMfn(pfn);
+        long next = firstMfn;
         if ((phys & (align - 1)) == 0 && ((next << PhysicalMemory.PAGE_SHIFT) & (align - 1)) != 0) {
             return true;
         }
@@ -104,7 +109,7 @@ final class XenSwiotlbDmaOps implements DmaOps {
     public long map(Device device, long phys, long size, DmaDirection direction) {
         XenHypercalls.IommuContext context = context(device);
         long dma = physToDma(phys);
-        if (force || !capable(device, dma, size) || straddles(phys, size)) {
+        if (force || !capable(device, dma, size) || straddles(phys, size, dma >>> PhysicalMemory.PAGE_SHIFT)) {
             long tlb = pool.map(device, phys, size, size, 0, direction);
             dma = physToDma(tlb);
             if (!capable(device, dma, size)) {

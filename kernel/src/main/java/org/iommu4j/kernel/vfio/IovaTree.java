@@ -7,7 +7,8 @@ import java.util.List;
  * The ordered index of a container's mappings by their first iova, the role the kernel's {@code dma_list}
  * rb-tree plays in {@code vfio_iommu_type1.c}: floor, ceiling and successor searches in unsigned order. Keys
  * are primitive (no boxing) and kept in sorted chunks of at most {@value #CAP} with an index of each chunk's
- * first key, so a search is two binary searches over contiguous arrays whatever the count, and a put or remove
+ * first key, so a search is at most two binary searches over contiguous arrays (one when it falls in the chunk
+ * the last search found), and a put or remove
  * that fits its chunk allocates nothing. Chunks split when full and merge when two neighbours fit in half of
  * one, so any two neighbours hold more than half a chunk. Not thread-safe: the container's lock guards it.
  *
@@ -27,6 +28,8 @@ final class IovaTree<V> {
     private long[] firsts = new long[1];
     private int chunks;
     private int size;
+    /** The chunk {@link #chunkFor} found last; any value is safe, it is checked before use. */
+    private int hint;
 
     /** @return how many keys it holds */
     int size() {
@@ -42,8 +45,19 @@ final class IovaTree<V> {
         return key ^ Long.MIN_VALUE;
     }
 
-    /** @return the last chunk whose first key is at most {@code k}, or -1 */
+    /**
+     * @return the last chunk whose first key is at most {@code k}, or -1. The chunk found last is tried first
+     *     (checked against its neighbour's first key, so a stale hint costs only the check): a map and unmap of
+     *     the same or nearby iovas find their chunk without the index search.
+     */
     private int chunkFor(long k) {
+        int c = hint;
+        if (c < chunks && firsts[c] <= k && (c + 1 == chunks || k < firsts[c + 1])) {
+            return c;
+        }
+        if (chunks == 0 || k < firsts[0]) {
+            return -1;
+        }
         int lo = 0;
         int hi = chunks - 1;
         while (lo <= hi) {
@@ -54,6 +68,7 @@ final class IovaTree<V> {
                 hi = mid - 1;
             }
         }
+        hint = hi;
         return hi;
     }
 

@@ -1,5 +1,7 @@
 package org.iommu4j.api;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 
@@ -34,20 +36,24 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * lives as long as the page table.
  *
  * <h2>Cost</h2>
- * {@link #lookup} reads five table references and one entry, each with acquire semantics: a bounded number
- * of loads whatever the iova and however many pages are mapped, no hashing, no boxing, no allocation and no
- * lock. {@link #map} and {@link #unmap} visit the pages of their range but skip every absent table at once,
- * so unmapping a large, sparsely mapped range is cheap. {@link #mappedPages} reads a counter.
+ * {@link #lookup} reads five table references and one entry, each with acquire semantics (for a page in the
+ * leaf table that the last {@link #map} or {@link #unmap} of a range inside one leaf table used, one reference
+ * and one entry): a bounded number of loads whatever the iova and however many pages are mapped, no hashing,
+ * no boxing, no allocation and no lock. {@link #map} and {@link #unmap} visit the pages of their range but
+ * skip every absent table at once, so unmapping a large, sparsely mapped range is cheap. A map or unmap of a
+ * range inside one leaf table (the DMA API's usual 4 KiB) walks down once, or not at all when that leaf table
+ * is the one last used. {@link #mappedPages} reads a counter.
  *
  * <h2>Concurrency</h2>
  * {@link #lookup} may run from any number of threads concurrently with everything else; it sees every entry
  * whole, either as it was before a concurrent {@link #map} or {@link #unmap} of that page or as it is after.
  * A page that no concurrent call touches always translates the same way, even while its neighbours are
  * mapped and unmapped and the tables around it are allocated and freed. {@link #map} and {@link #unmap}
- * serialise on a lock private to each table, and publish their writes with release semantics: a table is
- * fully built before it is linked in, and emptied before it is unlinked and never used again, so a lookup
- * that still holds a freed table finds it empty and reports {@link IommuDomain#FAULT_NOT_MAPPED}, which is an
- * answer a racing unmap permits.
+ * serialise on a lock private to each table (a spin lock, as the kernel's page-table code takes spin locks
+ * and not sleeping ones: one compare-and-set to take it, a release store to drop it), and publish their
+ * writes with release semantics: a table is fully built before it is linked in, and emptied before it is
+ * unlinked and never used again, so a lookup that still holds a freed table finds it empty and reports
+ * {@link IommuDomain#FAULT_NOT_MAPPED}, which is an answer a racing unmap permits.
  */
 public final class IoPageTable {
     /** The page sizes {@link #mapPages} accepts, one bit per size: 4 KiB, 2 MiB and 1 GiB. @since 1.2 */
@@ -77,13 +83,43 @@ public final class IoPageTable {
     /** Entry flags: the access bits {@link #lookup} checks. */
     private static final long PTE_ACCESS = (long) (IommuProt.READ | IommuProt.WRITE) << PTE_PROT_SHIFT;
 
-    /** Guards every write to the tree and to the counters; lookups do not take it. */
-    private final Object lock = new Object();
+    /**
+     * The lock: 1 while a {@link #map} or {@link #unmap} holds it, 0 otherwise; taken by {@link #lock()}, which
+     * guards every write to the tree and to the counters. Lookups do not take it.
+     */
+    @SuppressWarnings("unused") // through LOCK
+    private volatile int lock;
     /** The top table, never freed. */
-    private final Table root = new Table(TOP_ENTRIES, false, false);
-    /** 4 KiB pages mapped (a 2 MiB leaf counts 512); written under {@link #lock}. */
-    private volatile long mapped;
-    /** Leaves by level: index 0 for 4 KiB, 1 for 2 MiB, 2 for 1 GiB; written under {@link #lock}. */
+    private final Table root = new Table(TOP_ENTRIES, false, false, 0);
+    /**
+     * The leaf table the last {@link #map} or {@link #unmap} of a range inside one leaf table used, or null: a
+     * TLB of one entry for the walk, so that mapping, looking up and unmapping pages near each other (the DMA
+     * API's pattern) read one reference instead of walking six levels. Written under {@link #lock()}, only when
+     * it changes; set to null before any table is unlinked, so it only ever names a table that is linked, or
+     * one being emptied and unlinked by a concurrent unmap (which a lookup finds empty, as it would by walking).
+     */
+    private volatile Table lastLeaf;
+    /**
+     * 4 KiB pages mapped (a 2 MiB leaf counts 512); written under {@link #lock()} with release semantics through
+     * {@link #MAPPED} (a volatile store would add a full fence to every map and unmap), read with acquire.
+     */
+    private long mapped;
+    /** {@link #mapped}, for its release stores and acquire loads. */
+    private static final VarHandle MAPPED;
+    /** {@link #lock}, for its compare-and-set. */
+    private static final VarHandle LOCK;
+    /** Spins before a waiter for the lock starts yielding its CPU. */
+    private static final int SPINS = 100;
+
+    static {
+        try {
+            MAPPED = MethodHandles.lookup().findVarHandle(IoPageTable.class, "mapped", long.class);
+            LOCK = MethodHandles.lookup().findVarHandle(IoPageTable.class, "lock", int.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+    /** Leaves by level: index 0 for 4 KiB, 1 for 2 MiB, 2 for 1 GiB; written under {@link #lock()}. */
     private final long[] leaves = new long[3];
 
     /** Creates an empty page table. */
@@ -103,8 +139,11 @@ public final class IoPageTable {
         final AtomicLongArray entries;
         /** Slots that are not empty. */
         int live;
+        /** In a leaf, the number of the first page it covers (a multiple of 512); 0 in a directory. */
+        final long base;
 
-        Table(int size, boolean leaf, boolean blocks) {
+        Table(int size, boolean leaf, boolean blocks, long base) {
+            this.base = base;
             children = leaf ? null : new AtomicReferenceArray<>(size);
             entries = leaf || blocks ? new AtomicLongArray(size) : null;
         }
@@ -171,18 +210,105 @@ public final class IoPageTable {
         long first = iova >>> PhysicalMemory.PAGE_SHIFT;
         long last = first + (size >>> PhysicalMemory.PAGE_SHIFT) - 1;
         long flags = PTE_PRESENT | (long) (prot & IommuProt.ALL) << PTE_PROT_SHIFT;
-        synchronized (lock) {
+        lock();
+        try {
+            if (targetShift == 0 && first >>> BITS == last >>> BITS) {
+                mapInOneLeafTable(first, last, (phys | flags));
+                return;
+            }
             long taken = firstMapped(root, TOP_SHIFT, 0, first, last);
             if (taken >= 0) {
-                throw new IommuException(Errno.EEXIST, String.format("iova 0x%x is already mapped",
-                        taken << PhysicalMemory.PAGE_SHIFT));
+                throw alreadyMapped(taken);
             }
             // Entry of page p: (phys of first) + (p - first) pages, with the flags.
             mapRange(root, TOP_SHIFT, 0, first, last, (phys | flags) - (first << PhysicalMemory.PAGE_SHIFT),
                     targetShift);
-            mapped += last - first + 1;
+            MAPPED.setRelease(this, mapped + last - first + 1);
             leaves[targetShift / BITS] += (last - first + 1) >>> targetShift;
+        } finally {
+            unlock();
         }
+    }
+
+    /** Takes the lock: one compare-and-set when nobody holds it, else spins, then yields, until it is free. */
+    private void lock() {
+        if (!LOCK.compareAndSet(this, 0, 1)) {
+            for (int tries = 1; (int) LOCK.getOpaque(this) != 0 || !LOCK.compareAndSet(this, 0, 1); tries++) {
+                if (tries < SPINS) {
+                    Thread.onSpinWait();
+                } else {
+                    Thread.yield();
+                }
+            }
+        }
+    }
+
+    /** Drops the lock with a release store, which publishes every write made under it. */
+    private void unlock() {
+        LOCK.setRelease(this, 0);
+    }
+
+    /**
+     * {@link #mapLevel} of 4 KiB leaves for a range inside one leaf table's 2 MiB, the DMA API's usual map: one
+     * walk down, checking and allocating as it goes, instead of a search and then a write. Nothing is allocated
+     * before every check has passed: a missing table means that nothing below it is mapped, so once the walk has
+     * allocated one no check can fail. The caller holds {@link #lock()}.
+     *
+     * @param pte the entry of page {@code first}; page {@code first + i} gets it plus {@code i} pages
+     */
+    private void mapInOneLeafTable(long first, long last, long pte) {
+        Table table = lastLeaf;
+        int index = (int) first & INDEX_MASK;
+        if (table == null || table.base != first - index) {
+            table = walkToLeafForMap(first);
+        }
+        int count = (int) (last - first) + 1;
+        for (int i = 0; i < count; i++) {
+            if (table.entries.getPlain(index + i) != 0) {
+                throw alreadyMapped(first + i);
+            }
+        }
+        for (int i = 0; i < count; i++) {
+            table.entries.setRelease(index + i, pte + ((long) i << PhysicalMemory.PAGE_SHIFT));
+        }
+        table.live += count;
+        leaves[0] += count;
+        MAPPED.setRelease(this, mapped + count);
+    }
+
+    /**
+     * The walk of {@link #mapInOneLeafTable} when {@link #lastLeaf} does not cover the page: down to the leaf
+     * table of {@code first}, allocating missing tables, which becomes {@link #lastLeaf}.
+     *
+     * @throws IommuException {@link Errno#EEXIST} when a large leaf maps the page; nothing was allocated then
+     */
+    private Table walkToLeafForMap(long first) {
+        Table table = root;
+        int index = (int) (first >>> TOP_SHIFT);
+        for (int shift = TOP_SHIFT; shift > 0; shift -= BITS) {
+            if (table.entries != null && table.entries.getPlain(index) != 0) {
+                // A large leaf maps the whole slot, and with it the whole range.
+                throw alreadyMapped(first);
+            }
+            Table child = table.children.getPlain(index);
+            if (child == null) {
+                int below = shift - BITS;
+                child = new Table(ENTRIES, below == 0, below > 0 && below <= MAX_BLOCK_SHIFT,
+                        below == 0 ? first & ~(long) INDEX_MASK : 0);
+                // Empty and fully constructed: a lookup that sees it sees empty slots.
+                table.children.setRelease(index, child);
+                table.live++;
+            }
+            table = child;
+            index = (int) (first >>> (shift - BITS)) & INDEX_MASK;
+        }
+        lastLeaf = table;
+        return table;
+    }
+
+    private static IommuException alreadyMapped(long page) {
+        return new IommuException(Errno.EEXIST, String.format("iova 0x%x is already mapped",
+                page << PhysicalMemory.PAGE_SHIFT));
     }
 
     /**
@@ -207,16 +333,89 @@ public final class IoPageTable {
         AddressRange.requireNoWrap("iova", iova, size);
         long first = iova >>> PhysicalMemory.PAGE_SHIFT;
         long last = first + (size >>> PhysicalMemory.PAGE_SHIFT) - 1;
-        synchronized (lock) {
-            long pages = unmapRange(root, TOP_SHIFT, 0, first, last);
-            mapped -= pages;
+        lock();
+        try {
+            long pages = first >>> BITS == last >>> BITS ? unmapInOneLeafTable(first, last)
+                    : unmapRange(root, TOP_SHIFT, 0, first, last);
+            MAPPED.setRelease(this, mapped - pages);
             return pages << PhysicalMemory.PAGE_SHIFT;
+        } finally {
+            unlock();
         }
     }
 
     /**
-     * Looks one address up for an access. Lock-free and allocation-free: a fixed walk of at most six loads
-     * (one more where a large leaf could be).
+     * {@link #unmapRange} from the root for a range inside one leaf table's 2 MiB, the DMA API's usual unmap: one
+     * walk down. A large leaf on the way covers the whole range and goes whole; the leaf table goes when the
+     * range covered all of it and left it empty (no table above can be covered by 2 MiB or less). The caller
+     * holds {@link #lock()}.
+     *
+     * @return how many 4 KiB pages were mapped by what was cleared
+     */
+    private long unmapInOneLeafTable(long first, long last) {
+        int count = (int) (last - first) + 1;
+        Table cached = lastLeaf;
+        if (cached != null && count < ENTRIES && cached.base == (first & ~(long) INDEX_MASK)) {
+            // A linked leaf table: no large leaf above it. The range does not cover it, so it stays.
+            return clearLeaf(cached, (int) first & INDEX_MASK, count);
+        }
+        Table parent = null;
+        int parentIndex = 0;
+        Table table = root;
+        int index = (int) (first >>> TOP_SHIFT);
+        for (int shift = TOP_SHIFT; shift > 0; shift -= BITS) {
+            if (table.entries != null && table.entries.getPlain(index) != 0) {
+                table.entries.setRelease(index, 0);
+                table.live--;
+                leaves[shift / BITS]--;
+                return 1L << shift;
+            }
+            Table child = table.children.getPlain(index);
+            if (child == null) {
+                return 0;
+            }
+            parent = table;
+            parentIndex = index;
+            table = child;
+            index = (int) (first >>> (shift - BITS)) & INDEX_MASK;
+        }
+        int cleared = clearLeaf(table, index, count);
+        if (table.live == 0 && count == ENTRIES) {
+            // The range covered all the table spans: it is empty and nothing will write it again.
+            unlinking();
+            parent.children.setRelease(parentIndex, null);
+            parent.live--;
+        } else if (lastLeaf != table) {
+            lastLeaf = table;
+        }
+        return cleared;
+    }
+
+    /** Clears {@code count} entries of a leaf table from {@code index}; @return how many were mapped. */
+    private int clearLeaf(Table table, int index, int count) {
+        int cleared = 0;
+        for (int i = index; i < index + count; i++) {
+            if (table.entries.getPlain(i) != 0) {
+                table.entries.setRelease(i, 0);
+                cleared++;
+            }
+        }
+        table.live -= cleared;
+        leaves[0] -= cleared;
+        return cleared;
+    }
+
+    /** Called under the lock before a table is unlinked: {@link #lastLeaf} must never name an unlinked table. */
+    private void unlinking() {
+        if (lastLeaf != null) {
+            lastLeaf = null;
+        }
+    }
+
+    /**
+     * Looks one address up for an access. Lock-free and allocation-free: two loads when the page lies in the
+     * leaf table the last map or unmap used, else a fixed walk of at most six loads (one more where a large
+     * leaf could be).
      *
      * @param iova a bus address
      * @param access {@link IommuProt#READ}, {@link IommuProt#WRITE}, or 0 to ask only where it points
@@ -225,6 +424,11 @@ public final class IoPageTable {
      */
     public long lookup(long iova, int access) {
         long page = iova >>> PhysicalMemory.PAGE_SHIFT;
+        Table leaf = lastLeaf;
+        if (leaf != null && leaf.base == (page & ~(long) INDEX_MASK)) {
+            return check(leaf.entries.getAcquire((int) page & INDEX_MASK), iova, access,
+                    PhysicalMemory.PAGE_OFFSET_MASK);
+        }
         Table table = root.children.getAcquire((int) (page >>> TOP_SHIFT));
         for (int shift = TOP_SHIFT - BITS; table != null && shift > 0; shift -= BITS) {
             int index = (int) (page >>> shift) & INDEX_MASK;
@@ -287,14 +491,17 @@ public final class IoPageTable {
             throw new IommuException(Errno.EINVAL, String.format(
                     "page size 0x%x is not supported: expected 0x1000, 0x200000 or 0x40000000", pageSize));
         }
-        synchronized (lock) {
+        lock();
+        try {
             return leaves[(Long.numberOfTrailingZeros(pageSize) - PhysicalMemory.PAGE_SHIFT) / BITS];
+        } finally {
+            unlock();
         }
     }
 
     /** @return how many 4 KiB pages are mapped (a 2 MiB leaf counts 512), saturating at {@link Integer#MAX_VALUE} */
     public int mappedPages() {
-        return (int) Math.min(mapped, Integer.MAX_VALUE);
+        return (int) Math.min((long) MAPPED.getAcquire(this), Integer.MAX_VALUE);
     }
 
     /**
@@ -338,7 +545,7 @@ public final class IoPageTable {
      *
      * @param pteOfPageZero the entry page 0 would get; page {@code p} gets it plus {@code p} pages
      */
-    private static void mapRange(Table table, int shift, long base, long lo, long hi, long pteOfPageZero,
+    private void mapRange(Table table, int shift, long base, long lo, long hi, long pteOfPageZero,
             int targetShift) {
         int from = (int) ((lo - base) >>> shift);
         int to = (int) ((hi - base) >>> shift);
@@ -346,6 +553,7 @@ public final class IoPageTable {
             for (int i = from; i <= to; i++) {
                 if (shift != 0 && table.children.getPlain(i) != null) {
                     // An empty table left by earlier unmaps gives its slot to the large leaf.
+                    unlinking();
                     table.children.setRelease(i, null);
                     table.live--;
                 }
@@ -359,7 +567,8 @@ public final class IoPageTable {
             Table child = table.children.getPlain(i);
             if (child == null) {
                 int below = shift - BITS;
-                child = new Table(ENTRIES, below == 0, below > 0 && below <= MAX_BLOCK_SHIFT);
+                child = new Table(ENTRIES, below == 0, below > 0 && below <= MAX_BLOCK_SHIFT,
+                        below == 0 ? base + ((long) i << shift) : 0);
                 // Empty and fully constructed: a lookup that sees it sees empty slots.
                 table.children.setRelease(i, child);
                 table.live++;
@@ -406,6 +615,7 @@ public final class IoPageTable {
                         Math.min(hi, childBase + (1L << shift) - 1));
                 if (child.live == 0 && lo <= childBase && hi >= childBase + (1L << shift) - 1) {
                     // The range covered all the child spans: it is empty and nothing will write it again.
+                    unlinking();
                     table.children.setRelease(i, null);
                     table.live--;
                 }

@@ -215,6 +215,38 @@ class IoPageTableTest {
         assertThat(other.lookup(0x1000, 0)).isEqualTo(0x3000);
     }
 
+    /** The table the last small map or unmap used is remembered; a freed or replaced table must never answer. */
+    @Test
+    void aLeafTableFreedOrGivenToALargeLeafNeverAnswersAgain() {
+        long region = 0x4000_0000L; // a 2 MiB-aligned region: one leaf table
+        long twoMb = 1L << 21;
+        table.map(region + 0x5000, 0x900000, 0x1000, IommuProt.READ);
+        assertThat(table.unmap(region, twoMb)).isEqualTo(0x1000); // covers the leaf table: freed
+        // A map across the region's end builds a new leaf table for it through the general walk.
+        table.map(region + twoMb - 0x1000, 0xa00000, 0x2000, IommuProt.WRITE);
+        assertThat(table.lookup(region + twoMb - 0x1000 + 0x10, IommuProt.WRITE)).isEqualTo(0xa00010);
+        assertThat(table.lookup(region + 0x5000, 0)).isEqualTo(IommuDomain.FAULT_NOT_MAPPED);
+        table.map(region + 0x5000, 0xb00000, 0x1000, IommuProt.READ); // into the new leaf table
+        assertThat(table.lookup(region + 0x5000, IommuProt.READ)).isEqualTo(0xb00000);
+        assertThat(table.unmap(region, 2 * twoMb)).isEqualTo(0x3000); // frees both through the general walk
+        table.map(region + 0x7000, 0xc00000, 0x1000, IommuProt.READ);
+        assertThat(table.lookup(region + 0x7000, 0)).isEqualTo(0xc00000);
+        assertThat(table.lookup(region + 0x5000, 0)).isEqualTo(IommuDomain.FAULT_NOT_MAPPED);
+
+        // Emptied but kept, the leaf table then gives its slot to a 2 MiB leaf, which must answer for every page.
+        assertThat(table.unmap(region + 0x7000, 0x1000)).isEqualTo(0x1000);
+        table.mapPages(region, 0x4000_0000L, twoMb, 1, IommuProt.READ);
+        assertThat(table.lookup(region + 0x7123, IommuProt.READ)).isEqualTo(0x4000_7123L);
+        assertThat(table.pageSizeAt(region + 0x7000)).isEqualTo(twoMb);
+        assertThatThrownBy(() -> table.map(region + 0x7000, 0xd00000, 0x1000, IommuProt.READ))
+                .isInstanceOf(IommuException.class).hasMessage("iova 0x40007000 is already mapped");
+        assertThat(table.unmap(region + 0x7000, 0x1000)).isEqualTo(twoMb); // the large leaf goes whole
+        assertThat(table.lookup(region + 0x7000, 0)).isEqualTo(IommuDomain.FAULT_NOT_MAPPED);
+        assertThat(table.mappedPages()).isZero();
+        assertThat(table.leafCount(0x1000)).isZero();
+        assertThat(table.leafCount(twoMb)).isZero();
+    }
+
     private static void assertEinval(ThrowingCallable call, String message) {
         assertThatThrownBy(call)
                 .isInstanceOf(IommuException.class)

@@ -39,6 +39,8 @@ public class DeviceDmaBench {
             for (int i = 0; i < SIZE; i++) {
                 buffer[i] = (byte) i;
             }
+            // the mapped memory is written once, so that reads copy backed memory, not zeros of memory never written
+            m.host.memory().write(phys, buffer, 0, SIZE);
         }
     }
 

@@ -72,13 +72,14 @@ public final class Machines {
     /**
      * @param host the host
      * @param bytes at least this many bytes
-     * @return the physical address of a zeroed, physically contiguous buffer from the page allocator
+     * @return the physical address of a physically contiguous buffer from the page allocator, every byte written
+     *     (non-zero), so that its memory is backed: a copy from memory never written only produces zeros
      */
     public static long buffer(Host host, long bytes) {
         long pages = (bytes + PhysicalMemory.PAGE_SIZE - 1) / PhysicalMemory.PAGE_SIZE;
         int order = 64 - Long.numberOfLeadingZeros(Math.max(1, pages) - 1);
         long phys = host.pageAllocator().allocatePages(order, PageAllocator.NO_LIMIT);
-        host.memory().fill(phys, bytes, (byte) 0);
+        host.memory().fill(phys, bytes, (byte) 0x5a);
         return phys;
     }
 }

@@ -6,6 +6,7 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.IntSupplier;
 import java.util.function.LongSupplier;
 import org.iommu4j.api.Capability;
 import org.iommu4j.api.LogLevel;
@@ -53,7 +54,7 @@ public final class Host {
     private final LongSupplier clock;
     private final int cpus;
     private final AtomicInteger nextCpu = new AtomicInteger();
-    private final ThreadLocal<Integer> cpuOfThread;
+    private final CpuOfThread cpuOfThread;
     private final AtomicInteger nextPid = new AtomicInteger(1000);
     private final HostMemory memory;
     private final HypervisorDomain domain;
@@ -75,9 +76,9 @@ public final class Host {
 
     private Host(Builder b) {
         long boot = System.nanoTime();
-        this.clock = b.clock != null ? b.clock : () -> System.nanoTime() - boot;
+        this.clock = b.clock != null ? b.clock : new SinceBoot(boot);
         this.cpus = b.cpus;
-        this.cpuOfThread = ThreadLocal.withInitial(() -> nextCpu.getAndIncrement() % cpus);
+        this.cpuOfThread = new CpuOfThread();
         if (b.domain != null && b.domain.memory().size() != b.memory) {
             throw new IllegalArgumentException("memory size " + b.memory + " is not the domain's "
                     + b.domain.memory().size() + ": a domain's kernel has the domain's memory");
@@ -89,17 +90,20 @@ public final class Host {
         this.pageAllocator = new BuddyAllocator(b.memory >>> PhysicalMemory.PAGE_SHIFT, faults.pageAlloc());
         pageAllocator.allocateContiguous(FIRMWARE_RESERVED >>> PhysicalMemory.PAGE_SHIFT, FIRMWARE_RESERVED);
         this.taint = new TaintState(log, clock);
-        this.warnings = new Warnings(log, taint, this::currentCpu);
+        IntSupplier cpu = cpuOfThread;
+        this.warnings = new Warnings(log, taint, cpu);
         this.commandLine = CommandLine.parse(b.commandLine);
         log.log(LogLevel.NOTICE, "Linux version 6.12.0-iommu4j (iommu4j simulated kernel)");
-        log.log(LogLevel.NOTICE, "Kernel command line: " + commandLine);
+        // String.concat and a StringBuilder, not '+': a JVM's first indy concatenation costs it ~5 ms cold (issue 17)
+        log.log(LogLevel.NOTICE, "Kernel command line: ".concat(commandLine.toString()));
         faults.applyCommandLine(commandLine);
-        log.log(LogLevel.INFO, "Memory: " + ((b.memory - FIRMWARE_RESERVED) >>> 10) + "K available ("
-                + (FIRMWARE_RESERVED >>> 10) + "K reserved by firmware), " + cpus + " CPUs");
+        log.log(LogLevel.INFO, new StringBuilder("Memory: ").append((b.memory - FIRMWARE_RESERVED) >>> 10)
+                .append("K available (").append(FIRMWARE_RESERVED >>> 10).append("K reserved by firmware), ")
+                .append(cpus).append(" CPUs").toString());
         this.deviceDma = new DeviceDma(memory.deviceView(), log); // device DMA is not a CPU access
         this.buses = new Buses(configLock, b.domain != null ? b.domain.dmaPort() : deviceDma);
         this.iommu = new Iommu(configLock, buses, log, faults.pageAlloc(), warnings, memory, pageAllocator,
-                commandLine, cpus, this::currentCpu, clock);
+                commandLine, cpus, cpu, clock);
         this.dma = new DmaApi(configLock, buses, new DirectDmaOps(memory, pageAllocator, warnings), dmaDebug(b),
                 faults.iommu());
         this.modules = new ModuleTable(this, configLock);
@@ -110,6 +114,38 @@ public final class Host {
         }
         for (PlatformDeviceSpec spec : b.platformDevices) {
             buses.addPlatform(spec);
+        }
+    }
+
+    /*
+     * The clock and the CPU of a thread are small classes, not lambdas: each lambda is a class the JVM spins at
+     * its first use, and a host built in a cold JVM pays for every one (issue 17).
+     */
+
+    /** Nanoseconds since boot, by the JVM's clock. */
+    private static final class SinceBoot implements LongSupplier {
+        private final long boot;
+
+        SinceBoot(long boot) {
+            this.boot = boot;
+        }
+
+        @Override
+        public long getAsLong() {
+            return System.nanoTime() - boot;
+        }
+    }
+
+    /** The calling thread's CPU, assigned round robin on first use. */
+    private final class CpuOfThread extends ThreadLocal<Integer> implements IntSupplier {
+        @Override
+        protected Integer initialValue() {
+            return nextCpu.getAndIncrement() % cpus;
+        }
+
+        @Override
+        public int getAsInt() {
+            return get();
         }
     }
 

@@ -245,6 +245,6 @@ final class MachineFrames {
     synchronized long bytes() {
         long extents = extentBackRef.length;
         return 4 * extents + 4 * extents + 2 * (extents + 7) / 8 + frameOwner.bytes() + frameM2p.bytes()
-                + 8 * ((memory.size() + SparseMemory.CHUNK_SIZE - 1) / SparseMemory.CHUNK_SIZE);
+                + memory.indexBytes();
     }
 }

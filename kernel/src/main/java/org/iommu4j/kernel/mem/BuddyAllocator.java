@@ -224,6 +224,16 @@ public final class BuddyAllocator implements PageAllocator {
         while (count > 0) {
             int order = Math.min(MAX_ORDER, Math.min(pfn == 0 ? MAX_ORDER : Long.numberOfTrailingZeros(pfn),
                     63 - Long.numberOfLeadingZeros(count)));
+            if (order == MAX_ORDER) {
+                // blocks of the largest order have no buddy to merge with: a run of them is one range of bits
+                // (a 64 GiB host's boot frees 16 384 of them)
+                int first = (int) (pfn >>> MAX_ORDER);
+                int blocks = (int) (count >>> MAX_ORDER);
+                free[MAX_ORDER].set(first, first + blocks);
+                pfn += (long) blocks << MAX_ORDER;
+                count -= (long) blocks << MAX_ORDER;
+                continue;
+            }
             insertFree(pfn, order);
             pfn += 1L << order;
             count -= 1L << order;

@@ -1,25 +1,41 @@
 package org.iommu4j.kernel.mem;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.util.Objects;
-import java.util.concurrent.atomic.AtomicReferenceArray;
 import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuException;
 import org.iommu4j.api.PhysicalMemory;
 
 /**
- * Physical memory stored sparsely: 2 MiB chunks allocated on first write, so that a 64 GiB host costs only
- * its chunk table until used. The page (4 KiB) stays the unit of allocation and translation; the chunk is
- * only the unit of storage, large enough that copies run at flat {@code System.arraycopy} speed (see the
- * performance notes in DESIGN.md).
+ * Physical memory stored sparsely: 64 KiB chunks allocated on first write, found through a two-level index (a
+ * table of 64 MiB sections, each section's chunk table allocated on its first write), so that a 64 GiB host
+ * costs a 4 KiB section table until used. The page (4 KiB) stays the unit of allocation and translation; the
+ * chunk is only the unit of storage. It is large enough that copies run at {@code System.arraycopy} speed (a
+ * 256 KiB copy is at most five pieces) and small enough that no garbage collector treats it as a large object:
+ * G1 makes an object of half a region or more (regions are 1 MiB at the least) <em>humongous</em> and gives it
+ * whole regions of its own, which made the 2 MiB chunks of earlier versions cost twice the bytes written (see
+ * the performance notes in DESIGN.md).
  */
 public final class SparseMemory implements HostMemory {
     /** Bytes per storage chunk. */
-    public static final int CHUNK_SIZE = 2 << 20;
-    private static final int CHUNK_SHIFT = 21;
+    public static final int CHUNK_SIZE = 64 << 10;
+    private static final int CHUNK_SHIFT = 16;
     private static final long CHUNK_MASK = CHUNK_SIZE - 1;
+    /** Chunks per section: 1024 of 64 KiB, 64 MiB a section. */
+    private static final int SECTION_CHUNKS_SHIFT = 10;
+    private static final int SECTION_SHIFT = CHUNK_SHIFT + SECTION_CHUNKS_SHIFT;
+    private static final int SECTION_CHUNKS = 1 << SECTION_CHUNKS_SHIFT;
+    private static final int SECTION_CHUNKS_MASK = SECTION_CHUNKS - 1;
+    /** Bytes a reference takes at most (uncompressed). */
+    private static final int REFERENCE_BYTES = 8;
+    private static final int ARRAY_HEADER_BYTES = 16;
+    private static final VarHandle SECTION = MethodHandles.arrayElementVarHandle(byte[][][].class);
+    private static final VarHandle CHUNK = MethodHandles.arrayElementVarHandle(byte[][].class);
 
     private final long size;
-    private final AtomicReferenceArray<byte[]> chunks;
+    /** Section table: each element null until a chunk in its 64 MiB is written, then that section's chunks. */
+    private final byte[][][] sections;
     /** Told of every CPU access when DMA-API debugging watches them; null (one volatile read) otherwise. */
     private volatile CpuAccessWatcher watcher;
     private final PhysicalMemory deviceView = new PhysicalMemory() {
@@ -54,12 +70,12 @@ public final class SparseMemory implements HostMemory {
      * @throws IllegalArgumentException for any other size
      */
     public SparseMemory(long size) {
-        if (size <= 0 || (size & PAGE_OFFSET_MASK) != 0 || (size - 1) >>> CHUNK_SHIFT >= Integer.MAX_VALUE) {
+        if (size <= 0 || (size & PAGE_OFFSET_MASK) != 0 || (size - 1) >>> SECTION_SHIFT >= Integer.MAX_VALUE) {
             throw new IllegalArgumentException("memory size " + size + " is invalid: expected a positive multiple"
                     + " of 4 KiB");
         }
         this.size = size;
-        this.chunks = new AtomicReferenceArray<>((int) ((size + CHUNK_MASK) >>> CHUNK_SHIFT));
+        this.sections = new byte[(int) (((size - 1) >>> SECTION_SHIFT) + 1)][][];
     }
 
     @Override
@@ -88,9 +104,28 @@ public final class SparseMemory implements HostMemory {
     @Override
     public long residentBytes() {
         long n = 0;
-        for (int i = 0; i < chunks.length(); i++) {
-            if (chunks.get(i) != null) {
-                n += CHUNK_SIZE;
+        for (int i = 0; i < sections.length; i++) {
+            byte[][] section = section(i);
+            if (section != null) {
+                for (int c = 0; c < SECTION_CHUNKS; c++) {
+                    if (CHUNK.getAcquire(section, c) != null) {
+                        n += CHUNK_SIZE;
+                    }
+                }
+            }
+        }
+        return n;
+    }
+
+    /**
+     * @return bytes the chunk index takes (the section table and every section's chunk table allocated), counting
+     *     a reference as 8 bytes: an upper bound, the storage itself ({@link #residentBytes}) aside
+     */
+    public long indexBytes() {
+        long n = ARRAY_HEADER_BYTES + (long) REFERENCE_BYTES * sections.length;
+        for (int i = 0; i < sections.length; i++) {
+            if (section(i) != null) {
+                n += ARRAY_HEADER_BYTES + (long) REFERENCE_BYTES * SECTION_CHUNKS;
             }
         }
         return n;
@@ -111,7 +146,7 @@ public final class SparseMemory implements HostMemory {
         while (length > 0) {
             int in = (int) (phys & CHUNK_MASK);
             int n = Math.min(length, CHUNK_SIZE - in);
-            byte[] chunk = chunks.get((int) (phys >>> CHUNK_SHIFT));
+            byte[] chunk = chunk(phys);
             if (chunk == null) {
                 java.util.Arrays.fill(dst, offset, offset + n, (byte) 0);
             } else {
@@ -138,7 +173,7 @@ public final class SparseMemory implements HostMemory {
         while (length > 0) {
             int in = (int) (phys & CHUNK_MASK);
             int n = Math.min(length, CHUNK_SIZE - in);
-            System.arraycopy(src, offset, chunkForWrite((int) (phys >>> CHUNK_SHIFT)), in, n);
+            System.arraycopy(src, offset, chunkForWrite(phys), in, n);
             phys += n;
             offset += n;
             length -= n;
@@ -191,16 +226,15 @@ public final class SparseMemory implements HostMemory {
 
     /** Copies a piece that lies inside one chunk on each side. */
     private void copyPiece(long s, long d, int n) {
-        byte[] src = chunks.get((int) (s >>> CHUNK_SHIFT));
-        int dIndex = (int) (d >>> CHUNK_SHIFT);
+        byte[] src = chunk(s);
         if (src == null) {
-            byte[] dst = chunks.get(dIndex);
+            byte[] dst = chunk(d);
             if (dst != null) {
                 java.util.Arrays.fill(dst, (int) (d & CHUNK_MASK), (int) (d & CHUNK_MASK) + n, (byte) 0);
             }
             return;
         }
-        System.arraycopy(src, (int) (s & CHUNK_MASK), chunkForWrite(dIndex), (int) (d & CHUNK_MASK), n);
+        System.arraycopy(src, (int) (s & CHUNK_MASK), chunkForWrite(d), (int) (d & CHUNK_MASK), n);
     }
 
     @Override
@@ -217,8 +251,7 @@ public final class SparseMemory implements HostMemory {
         while (length > 0) {
             int in = (int) (phys & CHUNK_MASK);
             int n = (int) Math.min(length, CHUNK_SIZE - in);
-            int index = (int) (phys >>> CHUNK_SHIFT);
-            byte[] chunk = value == 0 ? chunks.get(index) : chunkForWrite(index);
+            byte[] chunk = value == 0 ? chunk(phys) : chunkForWrite(phys);
             if (chunk != null) {
                 java.util.Arrays.fill(chunk, in, in + n, value);
             }
@@ -227,11 +260,49 @@ public final class SparseMemory implements HostMemory {
         }
     }
 
-    private byte[] chunkForWrite(int index) {
-        byte[] chunk = chunks.get(index);
+    private byte[][] section(int index) {
+        return (byte[][]) SECTION.getAcquire(sections, index);
+    }
+
+    /**
+     * A plain read of both levels, as a racing CPU would read memory: a chunk (or section) being created by another
+     * thread is seen either as null, and so read as zeros, or as the new array, whose elements are at least their
+     * default zeros (JLS 17.4.4); its creation is published with a compare-and-exchange.
+     *
+     * @return the chunk holding {@code phys}, or null if none was written
+     */
+    private byte[] chunk(long phys) {
+        byte[][] section = sections[(int) (phys >>> SECTION_SHIFT)];
+        return section == null ? null : section[(int) (phys >>> CHUNK_SHIFT) & SECTION_CHUNKS_MASK];
+    }
+
+    /** @return the chunk holding {@code phys}, allocated (with its section's table) if it was not */
+    private byte[] chunkForWrite(long phys) {
+        byte[][] section = sections[(int) (phys >>> SECTION_SHIFT)];
+        if (section != null) {
+            byte[] chunk = section[(int) (phys >>> CHUNK_SHIFT) & SECTION_CHUNKS_MASK];
+            if (chunk != null) {
+                return chunk;
+            }
+        }
+        return createChunk(phys);
+    }
+
+    private byte[] createChunk(long phys) {
+        int s = (int) (phys >>> SECTION_SHIFT);
+        byte[][] section = section(s);
+        if (section == null) {
+            byte[][] fresh = new byte[SECTION_CHUNKS][];
+            section = (byte[][]) SECTION.compareAndExchange(sections, s, (byte[][]) null, fresh);
+            if (section == null) {
+                section = fresh;
+            }
+        }
+        int c = (int) (phys >>> CHUNK_SHIFT) & SECTION_CHUNKS_MASK;
+        byte[] chunk = (byte[]) CHUNK.getAcquire(section, c);
         if (chunk == null) {
             byte[] fresh = new byte[CHUNK_SIZE];
-            chunk = chunks.compareAndExchange(index, null, fresh);
+            chunk = (byte[]) CHUNK.compareAndExchange(section, c, (byte[]) null, fresh);
             if (chunk == null) {
                 chunk = fresh;
             }

@@ -97,6 +97,151 @@ class SparseMemoryTest {
         }
     }
 
+    /** Every chunk boundary of 80 MiB, including the 64 MiB section boundary, crossed by every accessor. */
+    @Test
+    void everyChunkBoundaryIsCrossedByWritesReadsCopiesAndFillsLikeAFlatArray() {
+        int size = 80 << 20;
+        SparseMemory m = new SparseMemory(size);
+        byte[] flat = new byte[size];
+        int boundaries = size / C - 1;
+        for (int k = 1; k <= boundaries; k++) {
+            int at = k * C - 1 - (k * 37 % 4095);     // 1 to 4095 bytes before the boundary: every split of a page
+            byte[] d = pattern(4096, k);
+            m.write(at, d, 0, d.length);
+            System.arraycopy(d, 0, flat, at, d.length);
+        }
+        for (int k = 1; k * C - 1000 + (256 << 10) <= size; k += 3) {
+            int from = k * C - 1000;                   // 256 KiB: four boundaries, five pieces
+            int to = Math.min(k * C + 5 * C + 333, size - (256 << 10));
+            m.copy(from, to, 256 << 10);
+            System.arraycopy(flat, from, flat, to, 256 << 10);
+            int back = k * C - 3 * C - 77;              // 64 KiB across a boundary to a lower address, across another
+            if (back >= 0) {
+                m.copy(k * C - 4000, back, C);
+                System.arraycopy(flat, k * C - 4000, flat, back, C);
+            }
+        }
+        for (int k = 2; k <= boundaries; k += 5) {
+            byte value = (byte) (k % 3 == 0 ? 0 : k);  // zero fills too: they must clear resident chunks
+            m.fill(k * C - 5, 10, value);
+            java.util.Arrays.fill(flat, k * C - 5, k * C + 5, value);
+        }
+        byte[] piece = new byte[8192];
+        for (int k = 1; k <= boundaries; k++) {
+            m.read(k * C - 4096, piece, 0, piece.length);
+            assertThat(java.util.Arrays.mismatch(piece, 0, piece.length, flat, k * C - 4096, k * C + 4096))
+                    .as("first byte that differs around boundary %d (0x%x)", k, k * C).isEqualTo(-1);
+        }
+        byte[] all = new byte[size];
+        m.read(0, all, 0, size);
+        assertThat(java.util.Arrays.mismatch(all, flat)).as("first byte that differs").isEqualTo(-1);
+        assertThat(m.residentBytes()).isEqualTo(size);
+    }
+
+    @Test
+    void theIndexOfAnIdleMemoryIsItsSectionTableAndGrowsBySectionsWritten() {
+        SparseMemory m = new SparseMemory(64L << 30);
+        // 1024 sections of 64 MiB, 8 bytes a reference at most
+        assertThat(m.indexBytes()).isEqualTo(16 + 8 * 1024);
+        m.write(3L << 30, new byte[] {1}, 0, 1);
+        m.write((3L << 30) + C, new byte[] {2}, 0, 1);            // the same section, another chunk
+        m.write((64L << 30) - 1, new byte[] {3}, 0, 1);           // the last section
+        assertThat(m.indexBytes()).isEqualTo(16 + 8 * 1024 + 2 * (16 + 8 * 1024));
+        assertThat(m.residentBytes()).isEqualTo(3L * C);
+        assertThat(new SparseMemory(1L << 40).indexBytes()).isEqualTo(16 + 8 * 16384);
+        // below half the smallest G1 region (1 MiB) with its array header, so never a humongous object
+        assertThat(C + 16).isLessThan(512 << 10);
+    }
+
+    @Test
+    void aSixtyFourGibibyteMemoryAllocatesLessThanSixteenKibibytesWhenMade() {
+        var threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        long tid = Thread.currentThread().getId();
+        long allocated = Long.MAX_VALUE;
+        for (int round = 0; round < 5; round++) {      // the least of five: a JIT compilation may allocate in one
+            long before = threads.getThreadAllocatedBytes(tid);
+            SparseMemory m = new SparseMemory(64L << 30);
+            allocated = Math.min(allocated, threads.getThreadAllocatedBytes(tid) - before);
+            assertThat(m.size()).isEqualTo(64L << 30);
+        }
+        assertThat(allocated).as("bytes allocated making a 64 GiB memory").isLessThan(16 << 10);
+    }
+
+    @Test
+    void readsWritesAndCopiesOfWrittenMemoryAllocateNothing() {
+        SparseMemory m = new SparseMemory(256L << 20);
+        byte[] buf = pattern(256 << 10, 5);
+        long a = 3L * C - 2048;                         // both sides cross chunk boundaries
+        long b = (64L << 20) - 3000;                    // and a section boundary
+        m.write(a, buf, 0, buf.length);
+        m.write(b, buf, 0, buf.length);
+        var threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        long tid = Thread.currentThread().getId();
+        long allocated = Long.MAX_VALUE;
+        for (int round = 0; round < 5 && allocated > 0; round++) {
+            long before = threads.getThreadAllocatedBytes(tid);
+            for (int i = 0; i < 2000; i++) {
+                m.write(a + i, buf, 0, 4096);
+                m.read(b + i, buf, 0, 4096);
+                m.copy(a, b, 64 << 10);
+                m.deviceView().copy(b, a + 1, 64 << 10);
+            }
+            allocated = Math.min(allocated, threads.getThreadAllocatedBytes(tid) - before);
+        }
+        assertThat(allocated).as("bytes allocated by 2000 rounds of accesses").isZero();
+    }
+
+    @Test
+    void threadsRacingToCreateTheSameChunksAndSectionsLoseNoWrite() {
+        Seeded.forEach("SparseMemoryTest.race", 5, r -> threadsRacingToCreateTheSameChunksAndSectionsLoseNoWrite(
+                r.nextLong()));
+    }
+
+    private static void threadsRacingToCreateTheSameChunksAndSectionsLoseNoWrite(long seed) throws Exception {
+        int threadCount = 4;
+        int chunks = 3 * 1024 + 7;                      // a little over three sections
+        SparseMemory m = new SparseMemory((long) chunks * C);
+        List<Thread> threads = new ArrayList<>();
+        java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(threadCount);
+        for (int t = 0; t < threadCount; t++) {
+            int id = t;
+            Random order = new Random(seed + t);
+            threads.add(new Thread(() -> {
+                int[] perm = new int[chunks];
+                for (int i = 0; i < chunks; i++) {
+                    perm[i] = i;
+                }
+                for (int i = chunks - 1; i > 0; i--) {  // each thread visits every chunk in its own order
+                    int j = order.nextInt(i + 1);
+                    int x = perm[i];
+                    perm[i] = perm[j];
+                    perm[j] = x;
+                }
+                try {
+                    start.await();
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+                for (int chunk : perm) {
+                    m.write((long) chunk * C + 100 * id, new byte[] {(byte) (id + 1)}, 0, 1);
+                }
+            }));
+        }
+        threads.forEach(Thread::start);
+        for (Thread t : threads) {
+            t.join();
+        }
+        byte[] b = new byte[1];
+        for (int chunk = 0; chunk < chunks; chunk++) {
+            for (int id = 0; id < threadCount; id++) {
+                m.read((long) chunk * C + 100 * id, b, 0, 1);
+                assertThat(b[0]).as("chunk %d, thread %d", chunk, id).isEqualTo((byte) (id + 1));
+            }
+        }
+        assertThat(m.residentBytes()).isEqualTo((long) chunks * C);
+        assertThat(m.indexBytes()).isEqualTo(16 + 8 * 4 + 4 * (16 + 8 * 1024));
+    }
+
     record Op(int kind, int a, int b, int length, byte value) {
     }
 

@@ -15,7 +15,7 @@ import org.iommu4j.api.PhysicalMemory;
  * <p>As swiotlb does, a map copies the original into the slot whatever the direction, and iommu-dma zeroes the
  * rest of the slot's pages, so an untrusted device sees its buffer and zeros, never the neighbours of the
  * buffer in the original page. The area's slot search takes the area's lock (swiotlb takes an area lock); it
- * is on the untrusted-device path only.
+ * is on the untrusted-device path only; {@link #contains}, which every unmap asks, takes no lock.
  */
 final class BounceArea {
     /** Pages in the area. */
@@ -29,7 +29,8 @@ final class BounceArea {
     /** For every page of a slot, the slot's first page. */
     private final int[] slotOf = new int[PAGES];
     private long used; // one bit per page
-    private long start = -1;
+    /** Set once, under the lock, when the area is taken; read without it by {@link #contains}. */
+    private volatile long start = -1;
     private boolean unavailable;
 
     BounceArea(PhysicalMemory memory, PageAllocator pages) {
@@ -82,9 +83,13 @@ final class BounceArea {
         }
     }
 
-    /** @return whether a physical address lies in the area ({@code is_swiotlb_buffer}) */
-    synchronized boolean contains(long phys) {
-        return start >= 0 && phys >= start && phys < start + ((long) PAGES << PhysicalMemory.PAGE_SHIFT);
+    /**
+     * Whether a physical address lies in the area ({@code is_swiotlb_buffer}). Every unmap of every device asks,
+     * so it takes no lock: {@code start} is written once and never again.
+     */
+    boolean contains(long phys) {
+        long s = start;
+        return s >= 0 && phys >= s && phys < s + ((long) PAGES << PhysicalMemory.PAGE_SHIFT);
     }
 
     /** Copies back where the direction needs it and frees the slot. */

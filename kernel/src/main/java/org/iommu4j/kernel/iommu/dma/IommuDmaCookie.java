@@ -103,15 +103,18 @@ public final class IommuDmaCookie {
     public int queuedRanges() {
         int n = 0;
         for (FlushQueue q : queues) {
-            synchronized (q) {
+            q.lock();
+            try {
                 n += (q.tail - q.head) & (FQ_SIZE - 1);
+            } finally {
+                q.unlock();
             }
         }
         return n;
     }
 
-    /** One CPU's flush queue, the kernel's {@code struct iova_fq}: a ring guarded by itself. */
-    private static final class FlushQueue {
+    /** One CPU's flush queue, the kernel's {@code struct iova_fq}: a ring guarded by its own spin lock. */
+    private static final class FlushQueue extends SpinLock {
         final int cpu;
         final long[] pfn = new long[FQ_SIZE];
         final long[] pages = new long[FQ_SIZE];
@@ -147,7 +150,8 @@ public final class IommuDmaCookie {
             return;
         }
         FlushQueue fq = queues[cpu];
-        synchronized (fq) {
+        fq.lock();
+        try {
             ringFree(fq);
             if (fq.full()) {
                 flushIotlb();
@@ -160,6 +164,8 @@ public final class IommuDmaCookie {
             fq.phys[idx] = phys;
             fq.prot[idx] = prot;
             fq.counter[idx] = flushStart.get();
+        } finally {
+            fq.unlock();
         }
         if (!timerOn.get() && !timerOn.getAndSet(true)) {
             timerDeadline = clock.getAsLong() + FQ_TIMEOUT_MS * 1_000_000L;
@@ -193,8 +199,11 @@ public final class IommuDmaCookie {
         timerOn.set(false);
         flushIotlb();
         for (FlushQueue fq : queues) {
-            synchronized (fq) {
+            fq.lock();
+            try {
                 ringFree(fq);
+            } finally {
+                fq.unlock();
             }
         }
     }
@@ -211,7 +220,8 @@ public final class IommuDmaCookie {
         long pfnOf = iova >>> PhysicalMemory.PAGE_SHIFT;
         long finished = flushFinish.get();
         for (FlushQueue fq : queues) {
-            synchronized (fq) {
+            fq.lock();
+            try {
                 for (int i = fq.head; i != fq.tail; i = (i + 1) & (FQ_SIZE - 1)) {
                     if (fq.counter[i] >= finished && pfnOf - fq.pfn[i] >= 0 && pfnOf - fq.pfn[i] < fq.pages[i]) {
                         int need = access & (IommuProt.READ | IommuProt.WRITE);
@@ -221,6 +231,8 @@ public final class IommuDmaCookie {
                         return fq.phys[i] + (iova - (fq.pfn[i] << PhysicalMemory.PAGE_SHIFT));
                     }
                 }
+            } finally {
+                fq.unlock();
             }
         }
         return IommuDomain.FAULT_NOT_MAPPED;
@@ -229,8 +241,11 @@ public final class IommuDmaCookie {
     /** Drops every queued range; the domain is going away ({@code iommu_put_dma_cookie}). */
     void release() {
         for (FlushQueue fq : queues) {
-            synchronized (fq) {
+            fq.lock();
+            try {
                 fq.head = fq.tail;
+            } finally {
+                fq.unlock();
             }
         }
     }

@@ -9,7 +9,8 @@ import java.util.TreeMap;
  * allocated page-frame ranges searched top down below a limit, and in front of it per-CPU range caches
  * ({@code iova_rcache}) of recently freed ranges of 1 to 32 pages, one per power-of-two size.
  *
- * <p>Each CPU has a loaded and a previous magazine of {@value #MAG_SIZE} frame numbers behind its own lock; full
+ * <p>Each CPU has a loaded and a previous magazine of {@value #MAG_SIZE} frame numbers behind its own spin lock
+ * (the kernel's {@code cpu_rcache->lock}); full
  * magazines go to a depot shared by the CPUs (its own lock, taken only when a CPU's two magazines are both full or
  * both empty). A cached range stays allocated in the tree, as in the kernel, so {@link #allocFast} from a
  * magazine and {@link #freeFast} into one touch neither the tree nor its lock and allocate nothing. Empty
@@ -51,7 +52,7 @@ public final class IovaDomain {
         int size;
     }
 
-    private static final class CpuRcache {
+    private static final class CpuRcache extends SpinLock {
         Magazine loaded = new Magazine();
         Magazine prev = new Magazine();
     }
@@ -179,9 +180,12 @@ public final class IovaDomain {
     public void flushCaches() {
         for (Rcache rcache : rcaches) {
             for (CpuRcache c : rcache.cpus) {
-                synchronized (c) {
+                c.lock();
+                try {
                     drain(c.loaded);
                     drain(c.prev);
+                } finally {
+                    c.unlock();
                 }
             }
             synchronized (rcache.depot) {
@@ -207,7 +211,8 @@ public final class IovaDomain {
         }
         Rcache rcache = rcaches[log];
         CpuRcache c = rcache.cpus[cpu];
-        synchronized (c) {
+        c.lock();
+        try {
             if (c.loaded.size == 0) {
                 if (c.prev.size != 0) {
                     Magazine t = c.prev;
@@ -225,6 +230,8 @@ public final class IovaDomain {
                 }
             }
             return pop(c.loaded, limitPfn - size);
+        } finally {
+            c.unlock();
         }
     }
 
@@ -249,7 +256,8 @@ public final class IovaDomain {
         }
         Rcache rcache = rcaches[log];
         CpuRcache c = rcache.cpus[cpu];
-        synchronized (c) {
+        c.lock();
+        try {
             if (c.loaded.size == MAG_SIZE) {
                 if (c.prev.size < MAG_SIZE) {
                     Magazine t = c.prev;
@@ -265,6 +273,8 @@ public final class IovaDomain {
             }
             c.loaded.pfns[c.loaded.size++] = pfn;
             return true;
+        } finally {
+            c.unlock();
         }
     }
 

@@ -284,6 +284,20 @@ final class XenIommu {
                     ? "quarantined: assigned to no domain" : "no IOMMU context: its domain attached none");
         }
         int access = write ? IommuProt.WRITE : IommuProt.READ;
+        if (Long.compareUnsigned(last, PhysicalMemory.pageAlignDown(address) + PhysicalMemory.PAGE_OFFSET_MASK) <= 0) {
+            // inside one page: one translation, one copy
+            long maddr = c.translate(address, access);
+            if (maddr < 0) {
+                throw fault(device, p, address, write, maddr == IommuDomain.FAULT_PERMISSION ? "mapping does not allow "
+                        + (write ? "writes" : "reads") : "not mapped");
+            }
+            if (write) {
+                machine.memory().write(maddr, buffer, offset, length);
+            } else {
+                machine.memory().read(maddr, buffer, offset, length);
+            }
+            return;
+        }
         for (long page = PhysicalMemory.pageAlignDown(address); Long.compareUnsigned(page, last) <= 0;
                 page += PhysicalMemory.PAGE_SIZE) {
             long at = Math.max(page, address);

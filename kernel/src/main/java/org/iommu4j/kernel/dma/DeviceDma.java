@@ -77,25 +77,40 @@ public final class DeviceDma implements DmaPort {
             return;
         }
         int access = write ? IommuProt.WRITE : IommuProt.READ;
-        for (long page = PhysicalMemory.pageAlignDown(address); page <= last; page += PhysicalMemory.PAGE_SIZE) {
-            long at = Math.max(page, address);
-            long phys = group.translate(domain, at, access);
-            if (phys < 0) {
-                throw fault(device, at, write, phys == IommuDomain.FAULT_PERMISSION
-                        ? "mapping does not allow " + (write ? "writes" : "reads")
-                        : phys == Group.FAULT_DRIVER_ERROR ? "the IOMMU driver of " + group.opsOwner() + " failed"
-                        : "not mapped");
-            }
-            long chunkEnd = Math.min(last, page + PhysicalMemory.PAGE_OFFSET_MASK);
-            if (phys + (chunkEnd - at) >= memory.size()) {
-                throw fault(device, at, write, "translates to 0x" + Long.toHexString(phys) + ", outside memory");
+        long pageEnd = PhysicalMemory.pageAlignDown(address) + PhysicalMemory.PAGE_OFFSET_MASK;
+        boolean onePage = Long.compareUnsigned(last, pageEnd) <= 0;
+        long firstPhys = translate(device, group, domain, address, onePage ? last : pageEnd, access, write);
+        if (onePage) {
+            // the common case: one translation, one copy
+            move(firstPhys, buffer, offset, length, write);
+            return;
+        }
+        // every page is checked before a byte moves; a physically contiguous transfer is then one copy
+        boolean contiguous = true;
+        long expected = firstPhys + (pageEnd - address + 1);
+        for (long page = pageEnd + 1; ; page += PhysicalMemory.PAGE_SIZE) {
+            long end = page + PhysicalMemory.PAGE_OFFSET_MASK;
+            boolean lastPage = Long.compareUnsigned(last, end) <= 0;
+            long phys = translate(device, group, domain, page, lastPage ? last : end, access, write);
+            contiguous &= phys == expected;
+            expected = phys + PhysicalMemory.PAGE_SIZE;
+            if (lastPage) {
+                break;
             }
         }
+        if (contiguous) {
+            move(firstPhys, buffer, offset, length, write);
+            return;
+        }
         long runBus = address;
-        long runPhys = group.translate(domain, address, access);
+        long runPhys = firstPhys;
         long runLength = 0;
-        for (long at = address; at <= last; ) {
-            long chunkEnd = Math.min(last, PhysicalMemory.pageAlignDown(at) + PhysicalMemory.PAGE_OFFSET_MASK);
+        for (long at = address; ; ) {
+            long chunkEnd = PhysicalMemory.pageAlignDown(at) + PhysicalMemory.PAGE_OFFSET_MASK;
+            boolean lastPage = Long.compareUnsigned(last, chunkEnd) <= 0;
+            if (lastPage) {
+                chunkEnd = last;
+            }
             long phys = at == address ? runPhys : group.translate(domain, at, access);
             if (phys < 0) {
                 throw fault(device, at, write, "unmapped during the access");
@@ -107,9 +122,35 @@ public final class DeviceDma implements DmaPort {
                 runLength = 0;
             }
             runLength += chunkEnd - at + 1;
+            if (lastPage) {
+                break;
+            }
             at = chunkEnd + 1;
         }
         move(runPhys, buffer, offset + (int) (runBus - address), (int) runLength, write);
+    }
+
+    /**
+     * Translates the page of {@code at} for the access, faulting as the IOMMU would: not mapped, not allowed, the
+     * driver failed, or a translation outside memory.
+     *
+     * @param at the first byte of the access in this page
+     * @param chunkEnd the last byte of the access in this page
+     * @return the physical address of {@code at}
+     */
+    private long translate(BusDevice device, Group group, IommuDomain domain, long at, long chunkEnd, int access,
+            boolean write) {
+        long phys = group.translate(domain, at, access);
+        if (phys < 0) {
+            throw fault(device, at, write, phys == IommuDomain.FAULT_PERMISSION
+                    ? "mapping does not allow " + (write ? "writes" : "reads")
+                    : phys == Group.FAULT_DRIVER_ERROR ? "the IOMMU driver of " + group.opsOwner() + " failed"
+                    : "not mapped");
+        }
+        if (phys + (chunkEnd - at) >= memory.size()) {
+            throw fault(device, at, write, "translates to 0x" + Long.toHexString(phys) + ", outside memory");
+        }
+        return phys;
     }
 
     private void move(long phys, byte[] buffer, int offset, int length, boolean write) {

@@ -3,9 +3,7 @@ package org.iommu4j.kernel.proc;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.EnumSet;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.TreeMap;
@@ -47,7 +45,7 @@ public final class UserProcess {
     private final PhysicalMemory memory;
     private final BuddyAllocator pages;
     private final TreeMap<Long, Vma> vmas = new TreeMap<>();
-    private final Map<Long, Integer> pins = new HashMap<>();
+    private final PinCounts pins = new PinCounts();
     private final List<Vma> orphans = new ArrayList<>();
     private final List<Runnable> exitHooks = new ArrayList<>();
     private final List<FileObject> files = new ArrayList<>();
@@ -57,6 +55,8 @@ public final class UserProcess {
     private volatile long memlockLimit;
     private volatile long memlockHardLimit;
     private boolean alive = true;
+    /** The mapping {@link #vmaAt} found last: pinning a buffer again finds it without a tree search or boxing. */
+    private Vma lastVma;
 
     private record Vma(long start, long[] frames, boolean contiguous) {
         long end() {
@@ -281,13 +281,14 @@ public final class UserProcess {
                     "munmap of 0x%x in %s: no mapping starts there", vaddr, this));
         }
         vmas.remove(vaddr);
+        lastVma = null;
         release(vma);
     }
 
     /** Frees a mapping's frames now, or when its last pinned frame is unpinned. */
     private void release(Vma vma) {
         for (long f : vma.frames()) {
-            if (pins.containsKey(f)) {
+            if (pins.get(f) != 0) {
                 orphans.add(vma);
                 return;
             }
@@ -412,24 +413,38 @@ public final class UserProcess {
         long lastPage = PhysicalMemory.pageAlignDown(vaddr + length - 1);
         long page = first;
         while (true) {
-            var e = page < 0 ? null : vmas.floorEntry(page);
-            if (e == null || page >= e.getValue().end()) {
+            Vma v = page < 0 ? null : vmaAt(page);
+            if (v == null) {
                 throw new IommuException(Errno.EFAULT, String.format(
                         "address 0x%x is not mapped in %s", page == first ? vaddr : page, this));
             }
-            if (Long.compareUnsigned(lastPage, e.getValue().end()) < 0) {
+            if (Long.compareUnsigned(lastPage, v.end()) < 0) {
                 break;
             }
-            page = e.getValue().end();
+            page = v.end();
         }
         long count = ((lastPage - first) >>> PhysicalMemory.PAGE_SHIFT) + 1;
         long[] out = new long[(int) count];
         for (int i = 0; i < out.length; i++) {
             long at = first + ((long) i << PhysicalMemory.PAGE_SHIFT);
-            var e = vmas.floorEntry(at);
-            out[i] = e.getValue().frames()[(int) ((at - e.getKey()) >>> PhysicalMemory.PAGE_SHIFT)];
+            Vma v = vmaAt(at);
+            out[i] = v.frames()[(int) ((at - v.start()) >>> PhysicalMemory.PAGE_SHIFT)];
         }
         return out;
+    }
+
+    /** @return the mapping that holds a (non-negative) page address, or null */
+    private Vma vmaAt(long page) {
+        Vma v = lastVma;
+        if (v != null && page >= v.start() && page < v.end()) {
+            return v;
+        }
+        var e = vmas.floorEntry(page);
+        if (e == null || page >= e.getValue().end()) {
+            return null;
+        }
+        lastVma = e.getValue();
+        return lastVma;
     }
 
     /**
@@ -443,7 +458,7 @@ public final class UserProcess {
     public synchronized PinnedPages pin(long vaddr, long length) {
         long[] frames = frames(vaddr, length);
         for (long f : frames) {
-            pins.merge(f, 1, Integer::sum);
+            pins.increment(f);
         }
         pinnedTotal += frames.length;
         return new PinnedPages(vaddr, length, frames);
@@ -457,16 +472,14 @@ public final class UserProcess {
      */
     public synchronized void unpin(PinnedPages pinned) {
         for (int i = 0; i < pinned.pageCount(); i++) {
-            if (!pins.containsKey(pinned.frame(i))) {
+            if (pins.get(pinned.frame(i)) == 0) {
                 throw new IommuException(Errno.EINVAL, String.format(
                         "unpin of frame 0x%x in %s: it is not pinned", pinned.frame(i), this));
             }
         }
         boolean freedSome = false;
         for (int i = 0; i < pinned.pageCount(); i++) {
-            long f = pinned.frame(i);
-            if (pins.merge(f, -1, Integer::sum) == 0) {
-                pins.remove(f);
+            if (pins.decrement(pinned.frame(i))) {
                 freedSome = true;
             }
         }
@@ -483,7 +496,7 @@ public final class UserProcess {
      * @return how many pins the page holding it has
      */
     public synchronized int pinCount(long vaddr) {
-        return pins.getOrDefault(frames(vaddr, 1)[0], 0);
+        return pins.get(frames(vaddr, 1)[0]);
     }
 
     /**
@@ -646,6 +659,7 @@ public final class UserProcess {
             f.drop(this);
         }
         synchronized (this) {
+            lastVma = null;
             for (Vma vma : new ArrayList<>(vmas.values())) {
                 vmas.remove(vma.start());
                 release(vma);

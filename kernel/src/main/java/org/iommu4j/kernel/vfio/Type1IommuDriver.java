@@ -2,9 +2,7 @@ package org.iommu4j.kernel.vfio;
 
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import org.iommu4j.api.AddressRange;
 import org.iommu4j.api.Device;
 import org.iommu4j.api.DomainType;
@@ -106,8 +104,11 @@ final class Type1IommuDriver implements VfioIommuDriver {
     final class Container implements VfioIommu {
         private final List<DomainUse> domains = new ArrayList<>();
         /** The live mappings by iova: an unmap finds its own in constant time, whatever the count. */
-        private final Map<Long, VfioDmaMapping> live = new HashMap<>();
+        private final IovaHashTable live = new IovaHashTable();
         private final List<GroupResv> reserved = new ArrayList<>();
+        /** {@link #iovaRanges()} as primitive pairs, recomputed when a group joins or leaves. */
+        private long[] validStarts = {0};
+        private long[] validEnds = {-1L};
 
         private record GroupResv(Group group, List<Resv> regions) {
         }
@@ -125,8 +126,8 @@ final class Type1IommuDriver implements VfioIommuDriver {
          */
         long pgsizeBitmap() {
             long bitmap = -1L;
-            for (DomainUse use : domains) {
-                bitmap &= use.ops.pageSizeBitmap();
+            for (int i = 0, n = domains.size(); i < n; i++) {
+                bitmap &= domains.get(i).ops.pageSizeBitmap();
             }
             if ((bitmap & (PhysicalMemory.PAGE_SIZE - 1)) != 0) {
                 bitmap &= ~(long) (PhysicalMemory.PAGE_SIZE - 1);
@@ -178,12 +179,12 @@ final class Type1IommuDriver implements VfioIommuDriver {
          */
         void requireValidIova(long iova, long size) {
             long last = iova + size - 1;
-            List<VfioIovaRange> ranges = iovaRanges();
-            for (VfioIovaRange r : ranges) {
-                if (Long.compareUnsigned(iova, r.start()) >= 0 && Long.compareUnsigned(last, r.end()) <= 0) {
+            for (int i = 0; i < validStarts.length; i++) {
+                if (Long.compareUnsigned(iova, validStarts[i]) >= 0 && Long.compareUnsigned(last, validEnds[i]) <= 0) {
                     return;
                 }
             }
+            List<VfioIovaRange> ranges = iovaRanges();
             for (GroupResv g : reserved) {
                 for (Resv r : g.regions()) {
                     if (Long.compareUnsigned(iova, r.last()) <= 0 && Long.compareUnsigned(r.start(), last) <= 0) {
@@ -218,13 +219,15 @@ final class Type1IommuDriver implements VfioIommuDriver {
                         + " type 1 cannot translate for it");
             }
             List<Resv> regions = reservedRegions(group);
-            for (VfioDmaMapping m : live.values()) {
-                long last = m.iova() + m.size() - 1;
+            long[] iovas = live.sortedIovas();
+            for (long iova : iovas) {
+                long size = live.pages(iova).length();
+                long last = iova + size - 1;
                 for (Resv r : regions) {
-                    if (Long.compareUnsigned(m.iova(), r.last()) <= 0 && Long.compareUnsigned(r.start(), last) <= 0) {
+                    if (Long.compareUnsigned(iova, r.last()) <= 0 && Long.compareUnsigned(r.start(), last) <= 0) {
                         throw new IommuException(Errno.EINVAL, String.format("vfio_iommu_type1_attach_group: iommu"
                                 + " group %d reserves [0x%x-0x%x] (%s), where the mapping at 0x%x+0x%x lies; unmap"
-                                + " it first", group.id(), r.start(), r.last(), r.type(), m.iova(), m.size()));
+                                + " it first", group.id(), r.start(), r.last(), r.type(), iova, size));
                     }
                 }
             }
@@ -248,8 +251,8 @@ final class Type1IommuDriver implements VfioIommuDriver {
             }
             try {
                 if (fresh) {
-                    for (VfioDmaMapping m : live.values()) {
-                        mapInto(use, m.iova(), m.pages(), m.prot());
+                    for (long iova : iovas) {
+                        mapInto(use, iova, live.pages(iova), live.prot(iova));
                     }
                 }
                 iommu.attachGroup(group, use.domain);
@@ -264,12 +267,26 @@ final class Type1IommuDriver implements VfioIommuDriver {
                 domains.add(use);
             }
             reserved.add(new GroupResv(group, regions));
+            cacheValidRanges();
+        }
+
+        private void cacheValidRanges() {
+            List<VfioIovaRange> ranges = iovaRanges();
+            long[] starts = new long[ranges.size()];
+            long[] ends = new long[ranges.size()];
+            for (int i = 0; i < starts.length; i++) {
+                starts[i] = ranges.get(i).start();
+                ends[i] = ranges.get(i).end();
+            }
+            validStarts = starts;
+            validEnds = ends;
         }
 
         @Override
         public void detachGroup(IommuGroup g) {
             Group group = (Group) g;
             reserved.removeIf(r -> r.group() == group);
+            cacheValidRanges();
             for (DomainUse use : new ArrayList<>(domains)) {
                 if (use.groups.remove(group)) {
                     iommu.restoreDefaultDomain(group);
@@ -287,19 +304,19 @@ final class Type1IommuDriver implements VfioIommuDriver {
                 throw new IommuException(Errno.EINVAL, "vfio-iommu-type1 maps at the iova the user chooses:"
                         + " Vfio.ANY_IOVA is not allowed");
             }
-            List<DomainUse> done = new ArrayList<>();
+            int done = 0;
             try {
-                for (DomainUse use : domains) {
-                    mapInto(use, iova, pages, prot);
-                    done.add(use);
+                for (int n = domains.size(); done < n; done++) {
+                    mapInto(domains.get(done), iova, pages, prot);
                 }
             } catch (RuntimeException e) {
-                for (DomainUse use : done) {
+                for (int i = 0; i < done; i++) {
+                    DomainUse use = domains.get(i);
                     iommu.unmap(use.ops, use.domain, iova, pages.length());
                 }
                 throw e;
             }
-            live.put(iova, new VfioDmaMapping(iova, pages, prot));
+            live.put(iova, pages, prot);
             return iova;
         }
 
@@ -327,7 +344,8 @@ final class Type1IommuDriver implements VfioIommuDriver {
 
         @Override
         public void unmap(VfioDmaMapping mapping) {
-            for (DomainUse use : domains) {
+            for (int i = 0, n = domains.size(); i < n; i++) {
+                DomainUse use = domains.get(i);
                 iommu.unmap(use.ops, use.domain, mapping.iova(), mapping.size());
             }
             live.remove(mapping.iova());
@@ -337,6 +355,7 @@ final class Type1IommuDriver implements VfioIommuDriver {
         public void release() {
             live.clear();
             reserved.clear();
+            cacheValidRanges();
         }
     }
 }

@@ -4,6 +4,7 @@ import java.util.Set;
 import org.iommu4j.api.Capability;
 import org.iommu4j.api.Errno;
 import org.iommu4j.api.IommuException;
+import org.iommu4j.api.VfioIommuDriver;
 import org.iommu4j.kernel.proc.UserProcess;
 
 /**
@@ -50,24 +51,37 @@ final class VfioAccess {
     }
 
     /**
-     * A container needs whatever its iommu driver requires, at every step.
+     * A container needs whatever its iommu driver requires, at every step. Allocation-free when allowed (it runs
+     * on every map and unmap).
      *
      * @param caller who asks
-     * @param required the driver's requirement
+     * @param driver the container's iommu driver
      * @param step what is asked
-     * @param what the container's name for the message
      */
-    static void checkContainer(UserProcess caller, Set<Capability> required, Step step, String what) {
-        require(caller, required, step, what, "its iommu driver gives no DMA isolation");
+    static void checkContainer(UserProcess caller, VfioIommuDriver driver, Step step) {
+        Set<Capability> required = driver.requiredCapabilities();
+        if (required.isEmpty()) {
+            return;
+        }
+        for (Capability c : required) {
+            if (!caller.capable(c)) {
+                throw refused(caller, c, step, "a container with " + driver.name(),
+                        "its iommu driver gives no DMA isolation");
+            }
+        }
     }
 
     private static void require(UserProcess caller, Set<Capability> required, Step step, String what,
             String why) {
         for (Capability c : required) {
             if (!caller.capable(c)) {
-                throw new IommuException(Errno.EPERM, step.verb + " " + what + " requires " + c + " (" + why
-                        + "); " + caller + " does not have it");
+                throw refused(caller, c, step, what, why);
             }
         }
+    }
+
+    private static IommuException refused(UserProcess caller, Capability c, Step step, String what, String why) {
+        return new IommuException(Errno.EPERM, step.verb + " " + what + " requires " + c + " (" + why + "); "
+                + caller + " does not have it");
     }
 }

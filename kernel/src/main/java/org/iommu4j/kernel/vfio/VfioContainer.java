@@ -2,10 +2,8 @@ package org.iommu4j.kernel.vfio;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalInt;
-import java.util.TreeMap;
 import java.util.concurrent.locks.ReentrantLock;
 import org.iommu4j.api.AddressRange;
 import org.iommu4j.api.Capability;
@@ -50,7 +48,7 @@ public final class VfioContainer extends FileObject {
     private final UserProcess opener;
     private final ReentrantLock lock = new ReentrantLock();
     private final List<VfioGroup> groups = new ArrayList<>();
-    private final TreeMap<Long, Dma> mappings = new TreeMap<>(Long::compareUnsigned);
+    private final IovaTree<Dma> mappings = new IovaTree<>();
     private Registered driver;
     private VfioIommu iommu;
     private int type;
@@ -198,8 +196,7 @@ public final class VfioContainer extends FileObject {
                     continue;
                 }
                 try {
-                    VfioAccess.checkContainer(caller, d.requiredCapabilities(), VfioAccess.Step.SET_IOMMU,
-                            "a container with " + d.name());
+                    VfioAccess.checkContainer(caller, d, VfioAccess.Step.SET_IOMMU);
                 } catch (IommuException e) {
                     last = e;
                     continue;
@@ -498,17 +495,14 @@ public final class VfioContainer extends FileObject {
     /** @return the mapping that overlaps {@code [iova, iova + size)} with the highest start, or null */
     private Dma findOverlap(long iova, long size) {
         long last = iova + size - 1;
-        Map.Entry<Long, Dma> below = mappings.floorEntry(last);
-        if (below != null && Long.compareUnsigned(below.getValue().last(), iova) >= 0) {
-            return below.getValue();
-        }
-        return null;
+        Dma below = mappings.floor(last);
+        return below != null && Long.compareUnsigned(below.last(), iova) >= 0 ? below : null;
     }
 
     /** @return the mapping that holds the address, or null */
     private Dma containing(long address) {
-        Map.Entry<Long, Dma> e = mappings.floorEntry(address);
-        return e != null && Long.compareUnsigned(e.getValue().last(), address) >= 0 ? e.getValue() : null;
+        Dma d = mappings.floor(address);
+        return d != null && Long.compareUnsigned(d.last(), address) >= 0 ? d : null;
     }
 
     private void requireFree(long iova, long size) {
@@ -588,17 +582,18 @@ public final class VfioContainer extends FileObject {
             }
             long last = iova + size - 1;
             boolean v1 = type == Vfio.TYPE1_IOMMU;
+            Dma first = containing(iova);
             if (!v1 && !all) {
-                Dma first = containing(iova);
                 if (first != null && first.iova() != iova) {
                     throw split(iova, size, first);
                 }
-                Dma end = containing(last);
+                // a mapping that holds both ends holds the whole range: no second search
+                Dma end = first != null && Long.compareUnsigned(first.last(), last) >= 0 ? first : containing(last);
                 if (end != null && end.last() != last) {
                     throw split(iova, size, end);
                 }
             }
-            Dma start = findFirst(iova, last);
+            Dma start = first != null ? first : ceilingUpTo(iova, last);
             if (invalidate) {
                 return invalidate(caller, iova, last, start, v1);
             }
@@ -644,16 +639,17 @@ public final class VfioContainer extends FileObject {
     /** {@code vfio_find_dma_first_node}: the lowest mapping that overlaps {@code [iova, last]}. */
     private Dma findFirst(long iova, long last) {
         Dma d = containing(iova);
-        if (d != null) {
-            return d;
-        }
-        Map.Entry<Long, Dma> e = mappings.ceilingEntry(iova);
-        return e != null && Long.compareUnsigned(e.getKey(), last) <= 0 ? e.getValue() : null;
+        return d != null ? d : ceilingUpTo(iova, last);
+    }
+
+    /** @return the lowest mapping that starts in {@code [iova, last]}, or null */
+    private Dma ceilingUpTo(long iova, long last) {
+        Dma d = mappings.ceiling(iova);
+        return d != null && Long.compareUnsigned(d.iova(), last) <= 0 ? d : null;
     }
 
     private Dma next(Dma d) {
-        Map.Entry<Long, Dma> e = mappings.higherEntry(d.iova());
-        return e == null ? null : e.getValue();
+        return mappings.higher(d.iova());
     }
 
     private static IommuException badUnmap(long iova, long size, long pgsize) {
@@ -770,8 +766,7 @@ public final class VfioContainer extends FileObject {
                 throw new IommuException(Errno.ENOTTY, Vfio.ioctlName(request) + ": " + refused.get());
             }
         }
-        VfioAccess.checkContainer(caller, driver.driver().requiredCapabilities(), step,
-                "a container with " + driver.driver().name());
+        VfioAccess.checkContainer(caller, driver.driver(), step);
     }
 
     /** @return whether the group may join: type 1 refuses while a vaddr is invalidated */
@@ -839,7 +834,7 @@ public final class VfioContainer extends FileObject {
             }
             if (iommu != null) {
                 if (groups.isEmpty()) {
-                    for (Dma m : new ArrayList<>(mappings.values())) {
+                    for (Dma m : mappings.values()) {
                         remove(m);
                     }
                 }

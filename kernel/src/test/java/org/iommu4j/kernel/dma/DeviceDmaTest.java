@@ -146,4 +146,94 @@ class DeviceDmaTest {
                 .hasMessage("device 0000:06:0d.0 has been removed")
                 .extracting(e -> ((IommuException) e).errno()).isEqualTo(Errno.ENODEV);
     }
+    private PageTableIommu.PageTableDomain translating(PageTableIommu iommu) {
+        host.iommu().registerOps(BusType.PCI, iommu, ModuleRef.KERNEL);
+        return (PageTableIommu.PageTableDomain) nic.group().currentDomain();
+    }
+
+    private static byte[] pattern(int length, int salt) {
+        byte[] b = new byte[length];
+        for (int i = 0; i < length; i++) {
+            b[i] = (byte) (i * 31 + salt);
+        }
+        return b;
+    }
+
+    @Test
+    void aTransferOverPhysicallyContiguousPagesLandsWholeAndReadsBackWhole() {
+        PageTableIommu iommu = new PageTableIommu();
+        var domain = translating(iommu);
+        host.iommu().map(iommu, domain, 0x80000, 0x500000, 0x3000, IommuProt.READ | IommuProt.WRITE);
+        byte[] data = pattern(0x2400, 7);
+
+        nic.dmaWrite(0x80a00, data);
+
+        byte[] back = new byte[data.length];
+        host.memory().read(0x500a00, back, 0, back.length);
+        assertThat(back).isEqualTo(data);
+        assertThat(nic.dmaRead(0x80a00, data.length)).isEqualTo(data);
+        byte[] around = new byte[0xa00];
+        host.memory().read(0x500000, around, 0, around.length);
+        assertThat(around).containsOnly(0);
+    }
+
+    @Test
+    void aTransferOverPagesThatAreContiguousOnlyInPartsLandsPageByPage() {
+        PageTableIommu iommu = new PageTableIommu();
+        var domain = translating(iommu);
+        // iova pages 0x90000 and 0x91000 are one physical run, 0x92000 is elsewhere, 0x93000 follows it
+        host.iommu().map(iommu, domain, 0x90000, 0x600000, 0x2000, IommuProt.READ | IommuProt.WRITE);
+        host.iommu().map(iommu, domain, 0x92000, 0x700000, 0x2000, IommuProt.READ | IommuProt.WRITE);
+        byte[] data = pattern(0x3800, 3);
+
+        nic.dmaWrite(0x90400, data);
+
+        byte[] first = new byte[0x1c00];
+        byte[] second = new byte[0x1c00];
+        host.memory().read(0x600400, first, 0, first.length);
+        host.memory().read(0x700000, second, 0, second.length);
+        assertThat(first).isEqualTo(java.util.Arrays.copyOfRange(data, 0, 0x1c00));
+        assertThat(second).isEqualTo(java.util.Arrays.copyOfRange(data, 0x1c00, data.length));
+        assertThat(nic.dmaRead(0x90400, data.length)).isEqualTo(data);
+    }
+
+    @Test
+    void aContiguousTransferWhoseLastPageIsUnmappedFaultsThereAndWritesNothing() {
+        PageTableIommu iommu = new PageTableIommu();
+        var domain = translating(iommu);
+        host.iommu().map(iommu, domain, 0xa0000, 0x800000, 0x3000, IommuProt.READ | IommuProt.WRITE);
+        host.iommu().unmap(iommu, domain, 0xa2000, 0x1000);
+
+        assertThatThrownBy(() -> nic.dmaWrite(0xa0000, pattern(0x2001, 1)))
+                .isInstanceOf(IommuFaultException.class)
+                .hasMessage("0000:06:0d.0: iommu fault: DMA write at bus address 0xa2000: not mapped");
+        byte[] page = new byte[0x2000];
+        host.memory().read(0x800000, page, 0, page.length);
+        assertThat(page).containsOnly(0);
+        assertThat(nic.faultCount()).isEqualTo(1);
+    }
+
+    @Test
+    void aOnePageAccessAfterItsUnmapFaultsAsNotMappedAndAReadOnlyPageRefusesWritesInsideOnePage() {
+        PageTableIommu iommu = new PageTableIommu();
+        var domain = translating(iommu);
+        host.iommu().map(iommu, domain, 0xb0000, 0x900000, 0x1000, IommuProt.READ | IommuProt.WRITE);
+        host.iommu().map(iommu, domain, 0xb1000, 0x901000, 0x1000, IommuProt.READ);
+        nic.dmaWrite(0xb0010, PACKET);
+        assertThat(nic.dmaRead(0xb0010, PACKET.length)).isEqualTo(PACKET);
+
+        host.iommu().unmap(iommu, domain, 0xb0000, 0x1000);
+
+        assertThatThrownBy(() -> nic.dmaRead(0xb0010, PACKET.length))
+                .isInstanceOf(IommuFaultException.class)
+                .hasMessage("0000:06:0d.0: iommu fault: DMA read at bus address 0xb0010: not mapped");
+        assertThatThrownBy(() -> nic.dmaWrite(0xb1ff0, new byte[16]))
+                .isInstanceOf(IommuFaultException.class)
+                .hasMessage("0000:06:0d.0: iommu fault: DMA write at bus address 0xb1ff0: mapping does not allow"
+                        + " writes");
+        assertThat(nic.faultCount()).isEqualTo(2);
+        byte[] back = new byte[PACKET.length];
+        host.memory().read(0x900010, back, 0, back.length);
+        assertThat(back).isEqualTo(PACKET);
+    }
 }

@@ -7,6 +7,7 @@ import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
@@ -25,6 +26,12 @@ public class DeviceDmaBench {
     /** A 64 KiB mapping of the process's buffer. */
     @State(Scope.Thread)
     public static class Mapped {
+        /**
+         * {@code vtd}: one translation, the IOMMU's page table (the row's figure); {@code xen}: a Xen guest, whose
+         * device DMA goes through its IOMMU context in the hypervisor and then its machine frames.
+         */
+        @Param({"vtd", "xen"})
+        public String platform;
         VfioMachine m;
         long phys;
         byte[] buffer = new byte[SIZE];
@@ -32,7 +39,7 @@ public class DeviceDmaBench {
         /** Maps the buffer. */
         @Setup(Level.Trial)
         public void setUp() {
-            m = new VfioMachine(256L << 20, 64);
+            m = new VfioMachine(platform, 256L << 20, 64);
             long va = m.process.mmap(65536);
             m.container.mapDma(m.process, va, 65536, IOVA, IommuProt.READ | IommuProt.WRITE);
             phys = m.process.virtToPhys(va + 8192);

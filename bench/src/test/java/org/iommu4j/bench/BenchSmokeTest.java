@@ -44,8 +44,8 @@ class BenchSmokeTest {
                 .build();
         Collection<RunResult> results = new Runner(opts).run();
 
-        // DmaApi 3x2, bounce 3x8, slots 3, scaling 2x2, xen 3, type1 2, device 4, spin 2, iommu-dma 3
-        assertThat(results).hasSize(6 + 24 + 3 + 4 + 3 + 2 + 4 + 2 + 3);
+        // DmaApi 3x2, bounce 3x8, slots 3, scaling 2x2, xen 3, type1 2, device 4x2, spin 2, iommu-dma 3
+        assertThat(results).hasSize(6 + 24 + 3 + 4 + 3 + 2 + 8 + 2 + 3);
         assertThat(results).allSatisfy(r -> assertThat(r.getPrimaryResult().getScore()).isPositive());
 
         ObjectMapper mapper = new ObjectMapper();
@@ -60,6 +60,9 @@ class BenchSmokeTest {
                 .allSatisfy(r -> assertThat(r.measured()).isNotEqualTo("not measured"));
         assertThat(rows).filteredOn(r -> r.row().equals("2")).hasSize(8)
                 .allSatisfy(r -> assertThat(r.note()).startsWith("hot-copy ratio "));
+        assertThat(rows).filteredOn(r -> r.row().equals("7")).extracting(Report.Row::met).hasSize(4)
+                .satisfiesExactly(m -> assertThat(m).isNotNull(), m -> assertThat(m).isNotNull(),
+                        m -> assertThat(m).isNull(), m -> assertThat(m).isNull());
         assertThat(rows).filteredOn(r -> r.met() != null).extracting(Report.Row::verdict)
                 .allSatisfy(v -> assertThat(v).isIn("met", "MISSED"));
         String md = report.markdown(List.of("run: smoke"), "");

@@ -45,11 +45,12 @@ class Type1AllocationTest {
         long tid = Thread.currentThread().getId();
         assertThat(cycle(container, qemu, va, 20_000)).isEqualTo(20_000L * 4096);
 
-        // The least of five rounds: a JIT recompilation in one round can allocate a little, while a per-call
-        // allocation beyond the three objects a map hands out shows in every round.
+        // The least of up to twenty rounds (it stops at the first under the bound): code the JIT has not compiled
+        // yet, or is recompiling, allocates what escape analysis later removes, and on a loaded machine that can
+        // take several rounds; a per-call allocation beyond the three objects a map hands out shows in every round.
         int n = 10_000;
         long allocated = Long.MAX_VALUE;
-        for (int round = 0; round < 5 && allocated >= 200L * n; round++) {
+        for (int round = 0; round < 20 && allocated >= 200L * n; round++) {
             long before = threads.getThreadAllocatedBytes(tid);
             cycle(container, qemu, va, n);
             allocated = Math.min(allocated, threads.getThreadAllocatedBytes(tid) - before);

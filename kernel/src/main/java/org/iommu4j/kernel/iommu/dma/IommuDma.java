@@ -1,5 +1,6 @@
 package org.iommu4j.kernel.iommu.dma;
 
+import java.util.Optional;
 import java.util.function.IntSupplier;
 import java.util.function.LongSupplier;
 import org.iommu4j.api.AddressRange;
@@ -96,7 +97,7 @@ public final class IommuDma implements DmaOps {
     }
 
     /** The kernel's {@code kstrtobool}: 1/y/Y/on is true; anything else false. */
-    /** A boolean boot parameter, false when absent (a plain test: every host's boot runs it, lambdas cost a cold JVM). */
+    /** A boolean boot parameter, false when absent (plain code: every boot runs it, a cold JVM pays per lambda). */
     private static boolean flag(CommandLine commandLine, String name) {
         Optional<String> v = commandLine.get(name);
         return v.isPresent() && kstrtobool(v.get());

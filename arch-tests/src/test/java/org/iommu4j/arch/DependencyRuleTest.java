@@ -22,7 +22,7 @@ import org.w3c.dom.Element;
 import org.w3c.dom.NodeList;
 
 /**
- * The house rules of DESIGN.md, checked over the compiled classes and the poms of every module: the api
+ * The house rules of docs/architecture.md, checked over the compiled classes and the poms of every module: the api
  * depends on the JDK only, a backend on the api only, and no production class keeps static mutable state.
  */
 class DependencyRuleTest {
@@ -82,7 +82,7 @@ class DependencyRuleTest {
     void noProductionClassKeepsStaticMutableState() {
         fields().that().areStatic().and().areDeclaredInClassesThat().resideInAPackage("org.iommu4j..")
                 .should().beFinal()
-                .because("every simulated host must be an object of its own (DESIGN.md)")
+                .because("every simulated host must be an object of its own (docs/architecture.md)")
                 .allowEmptyShould(true)
                 .check(production);
         noFields().that().areStatic().and().areDeclaredInClassesThat().resideInAPackage("org.iommu4j..")

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Random;
+import org.iommu4j.testsupport.Seeded;
 import org.junit.jupiter.api.Test;
 
 /** A process's pin counts agree with a map of counts through growth and backward-shift deletes. */
@@ -12,17 +13,10 @@ class PinCountsTest {
 
     @Test
     void seededSequencesAgreeWithAMapOfCounts() {
-        for (long seed : new long[] {5, 99, 20261201}) {
-            try {
-                run(seed);
-            } catch (AssertionError e) {
-                throw new AssertionError("seed " + seed + ": " + e.getMessage(), e);
-            }
-        }
+        Seeded.forEach("PinCountsTest.sequences", 3, PinCountsTest::run);
     }
 
-    private static void run(long seed) {
-        Random random = new Random(seed);
+    private static void run(Random random) {
         PinCounts pins = new PinCounts();
         Map<Long, Integer> model = new HashMap<>();
         long[] frames = new long[1500];

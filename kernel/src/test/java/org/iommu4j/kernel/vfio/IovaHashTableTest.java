@@ -6,6 +6,7 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.Random;
 import org.iommu4j.api.PinnedPages;
+import org.iommu4j.testsupport.Seeded;
 import org.junit.jupiter.api.Test;
 
 /** The type 1 driver's table of live mappings keeps exactly what a map would, through growth and backward-shift deletes. */
@@ -13,17 +14,10 @@ class IovaHashTableTest {
 
     @Test
     void seededSequencesAgreeWithAHashMapAndListInUnsignedOrder() {
-        for (long seed : new long[] {3, 42, 20261201}) {
-            try {
-                run(seed);
-            } catch (AssertionError e) {
-                throw new AssertionError("seed " + seed + ": " + e.getMessage(), e);
-            }
-        }
+        Seeded.forEach("IovaHashTableTest.sequences", 3, IovaHashTableTest::run);
     }
 
-    private static void run(long seed) {
-        Random random = new Random(seed);
+    private static void run(Random random) {
         IovaHashTable table = new IovaHashTable();
         Map<Long, PinnedPages> model = new HashMap<>();
         Map<Long, Integer> prots = new HashMap<>();

@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.TreeMap;
+import org.iommu4j.testsupport.Seeded;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -15,21 +16,12 @@ import org.junit.jupiter.api.Test;
  */
 class IovaTreeTest {
 
-    private static final long[] SEEDS = {1, 17, 20261201};
-
     @Test
     void seededSequencesAgreeWithAnUnsignedTreeMap() {
-        for (long seed : SEEDS) {
-            try {
-                run(seed);
-            } catch (AssertionError e) {
-                throw new AssertionError("seed " + seed + ": " + e.getMessage(), e);
-            }
-        }
+        Seeded.forEach("IovaTreeTest.sequences", 3, IovaTreeTest::run);
     }
 
-    private static void run(long seed) {
-        Random random = new Random(seed);
+    private static void run(Random random) {
         IovaTree<Long> tree = new IovaTree<>();
         TreeMap<Long, Long> model = new TreeMap<>(Long::compareUnsigned);
         // a few hundred candidate keys, half of them above 2^63, so that chunks fill, split, merge and empty

@@ -7,10 +7,12 @@ import org.iommu4j.api.PhysicalMemory;
  * same bytes twice. One per benchmark thread.
  */
 public final class Source {
+    /** Bytes kept free around what a thread writes on every operation, so no other object shares its cache line. */
+    private static final int PAD = 64;
     private final PhysicalMemory memory;
     private final long phys;
-    private final byte[] stamp = new byte[8];
-    private long count;
+    /** The stamp's 8 bytes at {@link #PAD}, then the counter's 8; a cache line free on each side. */
+    private final byte[] stamp = new byte[PAD + 16 + PAD];
 
     /**
      * @param memory the memory the buffer is in
@@ -26,12 +28,22 @@ public final class Source {
         return phys;
     }
 
-    /** Writes the next counter value into the buffer's first 8 bytes. */
+    /**
+     * Writes the next counter value into the buffer's first 8 bytes. The counter and the stamp live in one padded
+     * array: a garbage collection can move any object next to them, and a line written on every operation beside
+     * a line every thread reads (the DMA API's ops binding, for one) would slow the other thread, not the model.
+     */
     public void dirty() {
-        long c = ++count;
+        long c = 0;
         for (int i = 0; i < 8; i++) {
-            stamp[i] = (byte) (c >>> (8 * i));
+            c |= (stamp[PAD + 8 + i] & 0xffL) << (8 * i);
         }
-        memory.write(phys, stamp, 0, 8);
+        c++;
+        for (int i = 0; i < 8; i++) {
+            byte b = (byte) (c >>> (8 * i));
+            stamp[PAD + i] = b;
+            stamp[PAD + 8 + i] = b;
+        }
+        memory.write(phys, stamp, PAD, 8);
     }
 }

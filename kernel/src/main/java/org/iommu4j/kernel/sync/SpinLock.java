@@ -9,24 +9,26 @@ import java.lang.invoke.VarHandle;
  * live DMA API mappings. Taking it free is one compare-and-set and dropping it a release store, half the atomic
  * operations of a Java monitor. A waiter spins briefly, then yields its CPU. Not reentrant; what it guards is held
  * for a few hundred instructions at most, and nothing under it takes it again. A class extends it, so the lock
- * word sits in the object it guards.
+ * word sits in the object it guards, with a cache line of padding on each side: every call writes the word, and
+ * a garbage collection can move any object next to it (it moved the DMA API's own object beside a device's
+ * record, which both CPUs read on every call).
  */
-public abstract class SpinLock {
+public abstract class SpinLock extends SpinLockWord {
     private static final VarHandle STATE;
     /** Spins before a waiter starts yielding its CPU. */
     private static final int SPINS = 100;
 
     static {
         try {
-            STATE = MethodHandles.lookup().findVarHandle(SpinLock.class, "state", int.class);
+            STATE = MethodHandles.lookup().findVarHandle(SpinLockWord.class, "state", int.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
     }
 
-    /** 1 while held. */
-    @SuppressWarnings("unused") // through STATE
-    private volatile int state;
+    /** Padding after the lock word: the subclass's fields and whatever object follows stay off its cache line. */
+    @SuppressWarnings("unused")
+    private long q0, q1, q2, q3, q4, q5, q6, q7;
 
     /** A lock nobody holds. */
     protected SpinLock() {

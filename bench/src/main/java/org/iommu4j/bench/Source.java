@@ -11,8 +11,10 @@ public final class Source {
     private static final int PAD = 64;
     private final PhysicalMemory memory;
     private final long phys;
-    /** The stamp's 8 bytes at {@link #PAD}, then the counter's 8; a cache line free on each side. */
-    private final byte[] stamp = new byte[PAD + 16 + PAD];
+    /** The stamp's 8 bytes at {@link #PAD}, a cache line free on each side. */
+    private final byte[] stamp = new byte[PAD + 8 + PAD];
+    /** The counter at index 8 of 17 longs, a cache line free on each side. */
+    private final long[] count = new long[17];
 
     /**
      * @param memory the memory the buffer is in
@@ -29,20 +31,14 @@ public final class Source {
     }
 
     /**
-     * Writes the next counter value into the buffer's first 8 bytes. The counter and the stamp live in one padded
-     * array: a garbage collection can move any object next to them, and a line written on every operation beside
+     * Writes the next counter value into the buffer's first 8 bytes. The counter and the stamp sit in padded
+     * arrays: a garbage collection can move any object next to them, and a line written on every operation beside
      * a line every thread reads (the DMA API's ops binding, for one) would slow the other thread, not the model.
      */
     public void dirty() {
-        long c = 0;
+        long c = ++count[8];
         for (int i = 0; i < 8; i++) {
-            c |= (stamp[PAD + 8 + i] & 0xffL) << (8 * i);
-        }
-        c++;
-        for (int i = 0; i < 8; i++) {
-            byte b = (byte) (c >>> (8 * i));
-            stamp[PAD + i] = b;
-            stamp[PAD + 8 + i] = b;
+            stamp[PAD + i] = (byte) (c >>> (8 * i));
         }
         memory.write(phys, stamp, PAD, 8);
     }

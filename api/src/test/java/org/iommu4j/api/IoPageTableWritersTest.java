@@ -7,9 +7,8 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicReference;
+import org.iommu4j.testsupport.Racing;
 import org.iommu4j.testsupport.Seeded;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -38,30 +37,10 @@ class IoPageTableWritersTest {
         Seeded.forEach("IoPageTableWritersTest.writers", Seeded.count("iommu4j.test.writers", 4), random -> {
             IoPageTable table = new IoPageTable();
             List<Map<Long, Long>> records = new ArrayList<>();
-            List<Thread> threads = new ArrayList<>();
-            AtomicReference<Throwable> failure = new AtomicReference<>();
-            CyclicBarrier start = new CyclicBarrier(THREADS);
             for (int t = 0; t < THREADS; t++) {
-                int id = t;
-                long seed = random.nextLong();
-                Map<Long, Long> mine = new HashMap<>();
-                records.add(mine);
-                threads.add(new Thread(() -> {
-                    try {
-                        start.await();
-                        write(table, id, new Random(seed), mine);
-                    } catch (Throwable e) {
-                        failure.compareAndSet(null, e);
-                    }
-                }));
+                records.add(new HashMap<>());
             }
-            threads.forEach(Thread::start);
-            for (Thread th : threads) {
-                th.join();
-            }
-            if (failure.get() != null) {
-                throw new AssertionError(failure.get());
-            }
+            Racing.run(THREADS, random, (id, r) -> write(table, id, r, records.get(id)));
             Map<Long, Long> all = new HashMap<>();
             records.forEach(all::putAll);
             assertThat(table.mappedPages()).isEqualTo(all.size());

@@ -3,14 +3,11 @@ package org.iommu4j.kernel.iommu.dma;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.util.ArrayDeque;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import java.util.Random;
-import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicIntegerArray;
-import java.util.concurrent.atomic.AtomicReference;
+import org.iommu4j.testsupport.Racing;
 import org.iommu4j.testsupport.Seeded;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -34,29 +31,8 @@ class IovaDomainThreadsTest {
         Seeded.forEach("IovaDomainThreadsTest.threads", Seeded.count("iommu4j.test.iovathreads", 4), random -> {
             IovaDomain iovad = new IovaDomain(1, CPUS);
             AtomicIntegerArray owner = new AtomicIntegerArray((int) LIMIT_PFN + 1); // 0 free, else thread + 1
-            AtomicReference<Throwable> failure = new AtomicReference<>();
-            CyclicBarrier start = new CyclicBarrier(THREADS);
             long[] allocated = new long[THREADS];
-            List<Thread> threads = new ArrayList<>();
-            for (int t = 0; t < THREADS; t++) {
-                int id = t;
-                long seed = random.nextLong();
-                threads.add(new Thread(() -> {
-                    try {
-                        start.await();
-                        allocated[id] = run(iovad, id, new Random(seed), owner);
-                    } catch (Throwable e) {
-                        failure.compareAndSet(null, e);
-                    }
-                }));
-            }
-            threads.forEach(Thread::start);
-            for (Thread th : threads) {
-                th.join();
-            }
-            if (failure.get() != null) {
-                throw new AssertionError(failure.get());
-            }
+            Racing.run(THREADS, random, (id, r) -> allocated[id] = run(iovad, id, r, owner));
             for (int pfn = 0; pfn <= LIMIT_PFN; pfn++) {
                 assertThat(owner.get(pfn)).as("frame 0x%x", pfn).isZero();
             }

@@ -76,7 +76,7 @@ public final class StackProfiles {
 
     /** Reads one RUNNABLE section from line {@code from}; returns the index of its last line. */
     private int readRunnable(List<String> log, int from, String key) {
-        List<double[]> shares = new ArrayList<>();
+        List<Double> shares = new ArrayList<>();
         List<List<String>> stacks = new ArrayList<>();
         double unattributed = 0;
         int i = from;
@@ -89,7 +89,7 @@ public final class StackProfiles {
                 if (frame.startsWith("<stack is empty")) {
                     unattributed += share;
                 } else if (!frame.equals("<other>")) {
-                    shares.add(new double[] {share});
+                    shares.add(share);
                     stacks.add(new ArrayList<>(List.of(frame)));
                 }
                 continue;
@@ -102,7 +102,7 @@ public final class StackProfiles {
         double attributed = 100 - unattributed;
         List<Frame> frames = new ArrayList<>();
         for (int k = 0; k < stacks.size(); k++) {
-            double share = attributed <= 0 ? 0 : shares.get(k)[0] * 100 / attributed;
+            double share = attributed <= 0 ? 0 : shares.get(k) * 100 / attributed;
             frames.add(new Frame(share, List.copyOf(stacks.get(k))));
         }
         profiles.put(key, new Profile(unattributed, List.copyOf(frames)));

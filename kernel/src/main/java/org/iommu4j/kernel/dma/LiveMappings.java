@@ -48,8 +48,9 @@ final class LiveMappings extends SpinLock {
 
     /**
      * Padding before a slot's fields (superclass fields come first in an object). A slot is written on every map and
-     * unmap of its device, and a garbage collection can move any object next to it: unpadded, it landed beside the
-     * DMA API's own object, which every CPU reads on every call, and one CPU's maps slowed another's by 1.5-2.5×.
+     * unmap of its device, and a garbage collection can move any object next to it: unpadded, a layout dump found one
+     * beside the DMA API's own object, which every CPU reads on every call, so its writes would make the other CPUs'
+     * reads miss.
      */
     @SuppressWarnings("unused")
     private abstract static class SlotPadding {

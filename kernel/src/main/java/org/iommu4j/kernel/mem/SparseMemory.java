@@ -27,8 +27,8 @@ public final class SparseMemory implements HostMemory {
      * {@code i + PAD}. Without them the first bytes of a chunk share a cache line with the array's header (whose
      * length every {@code System.arraycopy} reads) and the last ones with whatever object follows the array, so
      * one CPU writing the start of a page made every other CPU's access to that chunk miss: two threads writing
-     * pages 0x100000 and 0x101000 ran 3× slower each than one (bench rows 1, 4, 5, 9). Real memory has no such
-     * header; 128 bytes a 64 KiB chunk (0.2 %) keep the model's memory like it.
+     * pages 0x100000 and 0x101000 ran 3× slower each than one (bench rows 1, 5 and 9 at 2 threads). Real memory
+     * has no such header; 128 bytes a 64 KiB chunk (0.2 %) keep the model's memory like it.
      */
     private static final int PAD = 64;
     /** Chunks per section: 1024 of 64 KiB, 64 MiB a section. */

@@ -104,9 +104,15 @@ public final class SwiotlbPool implements BounceBufferPool {
     /** The pool's high-water mark of slots used, updated when an area reaches a new high of its own. */
     private final AtomicLong hiwater = new AtomicLong();
 
-    /** Padding before an area's fields: areas are allocated one after another and would share cache lines. */
+    /**
+     * Padding before an area's fields: areas are allocated one after another (after the array that holds them,
+     * which every map reads) and would share cache lines. The int fills the 4 bytes after a compressed object
+     * header, where HotSpot would otherwise put the area's lock ahead of the longs: a layout dump found it there,
+     * on the cache line of the array of areas, so one CPU's lock made every other CPU's search miss.
+     */
     @SuppressWarnings("unused")
     private abstract static class AreaPadding {
+        int p;
         long p00, p01, p02, p03, p04, p05, p06, p07, p08, p09, p0a, p0b, p0c, p0d, p0e, p0f;
     }
 

@@ -48,13 +48,15 @@ final class LiveMappings extends SpinLock {
 
     /**
      * Padding before a slot's fields (superclass fields come first in an object). A slot is written on every map and
-     * unmap of its device, and a garbage collection can move any object next to it: unpadded, a layout dump found one
-     * beside the DMA API's own object, which every CPU reads on every call, so its writes would make the other CPUs'
-     * reads miss.
+     * unmap of its device, and a garbage collection can move any object next to it. The int fills the 4 bytes after
+     * a compressed object header, where HotSpot would otherwise put the slot's state ahead of the longs (a layout
+     * dump found it there, sharing a cache line with the object before the slot); the longs keep 128 bytes, two
+     * cache lines, in front of the fields.
      */
     @SuppressWarnings("unused")
     private abstract static class SlotPadding {
-        private long p0, p1, p2, p3, p4, p5, p6, p7;
+        private int p;
+        private long p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, pa, pb, pc, pd, pe, pf;
     }
 
     /** A slot's fields, between the two paddings. */
@@ -73,7 +75,7 @@ final class LiveMappings extends SpinLock {
     static final class Slot extends SlotFields {
         /** Padding after the fields: a slot is written on every call of its device (see {@link SlotPadding}). */
         @SuppressWarnings("unused")
-        private long q0, q1, q2, q3, q4, q5, q6, q7;
+        private long q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, qa, qb, qc, qd, qe, qf;
 
         /** @return the binding the slot's call goes through */
         DmaOpsBinding binding() {

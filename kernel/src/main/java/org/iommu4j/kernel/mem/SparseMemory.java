@@ -11,8 +11,9 @@ import org.iommu4j.api.PhysicalMemory;
  * Physical memory stored sparsely: 64 KiB chunks allocated on first write, found through a two-level index (a
  * table of 64 MiB sections, each section's chunk table allocated on its first write), so that a 64 GiB host
  * costs a 4 KiB section table until used. The page (4 KiB) stays the unit of allocation and translation; the
- * chunk is only the unit of storage. It is large enough that copies run at {@code System.arraycopy} speed (a
- * 256 KiB copy is at most five pieces) and small enough that no garbage collector treats it as a large object:
+ * chunk is only the unit of storage; inside it every page has a cache line of its own on each side (see
+ * {@link #GAP}), so an access is cut at page boundaries, one {@code System.arraycopy} a page. The chunk is small
+ * enough that no garbage collector treats it as a large object:
  * G1 makes an object of half a region or more (regions are 1 MiB at the least) <em>humongous</em> and gives it
  * whole regions of its own, which made the 2 MiB chunks of earlier versions cost twice the bytes written (see
  * docs/performance.md).
@@ -23,14 +24,22 @@ public final class SparseMemory implements HostMemory {
     private static final int CHUNK_SHIFT = 16;
     private static final long CHUNK_MASK = CHUNK_SIZE - 1;
     /**
-     * Unused bytes at each end of a chunk's array, one cache line and more: byte {@code i} of a chunk is element
-     * {@code i + PAD}. Without them the first bytes of a chunk share a cache line with the array's header (whose
-     * length every {@code System.arraycopy} reads) and the last ones with whatever object follows the array, so
-     * one CPU writing the start of a page made every other CPU's access to that chunk miss: two threads writing
-     * pages 0x100000 and 0x101000 ran 3× slower each than one (bench rows 1, 5 and 9 at 2 threads). Real memory
-     * has no such header; 128 bytes a 64 KiB chunk (0.2 %) keep the model's memory like it.
+     * Unused bytes before each page of a chunk and after its last one, a cache line: page {@code p} of a chunk
+     * starts at element {@code GAP + p * PAGE_STRIDE}. An array's elements are only 8-byte aligned in the JVM's
+     * heap, so without them a page's first bytes would share a cache line with the end of the page before it
+     * (or with the array's header, whose length every {@code System.arraycopy} reads) and its last bytes with the
+     * next page's: one CPU writing the start of its page made the CPU working on the neighbouring page miss on
+     * every access (two threads on pages 0x100000 and 0x101000 ran 3× slower each than one; two threads bouncing
+     * through swiotlb from neighbouring source pages, 1.2–2× slower). In real memory a page is a whole number of
+     * cache lines and shares none with its neighbours; 64 bytes a page (1.6 %) keep the model's memory like it.
      */
-    private static final int PAD = 64;
+    private static final int GAP = 64;
+    /** Elements from one page's first byte to the next page's in a chunk. */
+    private static final int PAGE_STRIDE = (int) PAGE_SIZE + GAP;
+    /** Pages per chunk. */
+    private static final int CHUNK_PAGES = CHUNK_SIZE / (int) PAGE_SIZE;
+    /** Elements of a chunk's array. */
+    private static final int CHUNK_ELEMENTS = GAP + CHUNK_PAGES * PAGE_STRIDE;
     /** Chunks per section: 1024 of 64 KiB, 64 MiB a section. */
     private static final int SECTION_CHUNKS_SHIFT = 10;
     private static final int SECTION_SHIFT = CHUNK_SHIFT + SECTION_CHUNKS_SHIFT;
@@ -153,13 +162,12 @@ public final class SparseMemory implements HostMemory {
         Objects.checkFromIndexSize(offset, length, dst.length);
         checkRange(phys, length);
         while (length > 0) {
-            int in = (int) (phys & CHUNK_MASK);
-            int n = Math.min(length, CHUNK_SIZE - in);
+            int n = Math.min(length, pageRest(phys));
             byte[] chunk = chunk(phys);
             if (chunk == null) {
                 java.util.Arrays.fill(dst, offset, offset + n, (byte) 0);
             } else {
-                System.arraycopy(chunk, in + PAD, dst, offset, n);
+                System.arraycopy(chunk, element(phys), dst, offset, n);
             }
             phys += n;
             offset += n;
@@ -180,9 +188,8 @@ public final class SparseMemory implements HostMemory {
         Objects.checkFromIndexSize(offset, length, src.length);
         checkRange(phys, length);
         while (length > 0) {
-            int in = (int) (phys & CHUNK_MASK);
-            int n = Math.min(length, CHUNK_SIZE - in);
-            System.arraycopy(src, offset, chunkForWrite(phys), in + PAD, n);
+            int n = Math.min(length, pageRest(phys));
+            System.arraycopy(src, offset, chunkForWrite(phys), element(phys), n);
             phys += n;
             offset += n;
             length -= n;
@@ -211,7 +218,7 @@ public final class SparseMemory implements HostMemory {
             while (done < length) {
                 long srcEnd = srcPhys + length - done;
                 long dstEnd = dstPhys + length - done;
-                int n = (int) Math.min(length - done, Math.min(chunkOffsetEnd(srcEnd), chunkOffsetEnd(dstEnd)));
+                int n = (int) Math.min(length - done, Math.min(pageOffsetEnd(srcEnd), pageOffsetEnd(dstEnd)));
                 copyPiece(srcEnd - n, dstEnd - n, n);
                 done += n;
             }
@@ -221,30 +228,39 @@ public final class SparseMemory implements HostMemory {
         while (done < length) {
             long s = srcPhys + done;
             long d = dstPhys + done;
-            int n = (int) Math.min(length - done,
-                    Math.min(CHUNK_SIZE - (s & CHUNK_MASK), CHUNK_SIZE - (d & CHUNK_MASK)));
+            int n = (int) Math.min(length - done, Math.min(pageRest(s), pageRest(d)));
             copyPiece(s, d, n);
             done += n;
         }
     }
 
-    /** Bytes from the start of the chunk holding {@code end - 1} up to {@code end}. */
-    private static long chunkOffsetEnd(long end) {
-        return ((end - 1) & CHUNK_MASK) + 1;
+    /** Bytes from the start of the page holding {@code end - 1} up to {@code end}. */
+    private static long pageOffsetEnd(long end) {
+        return ((end - 1) & PAGE_OFFSET_MASK) + 1;
     }
 
-    /** Copies a piece that lies inside one chunk on each side. */
+    /** @return bytes from {@code phys} to the end of its page */
+    private static int pageRest(long phys) {
+        return (int) (PAGE_SIZE - (phys & PAGE_OFFSET_MASK));
+    }
+
+    /** @return the element of its chunk's array that holds byte {@code phys} (package-private for a test) */
+    static int element(long phys) {
+        return GAP + (int) ((phys & CHUNK_MASK) >>> PAGE_SHIFT) * PAGE_STRIDE + (int) (phys & PAGE_OFFSET_MASK);
+    }
+
+    /** Copies a piece that lies inside one page on each side. */
     private void copyPiece(long s, long d, int n) {
         byte[] src = chunk(s);
         if (src == null) {
             byte[] dst = chunk(d);
             if (dst != null) {
-                int at = (int) (d & CHUNK_MASK) + PAD;
+                int at = element(d);
                 java.util.Arrays.fill(dst, at, at + n, (byte) 0);
             }
             return;
         }
-        System.arraycopy(src, (int) (s & CHUNK_MASK) + PAD, chunkForWrite(d), (int) (d & CHUNK_MASK) + PAD, n);
+        System.arraycopy(src, element(s), chunkForWrite(d), element(d), n);
     }
 
     @Override
@@ -259,11 +275,11 @@ public final class SparseMemory implements HostMemory {
     private void fillRaw(long phys, long length, byte value) {
         checkRange(phys, length);
         while (length > 0) {
-            int in = (int) (phys & CHUNK_MASK);
-            int n = (int) Math.min(length, CHUNK_SIZE - in);
+            int n = (int) Math.min(length, pageRest(phys));
             byte[] chunk = value == 0 ? chunk(phys) : chunkForWrite(phys);
             if (chunk != null) {
-                java.util.Arrays.fill(chunk, in + PAD, in + PAD + n, value);
+                int at = element(phys);
+                java.util.Arrays.fill(chunk, at, at + n, value);
             }
             phys += n;
             length -= n;
@@ -311,7 +327,7 @@ public final class SparseMemory implements HostMemory {
         int c = (int) (phys >>> CHUNK_SHIFT) & SECTION_CHUNKS_MASK;
         byte[] chunk = (byte[]) CHUNK.getAcquire(section, c);
         if (chunk == null) {
-            byte[] fresh = new byte[PAD + CHUNK_SIZE + PAD];
+            byte[] fresh = new byte[CHUNK_ELEMENTS];
             chunk = (byte[]) CHUNK.compareAndExchange(section, c, (byte[]) null, fresh);
             if (chunk == null) {
                 chunk = fresh;

@@ -9,9 +9,9 @@ import java.lang.invoke.VarHandle;
  * live DMA API mappings. Taking it free is one compare-and-set and dropping it a release store, half the atomic
  * operations of a Java monitor. A waiter spins briefly, then yields its CPU. Not reentrant; what it guards is held
  * for a few hundred instructions at most, and nothing under it takes it again. A class extends it, so the lock
- * word sits in the object it guards, with a cache line of padding on each side: every call writes the word, and
- * a garbage collection can move any object next to it (it moved the DMA API's own object beside a device's
- * record, which both CPUs read on every call).
+ * word sits in the object it guards, with 128 bytes of padding on each side (two cache lines: the adjacent-line
+ * prefetcher fetches lines in pairs): every call writes the word, and a garbage collection can move any object
+ * next to it.
  */
 public abstract class SpinLock extends SpinLockWord {
     private static final VarHandle STATE;
@@ -26,9 +26,9 @@ public abstract class SpinLock extends SpinLockWord {
         }
     }
 
-    /** Padding after the lock word: the subclass's fields and whatever object follows stay off its cache line. */
+    /** Padding after the lock word: the subclass's fields and whatever object follows stay off its cache lines. */
     @SuppressWarnings("unused")
-    private long q0, q1, q2, q3, q4, q5, q6, q7;
+    private long q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, qa, qb, qc, qd, qe, qf;
 
     /** A lock nobody holds. */
     protected SpinLock() {

@@ -138,6 +138,27 @@ class SparseMemoryTest {
         assertThat(m.residentBytes()).isEqualTo(size);
     }
 
+    /**
+     * A page's bytes in storage are a cache line away from its neighbours' and from its chunk's array header: two
+     * CPUs working on neighbouring pages share no line, as in real memory (an array is only 8-byte aligned, so
+     * without the gaps the line across every page boundary held the end of one page and the start of the next).
+     */
+    @Test
+    void neighbouringPagesShareNoCacheLineInStorage() {
+        int pages = C / 4096;
+        assertThat(SparseMemory.element(0)).as("first byte of a chunk, after a 16-byte array header")
+                .isGreaterThanOrEqualTo(64);
+        for (int p = 1; p < pages; p++) {
+            int lastOfPrevious = SparseMemory.element(p * 4096L - 1);
+            int first = SparseMemory.element(p * 4096L);
+            assertThat(first - lastOfPrevious).as("elements from the end of page %d to the start of page %d", p - 1, p)
+                    .isGreaterThan(64);
+            assertThat(SparseMemory.element(p * 4096L + 4095) - first).as("page %d is contiguous", p).isEqualTo(4095);
+        }
+        assertThat(SparseMemory.element(C + 4096L) - SparseMemory.element(C)).as("the next chunk starts over")
+                .isEqualTo(SparseMemory.element(4096) - SparseMemory.element(0));
+    }
+
     @Test
     void theIndexOfAnIdleMemoryIsItsSectionTableAndGrowsBySectionsWritten() {
         SparseMemory m = new SparseMemory(64L << 30);

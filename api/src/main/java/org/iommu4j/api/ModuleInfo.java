@@ -3,7 +3,6 @@ package org.iommu4j.api;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
-import java.util.regex.Pattern;
 
 /**
  * A backend's module metadata, what {@code modinfo} shows: read by the loader before anything starts, to
@@ -26,8 +25,6 @@ import java.util.regex.Pattern;
 public record ModuleInfo(String name, String version, String description, String author, String license,
         boolean inTree, ApiVersionRange apiVersions, List<String> depends, List<ParameterSpec> parameters) {
 
-    private static final Pattern NAME = Pattern.compile("[a-z0-9][a-z0-9_-]*");
-
     /**
      * Checks the fields and copies the lists.
      *
@@ -43,7 +40,7 @@ public record ModuleInfo(String name, String version, String description, String
      * @throws IllegalArgumentException naming the bad field
      */
     public ModuleInfo {
-        if (name == null || !NAME.matcher(name).matches()) {
+        if (!validName(name)) {
             throw new IllegalArgumentException("module name '" + name
                     + "' is invalid: use lower case letters, digits, '-' and '_', starting with a letter or digit");
         }
@@ -203,5 +200,23 @@ public record ModuleInfo(String name, String version, String description, String
             return new ModuleInfo(name, version, description, author, license, inTree, apiVersions, depends,
                     parameters);
         }
+    }
+
+    /**
+     * Lower case letters, digits, '-' and '_', starting with a letter or a digit: checked without a regular
+     * expression, whose first use spins lambda classes (milliseconds of a cold JVM's start).
+     */
+    private static boolean validName(String name) {
+        if (name == null || name.isEmpty()) {
+            return false;
+        }
+        for (int i = 0; i < name.length(); i++) {
+            char c = name.charAt(i);
+            boolean ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && (c == '_' || c == '-'));
+            if (!ok) {
+                return false;
+            }
+        }
+        return true;
     }
 }

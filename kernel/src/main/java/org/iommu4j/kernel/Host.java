@@ -160,7 +160,7 @@ public final class Host {
         }
         int entries = DmaDebug.PREALLOC_ENTRIES;
         String given = commandLine.get("dma_debug_entries").orElse("");
-        if (given.matches("[0-9]{1,9}")) {
+        if (CommandLine.isDecimal(given, 9)) {
             entries = Integer.parseInt(given);
         }
         DmaDebug debug = new DmaDebug(log, taint, entries);

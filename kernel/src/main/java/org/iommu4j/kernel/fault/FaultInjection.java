@@ -35,7 +35,10 @@ public final class FaultInjection {
     public static final String FAILSLAB = "failslab";
     /** The DMA-mapping attribute name. */
     public static final String FAIL_IOMMU = "fail_iommu";
-    private static final Pattern SETUP = Pattern.compile("(\\d{1,18}),(\\d{1,3}),(\\d{1,18}),(-?\\d{1,9})");
+    /** The syntax of a setup string, compiled on first use (a host is built without compiling a pattern). */
+    private static final class Syntax {
+        static final Pattern SETUP = Pattern.compile("(\\d{1,18}),(\\d{1,3}),(\\d{1,18}),(-?\\d{1,9})");
+    }
 
     private final FaultAttr pageAlloc;
     private final FaultAttr slab;
@@ -72,7 +75,7 @@ public final class FaultInjection {
     }
 
     private static void setup(FaultAttr attr, String value, KernelLogBuffer log) {
-        Matcher m = SETUP.matcher(value);
+        Matcher m = Syntax.SETUP.matcher(value);
         try {
             if (!m.matches()) {
                 throw new IllegalArgumentException("expected <interval>,<probability>,<space>,<times>");

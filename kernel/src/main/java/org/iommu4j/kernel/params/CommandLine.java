@@ -34,6 +34,27 @@ public final class CommandLine implements KernelCommandLine {
     }
 
     /**
+     * Whether a value is an unsigned decimal of 1 to {@code maxDigits} digits, checked without a regular
+     * expression (a host is built without compiling one: their first use spins lambda classes, milliseconds of a
+     * cold JVM's start).
+     *
+     * @param value the value
+     * @param maxDigits the most digits allowed
+     * @return whether it is one
+     */
+    public static boolean isDecimal(String value, int maxDigits) {
+        if (value.isEmpty() || value.length() > maxDigits) {
+            return false;
+        }
+        for (int i = 0; i < value.length(); i++) {
+            if (value.charAt(i) < '0' || value.charAt(i) > '9') {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
      * Parses a command line.
      *
      * @param text the line; null or blank for none

@@ -6,6 +6,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.TreeMap;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Consumer;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.iommu4j.api.BusListener;
@@ -22,7 +23,9 @@ import org.iommu4j.api.VfioIommuDriver;
 import org.iommu4j.kernel.Host;
 import org.iommu4j.kernel.bus.BusDevice;
 import org.iommu4j.kernel.iommu.Group;
+import org.iommu4j.kernel.iommu.GroupListener;
 import org.iommu4j.kernel.module.ModuleRef;
+import org.iommu4j.kernel.params.CommandLine;
 import org.iommu4j.kernel.proc.UserProcess;
 
 /**
@@ -40,7 +43,13 @@ public final class Vfio {
     public static final String PCI_DRIVER = "vfio-pci";
     /** The platform driver's name. */
     public static final String PLATFORM_DRIVER = "vfio-platform";
-    private static final Pattern NODE = Pattern.compile("/dev/vfio/(noiommu-)?(\\d+)");
+    /**
+     * The syntax of a group's node, compiled on first use: a host is built without compiling a pattern (regular
+     * expressions spin lambda classes, milliseconds of a cold JVM's start).
+     */
+    private static final class NodeSyntax {
+        static final Pattern NODE = Pattern.compile("/dev/vfio/(noiommu-)?(\\d+)");
+    }
 
     /** The kernel parameter that bounds the mappings of one container. */
     public static final String DMA_ENTRY_LIMIT_PARAMETER = "vfio_iommu_type1.dma_entry_limit";
@@ -71,9 +80,20 @@ public final class Vfio {
                 revoke((BusDevice) device, "has been removed");
             }
         }, ModuleRef.KERNEL);
-        host.iommu().addGroupListener((device, group) -> lostGroup(device));
+        // classes, not lambdas: a host's first lambda costs a cold JVM milliseconds of class spinning
+        host.iommu().addGroupListener(new GroupListener() {
+            @Override
+            public void deviceLeftGroup(BusDevice device, Group group) {
+                lostGroup(device);
+            }
+        });
         host.vfioDrivers().register(type1, ModuleRef.KERNEL);
-        host.vfioDrivers().addUnregisterListener(this::driverUnregistered);
+        host.vfioDrivers().addUnregisterListener(new Consumer<VfioIommuDriver>() {
+            @Override
+            public void accept(VfioIommuDriver driver) {
+                driverUnregistered(driver);
+            }
+        });
     }
 
     /** @return the host */
@@ -89,7 +109,7 @@ public final class Vfio {
     /** {@code vfio_iommu_type1.dma_entry_limit} from the command line; a bad value keeps the default. */
     private static int dmaEntryLimit(Host host) {
         String raw = host.commandLine().get(DMA_ENTRY_LIMIT_PARAMETER).orElse("");
-        if (raw.matches("[0-9]{1,10}") && Long.parseLong(raw) <= Integer.MAX_VALUE) {
+        if (CommandLine.isDecimal(raw, 10) && Long.parseLong(raw) <= Integer.MAX_VALUE) {
             return Integer.parseInt(raw);
         }
         if (!raw.isEmpty()) {
@@ -207,7 +227,7 @@ public final class Vfio {
      *     changes on failure
      */
     public VfioGroupFile openGroup(UserProcess caller, String node) {
-        Matcher m = NODE.matcher(node == null ? "" : node);
+        Matcher m = NodeSyntax.NODE.matcher(node == null ? "" : node);
         lock.lock();
         try {
             VfioGroup g = null;

@@ -48,4 +48,18 @@ class CommandLineTest {
         assertThat(line.moduleParameters("swiotlb")).isEmpty();
         assertThat(CommandLine.parse(null).words()).isEmpty();
     }
+
+    @Test
+    void isDecimalAcceptsOneToMaxDigitsAndNothingElse() {
+        assertThat(CommandLine.isDecimal("0", 1)).isTrue();
+        assertThat(CommandLine.isDecimal("4294967295", 10)).isTrue();
+        assertThat(CommandLine.isDecimal("00012", 5)).isTrue();
+        assertThat(CommandLine.isDecimal("", 10)).isFalse();
+        assertThat(CommandLine.isDecimal("12345678901", 10)).isFalse();
+        assertThat(CommandLine.isDecimal("-1", 10)).isFalse();
+        assertThat(CommandLine.isDecimal("+1", 10)).isFalse();
+        assertThat(CommandLine.isDecimal("1 ", 10)).isFalse();
+        assertThat(CommandLine.isDecimal("0x10", 10)).isFalse();
+        assertThat(CommandLine.isDecimal("\u0661", 10)).as("a non-ASCII digit").isFalse();
+    }
 }

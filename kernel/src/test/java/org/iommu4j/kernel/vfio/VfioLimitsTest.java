@@ -106,4 +106,15 @@ class VfioLimitsTest {
         assertThat(bad.log().messages()).contains("vfio_iommu_type1: invalid value 'lots' for"
                 + " vfio_iommu_type1.dma_entry_limit: expected 0 to 2147483647; using 65535");
     }
+
+    @Test
+    void aDmaEntryLimitThatIsNotADecimalIntKeepsTheDefaultAndSaysSo() {
+        for (String bad : new String[] {"12a", "-1", "0x10", "2147483648", "99999999999"}) {
+            Host host = Host.builder().commandLine("vfio_iommu_type1.dma_entry_limit=" + bad).build();
+            assertThat(host.log().messages()).as(bad).contains("vfio_iommu_type1: invalid value '" + bad + "' for"
+                    + " vfio_iommu_type1.dma_entry_limit: expected 0 to 2147483647; using 65535");
+        }
+        Host good = Host.builder().commandLine("vfio_iommu_type1.dma_entry_limit=2147483647").build();
+        assertThat(good.log().messages()).noneMatch(m -> m.contains("invalid value"));
+    }
 }

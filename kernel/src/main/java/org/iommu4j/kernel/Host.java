@@ -5,6 +5,7 @@ import java.util.List;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.IntSupplier;
 import java.util.function.LongSupplier;
@@ -136,8 +137,19 @@ public final class Host {
         }
     }
 
-    /** The calling thread's CPU, assigned round robin on first use. */
+    /**
+     * The calling thread's CPU, assigned round robin on first use. The hot path reads it from a small table keyed
+     * by thread id (Java never reuses one), two loads; the thread-local, about 7 ns a call on the DMA path
+     * (iommu-dma asks twice a map and unmap), only on a thread's first call or when two threads' ids share both
+     * table slots.
+     */
     private final class CpuOfThread extends ThreadLocal<Integer> implements IntSupplier {
+        /** Table slots, a power of two. */
+        private static final int SLOTS = 64;
+        /** Bits of an entry that hold the CPU; the thread id is above them, and 0 marks an empty slot. */
+        private static final int CPU_BITS = 16;
+        private final AtomicLongArray byThread = new AtomicLongArray(SLOTS);
+
         @Override
         protected Integer initialValue() {
             return nextCpu.getAndIncrement() % cpus;
@@ -145,7 +157,23 @@ public final class Host {
 
         @Override
         public int getAsInt() {
-            return get();
+            @SuppressWarnings("deprecation") // Thread.threadId() is Java 19
+            long tid = Thread.currentThread().getId();
+            int i = (int) (tid ^ (tid >>> 6)) & (SLOTS - 1);
+            long e = byThread.get(i);
+            if (e >>> CPU_BITS == tid) {
+                return (int) e & ((1 << CPU_BITS) - 1);
+            }
+            int j = (i + 1) & (SLOTS - 1);
+            long f = byThread.get(j);
+            if (f >>> CPU_BITS == tid) {
+                return (int) f & ((1 << CPU_BITS) - 1);
+            }
+            int cpu = get();
+            if (cpus <= 1 << CPU_BITS && tid < 1L << (63 - CPU_BITS)) {
+                byThread.lazySet(e != 0 && f == 0 ? j : i, tid << CPU_BITS | cpu);
+            }
+            return cpu;
         }
     }
 

@@ -290,8 +290,7 @@ public final class IommuDma implements DmaOps {
         if (leftWithItsDomain(d)) {
             return;
         }
-        IommuDmaCookie c = cookie(d);
-        c.runTimer();
+        IommuDmaCookie c = cookie(d); // no timer check: see IommuDmaCookie#runTimer
         long phys = physOf(d, c, dmaAddress);
         unmapIova(c, dmaAddress, size, phys, prot(direction));
         if (bounce.contains(phys)) {
@@ -369,8 +368,7 @@ public final class IommuDma implements DmaOps {
             pages.freeContiguous(buffer.phys(), buffer.size() >>> PhysicalMemory.PAGE_SHIFT);
             return;
         }
-        IommuDmaCookie c = cookie(d);
-        c.runTimer();
+        IommuDmaCookie c = cookie(d); // no timer check: see IommuDmaCookie#runTimer
         physOf(d, c, buffer.dmaAddress());
         unmapIova(c, buffer.dmaAddress(), buffer.size(), buffer.phys(),
                 IommuProt.READ | IommuProt.WRITE | IommuProt.CACHE);

@@ -20,8 +20,8 @@ import org.iommu4j.kernel.sync.SpinLock;
  * freed. A lazy domain (the default otherwise, sysfs type {@code DMA-FQ}) clears the page table on unmap but
  * queues the IOVA on the calling CPU's flush queue ({@value #FQ_SIZE} entries); the queue is flushed when it
  * fills, and {@value #FQ_TIMEOUT_MS} ms of host time after the first entry was queued (the kernel's
- * {@code fq_timer}; here it fires at the next DMA API call on the domain after the deadline, or when
- * {@link #flushQueues} is called). An IOVA goes back to the allocator only after a flush that began after it
+ * {@code fq_timer}; here it fires at the next call on the domain that allocates an IOVA after the deadline, or
+ * when {@link #flushQueues} is called). An IOVA goes back to the allocator only after a flush that began after it
  * was queued ({@code fq_flush_start_cnt}, {@code fq_flush_finish_cnt}), so it is never reused while an IOTLB
  * may still hold its old translation.
  *
@@ -182,7 +182,14 @@ public final class IommuDmaCookie {
         }
     }
 
-    /** Runs the flush timer if its deadline has passed; called on every DMA API entry for the domain. */
+    /**
+     * Runs the flush timer if its deadline has passed; called by every DMA API call on the domain that allocates
+     * an IOVA (a map, a coherent allocation), before it allocates. An unmap or a free does not ask: reading the
+     * host's clock costs about 30 ns, as much as the rest of an unmap, and the kernel's timer is late by up to a
+     * tick anyway (it fires from the timer softirq at or after its deadline), so an unmap that queues its IOVA
+     * after the deadline and before the timer has run is one of the kernel's own orders. What the timer decides,
+     * which IOVAs the next allocation can reuse, is the same.
+     */
     void runTimer() {
         if (timerOn.get() && clock.getAsLong() - timerDeadline >= 0) {
             flushQueues();

@@ -59,6 +59,55 @@ class HostTest {
         assertThat(other[0]).isNotEqualTo(mine).isBetween(0, 3);
     }
 
+    /**
+     * Far more threads than the CPU table has slots, so that ids share slots: each thread still gets the CPU of
+     * its turn (round robin in the order of first calls) and keeps it, however often the slots are overwritten.
+     */
+    @Test
+    void twoHundredThreadsEachKeepTheCpuOfTheirTurn() throws Exception {
+        Host host = Host.builder().cpus(3).build();
+        int threads = 200;
+        int[][] seen = new int[threads][50];
+        for (int t = 0; t < threads; t++) {
+            int me = t;
+            Thread thread = new Thread(() -> seen[me][0] = host.currentCpu());
+            thread.start();
+            thread.join(); // one at a time: thread t is the t-th to ask
+        }
+        Thread[] again = new Thread[threads];
+        java.util.concurrent.CountDownLatch go = new java.util.concurrent.CountDownLatch(1);
+        for (int t = 0; t < threads; t++) {
+            int me = t;
+            again[t] = new Thread(() -> {
+                // a fresh thread: its turn comes after the first 200, in start order
+                seen[me][1] = host.currentCpu();
+                try {
+                    go.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                for (int i = 2; i < 50; i++) {
+                    seen[me][i] = host.currentCpu();
+                }
+            });
+            again[t].start();
+            while (again[t].getState() != Thread.State.WAITING && again[t].isAlive()) {
+                Thread.onSpinWait();
+            }
+        }
+        go.countDown();
+        for (Thread t : again) {
+            t.join();
+        }
+        for (int t = 0; t < threads; t++) {
+            assertThat(seen[t][0]).as("thread %d", t).isEqualTo(t % 3);
+            int turn = (threads + t) % 3;
+            for (int i = 1; i < 50; i++) {
+                assertThat(seen[t][i]).as("second thread %d, call %d", t, i).isEqualTo(turn);
+            }
+        }
+    }
+
     @Test
     void badSizesAreRefusedWithTheValidRange() {
         assertThatThrownBy(() -> Host.builder().memory(1000))

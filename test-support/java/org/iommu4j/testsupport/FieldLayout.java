@@ -43,7 +43,7 @@ public final class FieldLayout {
             }
         }
         assertThat(at).as("offset of %s.%s", type.getName(), field).isGreaterThanOrEqualTo(bytes);
-        assertThat(end - (at + width)).as("bytes of %s after %s.%s", type.getSimpleName(), type.getName(), field)
+        assertThat(end - (at + width)).as("bytes after %s.%s", type.getName(), field)
                 .isGreaterThanOrEqualTo(bytes);
     }
 

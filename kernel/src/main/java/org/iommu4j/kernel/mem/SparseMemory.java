@@ -26,12 +26,13 @@ public final class SparseMemory implements HostMemory {
     /**
      * Unused bytes before each page of a chunk and after its last one, a cache line: page {@code p} of a chunk
      * starts at element {@code GAP + p * PAGE_STRIDE}. An array's elements are only 8-byte aligned in the JVM's
-     * heap, so without them a page's first bytes would share a cache line with the end of the page before it
-     * (or with the array's header, whose length every {@code System.arraycopy} reads) and its last bytes with the
-     * next page's: one CPU writing the start of its page made the CPU working on the neighbouring page miss on
-     * every access (two threads on pages 0x100000 and 0x101000 ran 3× slower each than one; two threads bouncing
-     * through swiotlb from neighbouring source pages, 1.2–2× slower). In real memory a page is a whole number of
-     * cache lines and shares none with its neighbours; 64 bytes a page (1.6 %) keep the model's memory like it.
+     * heap, so without them the cache line across every page boundary would hold the end of one page and the
+     * start of the next, and the first page's line the array's header too, whose length every
+     * {@code System.arraycopy} reads. With only the header padded, two threads writing the starts of pages
+     * 0x100000 and 0x101000 ran 3× slower each than one. In real memory a page is a whole number of cache lines and
+     * shares none with its neighbours; 64 bytes a page (1.6 %) keep the model's memory like it. What the gaps
+     * cannot stop is the hardware prefetchers, which stop only at a real 4 KiB page, running on from one model
+     * page into the next (the bench gives each thread's buffer a chunk of its own for that).
      */
     private static final int GAP = 64;
     /** Elements from one page's first byte to the next page's in a chunk. */

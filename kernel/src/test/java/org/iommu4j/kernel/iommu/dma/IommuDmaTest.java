@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
+import java.util.function.LongSupplier;
 import org.iommu4j.api.BusType;
 import org.iommu4j.api.CoherentBuffer;
 import org.iommu4j.api.DmaDirection;
@@ -52,6 +53,17 @@ class IommuDmaTest {
         return host.pageAllocator().allocatePages(0, Long.MAX_VALUE);
     }
 
+    /** A host on {@code clock} whose NIC is in a lazily flushed (DMA-FQ) domain, and what the tests look at. */
+    private record Lazy(Host host, PciDevice nic, PageTableIommu.PageTableDomain domain, IommuDmaCookie cookie) {
+        static Lazy on(LongSupplier clock) {
+            Host host = Host.builder().clock(clock).pciDevice(PciDeviceSpec.of(NIC)).build();
+            host.iommu().registerOps(BusType.PCI, new PageTableIommu().deferredFlush(), VTD);
+            PciDevice nic = host.pci(NIC);
+            return new Lazy(host, nic, (PageTableIommu.PageTableDomain) nic.group().currentDomain(),
+                    nic.group().dmaCookie());
+        }
+    }
+
     @Test
     void aDmaDomainDeviceGetsAnIovaBelowFourGigabytesAndItsDmaReachesTheBuffer() {
         Host host = host("", PciDeviceSpec.of(NIC));
@@ -79,12 +91,11 @@ class IommuDmaTest {
 
     @Test
     void aLazyUnmapLeavesThePageReachableAndTheIovaUnusedUntilTheFlush() {
-        Host host = Host.builder().clock(() -> 0).pciDevice(PciDeviceSpec.of(NIC)).build(); // no timer
-        PageTableIommu ops = new PageTableIommu().deferredFlush();
-        host.iommu().registerOps(BusType.PCI, ops, VTD);
-        PciDevice nic = host.pci(NIC);
-        var domain = (PageTableIommu.PageTableDomain) nic.group().currentDomain();
-        IommuDmaCookie cookie = nic.group().dmaCookie();
+        Lazy lazy = Lazy.on(() -> 0); // no timer
+        Host host = lazy.host();
+        PciDevice nic = lazy.nic();
+        var domain = lazy.domain();
+        IommuDmaCookie cookie = lazy.cookie();
         long phys = buffer(host);
         assertThat(host.sysfs().read("/sys/kernel/iommu_groups/0/type")).hasValue("DMA-FQ");
 
@@ -114,11 +125,10 @@ class IommuDmaTest {
     @Test
     void theFlushTimerFiresTenMillisecondsOfHostTimeAfterTheFirstQueuedUnmap() {
         long[] now = {0};
-        Host host = Host.builder().clock(() -> now[0]).pciDevice(PciDeviceSpec.of(NIC)).build();
-        PageTableIommu ops = new PageTableIommu().deferredFlush();
-        host.iommu().registerOps(BusType.PCI, ops, VTD);
-        PciDevice nic = host.pci(NIC);
-        var domain = (PageTableIommu.PageTableDomain) nic.group().currentDomain();
+        Lazy lazy = Lazy.on(() -> now[0]);
+        Host host = lazy.host();
+        PciDevice nic = lazy.nic();
+        var domain = lazy.domain();
         long phys = buffer(host);
 
         long dma = host.dma().map(nic, phys, 4096, DmaDirection.TO_DEVICE);
@@ -142,12 +152,11 @@ class IommuDmaTest {
     @Test
     void anUnmapAfterTheDeadlineQueuesItsIovaAndTheNextMapFlushesBoth() {
         long[] now = {0};
-        Host host = Host.builder().clock(() -> now[0]).pciDevice(PciDeviceSpec.of(NIC)).build();
-        PageTableIommu ops = new PageTableIommu().deferredFlush();
-        host.iommu().registerOps(BusType.PCI, ops, VTD);
-        PciDevice nic = host.pci(NIC);
-        var domain = (PageTableIommu.PageTableDomain) nic.group().currentDomain();
-        IommuDmaCookie cookie = nic.group().dmaCookie();
+        Lazy lazy = Lazy.on(() -> now[0]);
+        Host host = lazy.host();
+        PciDevice nic = lazy.nic();
+        var domain = lazy.domain();
+        IommuDmaCookie cookie = lazy.cookie();
         long phys = buffer(host);
 
         long first = host.dma().map(nic, phys, 4096, DmaDirection.TO_DEVICE);
